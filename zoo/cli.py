@@ -17,7 +17,10 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 
 def cmd_list(a) -> int:
-    from .manifest import support_rows
+    from .manifest import support_markdown, support_rows
+    if a.markdown:
+        print(support_markdown())
+        return 0
     print(table(support_rows(), ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
     return 0
 
@@ -187,7 +190,9 @@ def _source_args(p, model=True):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported torchvision detectors.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="models and their supported combinations").set_defaults(fn=cmd_list)
+    s = sub.add_parser("list", help="models and their supported combinations")
+    s.add_argument("--markdown", action="store_true", help="the README's support table")
+    s.set_defaults(fn=cmd_list)
     s = sub.add_parser("info", help="one model's manifest (and store entry with --source)")
     s.add_argument("name")
     s.add_argument("--source", default=None)
@@ -241,6 +246,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `zoo list | head` ends quietly
     args = parser().parse_args(argv)
     try:
         return args.fn(args)

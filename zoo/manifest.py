@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -239,7 +240,9 @@ def parse(path: Path) -> Manifest:
 
 
 def manifest_dir() -> Path:
-    """The manifests shipped in the package (zoo/manifests), or the repository's manifests/ in a source checkout."""
+    """$ZOO_MANIFESTS, else the repository's manifests/ (source checkout), else those shipped in the package."""
+    if os.environ.get("ZOO_MANIFESTS"):
+        return Path(os.environ["ZOO_MANIFESTS"])
     repo = Path(__file__).resolve().parent.parent / "manifests"
     return repo if repo.is_dir() else MANIFEST_DIR
 
@@ -296,3 +299,14 @@ def support_rows(directory: str | Path | None = None) -> list[dict]:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=u.method, runtime=u.runtime, format="-",
                              batch="-", devices="-", status=f"unsupported: {u.reason}"))
     return rows
+
+
+def support_markdown(directory: str | Path | None = None) -> str:
+    """The README's support table (kept in sync by a test)."""
+    lines = ["| model | alias | method | runtime | format | batch | resolution | devices | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in support_rows(directory):
+        res = "dynamic" if r["status"] != "unsupported" else "-"
+        lines.append(f"| {r['model']} | {r['alias']} | {r['method']} | {r['runtime']} | {r['format']} | {r['batch']} | "
+                     f"{res} | {r['devices']} | {r['status']} |")
+    return "\n".join(lines)

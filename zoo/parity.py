@@ -110,9 +110,14 @@ def match(ref: dict, cand: dict, tol: Tolerance) -> tuple[list[tuple[int, int]],
         if j >= 0 and row[j] >= tol.iou:
             taken[j] = True
             pairs.append((int(i), j))
-    matched_ref = {i for i, _ in pairs}
+    matched_ref, matched_cand = {i for i, _ in pairs}, {j for _, j in pairs}
     cutoff = rs.min() if len(rs) else 0.0
-    borderline = sum(1 for i in range(len(rs)) if i not in matched_ref and rs[i] - cutoff <= tol.score_atol)
+    near = lambda s: s - cutoff <= tol.score_atol  # noqa: E731
+    missed = sum(1 for i in range(len(rs)) if i not in matched_ref and near(rs[i]))
+    # a miss at the cut-off is borderline only if something explains it: a candidate detection near the cut-off
+    # that took its place (a swap), or the candidate keeping fewer detections (it fell below the threshold)
+    swapped_in = sum(1 for j in range(len(cs)) if j not in matched_cand and near(cs[j]))
+    borderline = min(missed, swapped_in + max(0, len(rs) - len(cs)))
     p = ImageParity(len(rb), len(cb), len(pairs), borderline)
     if pairs:
         i, j = map(list, zip(*pairs))

@@ -1,0 +1,49 @@
+"""Shared fixtures. Stores are built once per session (building is the slow part of the suite)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LIGHT = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"]
+
+
+def run_zoo(*args, env=None, check=True, timeout=1800, cwd=None):
+    """Run the `zoo` CLI in a fresh process (not the one that built anything)."""
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def light_store(tmp_path_factory):
+    """Two small models (an SSD and an R-CNN), every method, seeded weights."""
+    from zoo.pipeline import build
+    out = tmp_path_factory.mktemp("light") / "store"
+    result = build(LIGHT, out, "random:0", progress=False)
+    assert not result.failed, "\n".join(result.lines)
+    return out
+
+
+@pytest.fixture(scope="session")
+def full_store(tmp_path_factory):
+    """Every model of the manifests, every method, seeded weights: the build checks each artifact's parity."""
+    from zoo.manifest import all_manifests
+    from zoo.pipeline import build
+    out = tmp_path_factory.mktemp("full") / "store"
+    names = [n for n in all_manifests() if n not in LIGHT]
+    result = build(names, out, "random:0", progress=False)
+    return out, result
+
+
+@pytest.fixture
+def zoo_home(tmp_path, monkeypatch):
+    home = tmp_path / "zoo-home"
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    monkeypatch.delenv("ZOO_SOURCE", raising=False)
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    return home

@@ -1,0 +1,174 @@
+"""zoo.load on a real store: interface contract, bad input, integrity, fresh processes, no torch."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from zoo.errors import InputError, IntegrityError, NotAvailableError, UnknownModelError, UnsupportedError
+
+COMBOS = [("onnxruntime", "onnx"), ("pytorch", "tracing"), ("pytorch", "scripting"), ("pytorch", "eager")]
+SSD, RCNN = "ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"
+
+
+def image(h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), size=(h, w),
+                                           mode="bilinear", align_corners=False)[0].clamp(0, 1)
+
+
+@pytest.mark.parametrize("runtime, method", COMBOS)
+@pytest.mark.parametrize("name", [SSD, RCNN])
+def test_outputs_have_torchvision_keys_dtypes_shapes(light_store, name, runtime, method):
+    model = zoo.load(name, runtime=runtime, method=method, source=light_store)
+    eager = zoo.load(name, runtime="pytorch", method="eager", source=light_store)
+    imgs = [image(350, 470, 1), image(413, 297, 2)]  # two sizes, one portrait, neither the export size
+    out = model(imgs)
+    # a call runs images in chunks of the artifact's batch (padded together, as torchvision does): compare with eager
+    # called the same way
+    ref = eager(imgs) if model.info["artifact"]["batch"] is None else eager([imgs[0]]) + eager([imgs[1]])
+    assert len(out) == 2
+    for o, r, im in zip(out, ref, imgs):
+        assert set(o) == {"boxes", "labels", "scores"}
+        n = len(o["scores"])
+        assert isinstance(o["boxes"], torch.Tensor)
+        assert o["boxes"].dtype == torch.float32 and o["boxes"].shape == (n, 4)
+        assert o["labels"].dtype == torch.int64 and o["scores"].dtype == torch.float32
+        assert n > 0 and n == len(r["scores"])
+        assert float(o["boxes"][:, 2].max()) <= im.shape[2] and float(o["boxes"][:, 3].max()) <= im.shape[1]
+        assert torch.allclose(torch.sort(o["scores"]).values, torch.sort(r["scores"]).values, atol=1e-3)
+    assert model.categories[1] == "person" and model.info["weights"]["kind"] == "random"
+
+
+def test_numpy_in_numpy_out(light_store):
+    model = zoo.load(SSD, runtime="onnxruntime", source=light_store)
+    out = model([image(300, 400).numpy()])[0]
+    assert isinstance(out["boxes"], np.ndarray) and out["boxes"].dtype == np.float32
+    assert out["labels"].dtype == np.int64
+
+
+def test_grey_image_gives_well_formed_outputs_for_every_combination(light_store):
+    grey = torch.full((3, 300, 400), 0.5)
+    for runtime, method in COMBOS:
+        out = zoo.load(RCNN, runtime=runtime, method=method, source=light_store)([grey])[0]
+        ref = zoo.load(RCNN, runtime="pytorch", method="eager", source=light_store)([grey])[0]
+        assert out["boxes"].shape == (len(ref["boxes"]), 4) and out["scores"].shape == (len(ref["boxes"]),)
+    assert len(ref["boxes"]) == 0  # the mobilenet R-CNN gets no proposal above rpn_score_thresh on grey: the trap
+
+
+def test_traced_artifact_takes_any_number_of_images(light_store):
+    model = zoo.load(RCNN, runtime="pytorch", method="tracing", source=light_store)
+    assert model.info["artifact"]["batch"] == 1
+    outs = model([image(300, 400, s) for s in range(3)])
+    assert len(outs) == 3
+
+
+@pytest.mark.parametrize("bad, expected", [
+    (torch.rand(3, 100, 100), "got Tensor (wrap a single image in a list"),
+    ([], "got an empty list"),
+    ([torch.rand(1, 100, 100)], "expected 3 channels first"),
+    ([torch.rand(100, 120, 3)], "HWC layout? transpose to CHW"),
+    ([(torch.rand(3, 50, 50) * 255).to(torch.uint8)], "got dtype uint8 (convert: image.float() / 255)"),
+    ([torch.rand(3, 50, 50) * 255], "expected values in [0, 1]"),
+    ([torch.rand(2, 3, 50, 50)], "a batch tensor? pass a list of images"),
+    (["cat.jpg"], "got a list of str"),
+    ([torch.rand(3, 50, 50), np.random.rand(3, 50, 50)], "a mix of numpy, torch"),
+])
+def test_bad_input_says_what_was_expected(light_store, bad, expected):
+    model = zoo.load(SSD, runtime="onnxruntime", source=light_store)
+    with pytest.raises(InputError) as e:
+        model(bad)
+    assert expected in str(e.value)
+
+
+def test_unknown_and_unsupported(light_store):
+    with pytest.raises(UnknownModelError, match="did you mean 'ssdlite'"):
+        zoo.load("ssdlit", source=light_store)
+    with pytest.raises(UnsupportedError, match="supported: runtime='pytorch' method='tracing'"):
+        zoo.load(SSD, runtime="onnxruntime", method="tracing", source=light_store)
+    with pytest.raises(UnsupportedError, match="runtime must be one of"):
+        zoo.load(SSD, runtime="caffe2", source=light_store)
+    with pytest.raises(UnsupportedError, match="traced graph keeps the device"):
+        zoo.load(SSD, runtime="pytorch", method="tracing", device="cuda", source=light_store)
+    with pytest.raises(NotAvailableError, match="not in this store; build it"):
+        zoo.load("retinanet", source=light_store)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_gpu_is_a_clear_error(light_store):
+    with pytest.raises(UnsupportedError, match="CUDA"):
+        zoo.load(SSD, runtime="pytorch", method="scripting", device="cuda", source=light_store)
+    with pytest.raises(UnsupportedError, match="CUDAExecutionProvider"):
+        zoo.load(SSD, runtime="onnxruntime", device="cuda", source=light_store)
+
+
+def test_tampered_artifact_is_refused_before_loading(light_store, tmp_path, monkeypatch):
+    copy = tmp_path / "store"
+    shutil.copytree(light_store, copy)
+    onnx = copy / "models" / SSD / "onnx" / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    import zoo.runtimes.onnxruntime as rt
+    monkeypatch.setattr(rt, "OnnxRuntimeBackend", lambda *a, **k: pytest.fail("a tampered file was loaded"))
+    with pytest.raises(IntegrityError) as e:
+        zoo.load(SSD, runtime="onnxruntime", source=copy)
+    index = json.loads((copy / "index.json").read_text())
+    want = next(a for a in index["models"][SSD]["artifacts"] if a["method"] == "onnx")["files"]["model"]["sha256"]
+    assert "model.onnx" in str(e.value) and want in str(e.value)
+
+
+FRESH = """
+import sys, json, torch, zoo
+model = zoo.load(sys.argv[1], runtime=sys.argv[2], method=sys.argv[3], source=sys.argv[4])
+out = model([torch.full((3, 333, 444), 0.25), torch.rand(3, 280, 500, generator=torch.Generator().manual_seed(5))])
+print(json.dumps([len(o["scores"]) for o in out]))
+"""
+
+
+@pytest.mark.parametrize("runtime, method", COMBOS[:3])
+def test_artifact_loads_in_a_fresh_process(light_store, runtime, method):
+    """A process that exported nothing loads each artifact and agrees with eager in this process."""
+    proc = subprocess.run([sys.executable, "-c", FRESH, RCNN, runtime, method, str(light_store)],
+                          capture_output=True, text=True, check=True)
+    counts = json.loads(proc.stdout.strip().splitlines()[-1])
+    eager = zoo.load(RCNN, runtime="pytorch", method="eager", source=light_store)
+    imgs = [torch.full((3, 333, 444), 0.25), torch.rand(3, 280, 500, generator=torch.Generator().manual_seed(5))]
+    assert counts == [len(eager([im])[0]["scores"]) for im in imgs]
+    assert "FutureWarning" not in proc.stderr and "always returns" not in proc.stderr
+
+
+NO_TORCH = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith(("torch.", "torchvision")):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, Block())
+import numpy as np, zoo
+model = zoo.load(sys.argv[1], runtime="onnxruntime", source=sys.argv[2])
+out = model([np.full((3, 300, 400), 0.3, np.float32), np.random.default_rng(0).random((3, 320, 410), dtype=np.float32)])
+assert all(type(v).__module__ == "numpy" for o in out for v in o.values())
+assert "torch" not in sys.modules
+print("no torch ok", [len(o["scores"]) for o in out])
+"""
+
+
+@pytest.mark.parametrize("name", [SSD, RCNN])
+def test_onnxruntime_path_runs_without_torch(light_store, name):
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, name, str(light_store)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "no torch ok" in proc.stdout
+
+
+def test_model_info_has_provenance_and_parity(light_store):
+    model = zoo.load(RCNN, runtime="onnxruntime", source=light_store)
+    meta = model.info["metadata"]
+    assert meta["weights"]["kind"] == "random" and meta["toolchain"]["torch"].startswith("2.")
+    assert meta["parity"]["results"]["sizes+grey"]["ok"] and meta["opset"] == 17
+    assert [375, 500] in meta["parity"]["input_sizes"] and meta["export"]["example_size"] == [320, 416]

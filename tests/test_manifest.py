@@ -1,0 +1,106 @@
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from zoo import manifest as mf
+from zoo.errors import ManifestError, UnknownModelError, UnsupportedError
+
+REPO = Path(__file__).resolve().parent.parent
+TWELVE = {"fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+          "fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2",
+          "keypointrcnn_resnet50_fpn", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn",
+          "ssd300_vgg16", "ssdlite320_mobilenet_v3_large"}
+ALIASES = {"mask_rcnn": "maskrcnn_resnet50_fpn", "faster_rcnn": "fasterrcnn_resnet50_fpn",
+           "keypoint_rcnn": "keypointrcnn_resnet50_fpn", "retinanet": "retinanet_resnet50_fpn",
+           "fcos": "fcos_resnet50_fpn", "ssd": "ssd300_vgg16", "ssdlite": "ssdlite320_mobilenet_v3_large"}
+
+
+def test_all_twelve_models_and_aliases():
+    found = mf.all_manifests()
+    assert set(found) == TWELVE
+    for alias, name in ALIASES.items():
+        assert mf.resolve(alias).name == name
+    for m in found.values():
+        assert {e.method for e in m.exports} | {u.method for u in m.unsupported} == {"tracing", "scripting", "onnx"}
+        assert m.export("tracing").batch == 1 and m.export("scripting").batch is None
+
+
+def test_manifests_agree_with_torchvision_weight_enums():
+    from torchvision.models import get_model_weights
+    for m in mf.all_manifests().values():
+        w = get_model_weights(m.name).DEFAULT
+        assert m.weights["enum"] == str(w)
+        assert m.weights["url"] == w.url
+        assert w.url.rsplit("-", 1)[1].startswith(m.weights["sha256"])
+        assert m.weights["categories"] == w.meta["categories"]
+        assert m.weights["metrics"] == w.meta["_metrics"]["COCO-val2017"]
+        assert m.weights["num_params"] == w.meta["num_params"]
+
+
+def test_unknown_name_lists_close_matches():
+    with pytest.raises(UnknownModelError, match=r"did you mean 'mask_rcnn'"):
+        mf.resolve("mask_rnn")
+    with pytest.raises(UnknownModelError, match="known: "):
+        mf.resolve("yolo")
+
+
+def test_unsupported_combination_lists_supported_ones():
+    m = mf.resolve("ssd")
+    with pytest.raises(UnsupportedError) as e:
+        m.export("caffe2")
+    assert "supported: runtime='pytorch' method='tracing'" in str(e.value)
+    assert "runtime='onnxruntime' method='onnx'" in str(e.value)
+
+
+def _broken(tmp_path, edit):
+    src = REPO / "manifests" / "ssd300_vgg16.toml"
+    d = tmp_path / "m"
+    d.mkdir()
+    text = edit(src.read_text())
+    (d / "ssd300_vgg16.toml").write_text(text)
+    return d / "ssd300_vgg16.toml"
+
+
+@pytest.mark.parametrize("edit, key, expected", [
+    (lambda t: t.replace('builder = "torchvision.models.detection.ssd300_vgg16"\n', ""), "builder", "missing"),
+    (lambda t: t.replace("opset = 17", "opset = 11"), "export[2].opset", "16 or more"),
+    (lambda t: t.replace('method = "onnx"', 'method = "caffe2"'), "export[2].method", "one of tracing, scripting, onnx"),
+    (lambda t: t.replace('batch = "dynamic"', "batch = 0"), "export[1].batch", "positive integer"),
+    (lambda t: t.replace("min_matched = 0.95, box_atol", "min_matched = \"high\", box_atol", 1), "export[0].tolerance.min_matched", "non-negative number"),
+    (lambda t: "colour = \"blue\"\n" + t, "colour", "no such key"),
+    (lambda t: t.replace("sizes = [[375, 500]", "sizes = [[375]", 1), "parity.sizes.0", "[height, width]"),
+    (lambda t: t.replace('runtime = "onnxruntime"', 'runtime = "pytorch"'), "export[2].runtime", "'onnxruntime' for method onnx"),
+    (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing freezes the batch size"),
+    (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
+])
+def test_bad_manifest_names_file_key_and_expectation(tmp_path, edit, key, expected):
+    path = _broken(tmp_path, edit)
+    with pytest.raises(ManifestError) as e:
+        mf.parse(path)
+    msg = str(e.value)
+    assert str(path) in msg and expected in msg
+    if key:
+        assert f"key '{key}'" in msg
+
+
+def test_bad_manifest_in_a_directory_fails_loading(tmp_path):
+    path = _broken(tmp_path, lambda t: t.replace('license = "BSD-3-Clause"', "license = 3"))
+    with pytest.raises(ManifestError, match=r"key 'weights.license': expected an SPDX license name, got 3"):
+        mf.all_manifests(path.parent)
+
+
+def test_readme_support_table_is_generated_from_manifests():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- support-table:start -->\n(.*?)\n<!-- support-table:end -->", readme, re.S)
+    assert block, "README.md lacks the support-table markers"
+    assert block.group(1).strip() == mf.support_markdown().strip(), \
+        "README support table drifted from manifests/: regenerate it with `zoo list --markdown`"
+
+
+def test_import_zoo_does_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys, zoo, zoo.manifest, zoo.store, zoo.parity, zoo.cli, zoo.loader; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,63 @@
+import numpy as np
+
+from zoo.parity import Tolerance, box_iou, compare
+
+
+def dets(boxes, labels, scores):
+    return {"boxes": np.array(boxes, np.float32).reshape(-1, 4), "labels": np.array(labels, np.int64),
+            "scores": np.array(scores, np.float32)}
+
+
+REF = dets([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 90, 80]], [1, 2, 3], [0.9, 0.8, 0.3])
+
+
+def test_identical_and_reordered_match_fully():
+    assert compare([REF], [REF], Tolerance()).ok
+    order = [2, 0, 1]
+    shuffled = {k: v[order] for k, v in REF.items()}
+    r = compare([REF], [shuffled], Tolerance())
+    assert r.ok and r.matched_fraction == 1.0 and r.summary()["max_box_diff"] == 0
+
+
+def test_label_change_or_box_shift_fails_with_figures():
+    wrong_label = {**REF, "labels": np.array([7, 2, 3])}
+    r = compare([REF], [wrong_label], Tolerance())
+    assert not r.ok and "matched 0.667" in r.failures[0]
+    shifted = {**REF, "boxes": REF["boxes"] + np.array([3, 0, 3, 0], np.float32)}
+    r = compare([REF], [shifted], Tolerance(iou=0.5))
+    assert not r.ok and any("box diff 3px > 1.0" in f for f in r.failures)
+
+
+def test_score_difference_is_reported():
+    r = compare([REF], [{**REF, "scores": REF["scores"] + np.float32(0.05)}], Tolerance())
+    assert not r.ok and any("score diff" in f for f in r.failures)
+
+
+def test_borderline_swap_at_cutoff_is_allowed_and_reported():
+    # reference keeps a detection whose score sits at the cut-off; the candidate swapped it for another one
+    ref = dets([[0, 0, 10, 10], [20, 20, 40, 40], [60, 60, 70, 70]], [1, 1, 1], [0.9, 0.8, 0.3])
+    cand = dets([[0, 0, 10, 10], [20, 20, 40, 40], [80, 80, 95, 95]], [1, 1, 1], [0.9, 0.8, 0.3])
+    r = compare([ref], [cand], Tolerance(max_borderline=0.5))
+    assert r.ok and r.summary()["borderline"] == 1
+    assert not compare([ref], [cand], Tolerance(max_borderline=0.0)).ok
+
+
+def test_empty_outputs_match_and_count_mismatch_fails():
+    empty = dets([], [], [])
+    assert compare([empty], [empty], Tolerance()).ok
+    assert not compare([REF], [empty], Tolerance()).ok
+    assert not compare([REF, REF], [REF], Tolerance()).ok
+
+
+def test_masks_and_keypoints_differences():
+    masks = np.zeros((3, 1, 100, 100), np.float32)
+    kps = np.ones((3, 17, 3), np.float32)
+    ref = {**REF, "masks": masks, "keypoints": kps}
+    cand = {**REF, "masks": masks + 0.2, "keypoints": kps + np.array([5, 0, 0], np.float32)}
+    r = compare([ref], [cand], Tolerance())
+    assert any("mask diff" in f for f in r.failures) and any("keypoint diff 5px" in f for f in r.failures)
+
+
+def test_box_iou():
+    iou = box_iou(np.array([[0, 0, 10, 10]], float), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float))
+    assert np.allclose(iou, [[1.0, 1 / 3, 0.0]])
