@@ -1,0 +1,92 @@
+"""The `zoo` command line, each command run in its own process as a user would."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from conftest import run_zoo
+
+IMAGE = Path(__file__).resolve().parent.parent / "zoo" / "data" / "astronaut.jpg"
+
+
+def test_list_and_info():
+    out = run_zoo("list").stdout
+    for name in ("maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn", "ssd300_vgg16", "fcos_resnet50_fpn"):
+        assert name in out
+    info = run_zoo("info", "mask_rcnn").stdout
+    assert "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in info and "mask_map 34.6" in info and "opset 17" in info
+
+
+def test_predict_prints_detections_and_draws_them(light_store, tmp_path):
+    pic = tmp_path / "vis.png"
+    proc = run_zoo("predict", IMAGE, "--model", "ssdlite", "--runtime", "onnxruntime", "--source", light_store,
+                   "--out", pic, "--top", "3")
+    out = proc.stdout
+    assert "detections in" in out and "seeded random weights" in out and "parity vs eager" in out
+    import re
+    rows = [ln for ln in out.splitlines() if re.match(r"^  \S.* \d\.\d{3}  \[[\d.]+, [\d.]+, [\d.]+, [\d.]+\]$", ln)]
+    assert len(rows) == 3, out
+    drawn = np.asarray(Image.open(pic).convert("RGB"))
+    original = np.asarray(Image.open(IMAGE).convert("RGB"))
+    assert drawn.shape == original.shape and (np.abs(drawn.astype(int) - original).sum(axis=2) > 60).mean() > 0.002
+
+
+def test_verify_ok_then_tampered(light_store, tmp_path):
+    out = run_zoo("verify", light_store).stdout
+    assert "0 bad" in out
+    copy = tmp_path / "store"
+    shutil.copytree(light_store, copy)
+    pt = copy / "models" / "ssdlite320_mobilenet_v3_large" / "scripting" / "model.pt"
+    pt.write_bytes(pt.read_bytes()[:-10] + b"0123456789")
+    proc = run_zoo("verify", copy, check=False)
+    assert proc.returncode == 1
+    assert "hash mismatch" in proc.stdout and "ssdlite320_mobilenet_v3_large/scripting/model.pt" in proc.stdout
+
+
+def test_verify_replay_catches_a_valid_but_wrong_artifact(light_store, tmp_path):
+    """An artifact whose hashes are re-signed in the index but whose outputs are wrong fails the replay."""
+    import json
+
+    from zoo import store
+    copy = tmp_path / "store"
+    shutil.copytree(light_store, copy)
+    model = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    ref = copy / "models" / model / "reference.npz"
+    with np.load(ref) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["boxes"] = arrays["boxes"] + 5.0
+    np.savez_compressed(ref, **arrays)
+    index = json.loads((copy / "index.json").read_text())
+    for a in index["models"][model]["artifacts"]:
+        if "reference" in a["files"]:
+            a["files"]["reference"] = store.file_record(copy, a["files"]["reference"]["path"])
+    (copy / "index.json").write_text(json.dumps(index))
+    proc = run_zoo("verify", copy, model, check=False)
+    assert proc.returncode == 1 and "parity failure" in proc.stdout and "box diff" in proc.stdout
+
+
+def test_path_prints_a_verified_artifact_and_refuses_a_tampered_one(light_store, tmp_path):
+    path = Path(run_zoo("path", "ssdlite", "--runtime", "pytorch", "--method", "scripting", "--source", light_store).stdout.strip())
+    assert path.is_file() and path.name == "model.pt"
+    copy = tmp_path / "store"
+    shutil.copytree(light_store, copy)
+    target = copy / "models" / "ssdlite320_mobilenet_v3_large" / "scripting" / "model.pt"
+    target.write_bytes(b"not a model")
+    proc = run_zoo("path", "ssdlite", "--runtime", "pytorch", "--method", "scripting", "--source", copy, check=False)
+    assert proc.returncode == 2 and "sha256 mismatch" in proc.stderr and proc.stdout == ""
+
+
+def test_errors_are_one_clear_line():
+    proc = run_zoo("info", "yolo", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("zoo: error: unknown model 'yolo'") and "Traceback" not in proc.stderr
+    proc = run_zoo("build", "ssd", "--weights", "pretrained", "--out", "/tmp/x", check=False)
+    assert proc.returncode == 2 and "'official' or 'random:SEED'" in proc.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    out = run_zoo("demo", "--out", tmp_path / "demo", "--quiet").stdout
+    assert "ok   ssdlite320_mobilenet_v3_large" in out and "seeded random weights" in out
+    assert "parity vs eager" in out and "load" in out
+    for runtime in ("onnxruntime", "pytorch"):
+        assert Image.open(tmp_path / "demo" / f"demo_{runtime}.png").size == (512, 512)
