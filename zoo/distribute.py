@@ -83,6 +83,7 @@ def publish(store_dir: str | Path, to: str, revision: str = "main", message: str
 def _publish_hub(root: Path, records: list[dict], repo: str, revision: str, message: str | None, api) -> str:
     try:
         import huggingface_hub as hub
+        from huggingface_hub.errors import RevisionNotFoundError
     except ImportError:
         raise ZooError("publishing to hf:// needs huggingface_hub: pip install 'zoo[hub]'") from None
     api = api or hub.HfApi()
@@ -92,7 +93,7 @@ def _publish_hub(root: Path, records: list[dict], repo: str, revision: str, mess
         info = api.model_info(repo, revision=revision, files_metadata=True)
         for s in info.siblings or []:
             remote[s.rfilename] = (s.lfs.sha256 if s.lfs else None, s.blob_id)
-    except hub.errors.RevisionNotFoundError:
+    except RevisionNotFoundError:  # a new branch: everything is uploaded
         pass
     ops = []
     for rel in [r["path"] for r in records] + [store.INDEX]:

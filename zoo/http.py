@@ -12,7 +12,7 @@ from urllib3.util.retry import Retry
 
 from .errors import IntegrityError, NotAvailableError
 
-TIMEOUT = (10.0, 30.0)   # connect, read (seconds without a byte)
+TIMEOUT = (10.0, float(os.environ.get("ZOO_HTTP_TIMEOUT", 30)))   # connect, read: seconds without a byte
 RETRIES = 4
 
 
@@ -27,7 +27,8 @@ def session(retries: int = RETRIES, backoff: float = 0.5) -> requests.Session:
     return s
 
 
-def get_bytes(url: str, sess: requests.Session | None = None, timeout=TIMEOUT) -> bytes:
+def get_bytes(url: str, sess: requests.Session | None = None, timeout=None) -> bytes:
+    timeout = timeout or TIMEOUT
     sess = sess or session()
     try:
         r = sess.get(url, timeout=timeout)
@@ -39,7 +40,7 @@ def get_bytes(url: str, sess: requests.Session | None = None, timeout=TIMEOUT) -
 
 
 def download(url: str, dest: str | Path, sha256: str, size: int | None = None, sess: requests.Session | None = None,
-             progress: bool = True, timeout=TIMEOUT, attempts: int = 3) -> Path:
+             progress: bool = True, timeout=None, attempts: int = 3, desc: str | None = None) -> Path:
     """Download ``url`` to ``dest``; ``sha256`` is the full digest or a prefix (as torchvision's file names carry).
 
     Bytes go to ``dest.part`` first; an interrupted download resumes from there with an HTTP Range request. The
@@ -47,6 +48,7 @@ def download(url: str, dest: str | Path, sha256: str, size: int | None = None, s
     """
     from tqdm.auto import tqdm
 
+    timeout = timeout or TIMEOUT
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -66,7 +68,7 @@ def download(url: str, dest: str | Path, sha256: str, size: int | None = None, s
                     have = 0
                 total = size if size is not None else (have + int(r.headers.get("Content-Length", 0)) or None)
                 with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                 desc=dest.name, disable=not progress, leave=False) as bar:
+                                                 desc=desc or dest.name, disable=not progress, leave=False) as bar:
                     for chunk in r.iter_content(1 << 20):
                         f.write(chunk)
                         bar.update(len(chunk))
@@ -75,6 +77,9 @@ def download(url: str, dest: str | Path, sha256: str, size: int | None = None, s
             last_error = NotAvailableError(f"{url}: connection closed after {part.stat().st_size} of {size} bytes")
         except (requests.RequestException, OSError) as e:
             last_error = e
+        if (part.stat().st_size if part.exists() else 0) <= have:
+            # urllib3 already retried the request with backoff: without progress another round would only stall
+            raise NotAvailableError(f"cannot download {url}: {last_error}")
     else:
         raise NotAvailableError(f"cannot download {url} after {attempts} attempts: {last_error}")
     with open(part, "rb") as f:
