@@ -155,6 +155,14 @@ def cmd_publish(a) -> int:
     return 0
 
 
+def cmd_bench(a) -> int:
+    from .bench import bench
+    from .manifest import all_manifests
+    h, w = (int(x) for x in a.size.lower().split("x"))
+    bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, (h, w), a.json)
+    return 0
+
+
 def cmd_demo(a) -> int:
     """Build a small model into a local store with seeded weights, then load it as a user would and run it."""
     from importlib.resources import files
@@ -237,6 +245,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default="main", help="branch to commit to (hf://)")
     s.add_argument("--message", default=None)
     s.set_defaults(fn=cmd_publish)
+    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
+    s.add_argument("names", nargs="*")
+    s.add_argument("--source", required=True)
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", choices=["onnx", "tracing", "scripting"])
+    s.add_argument("--warmup", type=int, default=1)
+    s.add_argument("--repeat", type=int, default=5)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--size", default="480x640", help="input HxW (default 480x640)")
+    s.add_argument("--json", help="also write the figures as JSON here")
+    s.set_defaults(fn=cmd_bench)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
     s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
     s.add_argument("--out", default="zoo-demo")

@@ -10,6 +10,18 @@ from . import store
 LOCK_FORMAT = "zoo-lock/1"
 
 
+def cpu() -> str:
+    """The processor's model name: floating-point kernels (and so seeded weights) may differ between CPU types."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def lock_of(store_dir: str | Path) -> dict:
     from .pipeline import toolchain
     root = Path(store_dir)
@@ -23,7 +35,7 @@ def lock_of(store_dir: str | Path) -> dict:
         files = [entry["weights"]["file"], entry["card"]] + [r for a in entry["artifacts"] for r in a["files"].values()]
         models[name] = {"weights": spec, "methods": sorted(a["method"] for a in entry["artifacts"] if a["method"] != "eager"),
                         "files": {r["path"]: r["sha256"] for r in sorted(files, key=lambda r: r["path"])}}
-    return {"format": LOCK_FORMAT, "toolchain": toolchain(), "index_sha256": store.sha256_file(root / store.INDEX),
+    return {"format": LOCK_FORMAT, "toolchain": {**toolchain(), "cpu": cpu()}, "index_sha256": store.sha256_file(root / store.INDEX),
             "models": models}
 
 
@@ -67,7 +79,10 @@ def check(lock_path: str | Path, names: list[str] | None = None, progress: bool 
     with tempfile.TemporaryDirectory(prefix="zoo-check-", dir=keep) as tmp:
         for name in names:
             spec = lock["models"][name]
-            result = build([name], tmp, spec["weights"], spec["methods"], progress=progress)
+            every = sorted(e.method for e in resolve(name).exports)
+            # the same arguments as the reference build, so the command recorded in the metadata is the same too
+            methods = None if spec["methods"] == every else spec["methods"]
+            result = build([name], tmp, spec["weights"], methods, progress=progress)
             for line in result.lines:
                 print(line)
         rebuilt = lock_of(tmp)
@@ -75,7 +90,8 @@ def check(lock_path: str | Path, names: list[str] | None = None, progress: bool 
     for p in problems:
         print(p)
     if problems:
-        drift = {k: (v, rebuilt["toolchain"].get(k)) for k, v in lock["toolchain"].items() if rebuilt["toolchain"].get(k) != v}
+        here = {**toolchain(), "cpu": cpu()}
+        drift = {k: (v, here.get(k)) for k, v in lock["toolchain"].items() if here.get(k) != v}
         if drift:
             print("toolchain differs from the lock's, the likely cause: "
                   + ", ".join(f"{k} {a} (lock) vs {b} (here)" for k, (a, b) in drift.items()))

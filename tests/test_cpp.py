@@ -1,0 +1,95 @@
+"""The C++ example: built from the installed wheels, run on verified artifacts, compared with zoo.load in Python."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import zoo
+from conftest import REPO, run_zoo
+from zoo.parity import Tolerance, compare
+from zoo.viz import read_image
+
+
+@pytest.fixture(scope="session")
+def zoo_infer():
+    proc = subprocess.run(["bash", str(REPO / "cpp" / "build.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def pngs(tmp_path_factory):
+    """Lossless images, so that C++ (torchvision's decoder) and Python (Pillow) see the same pixels."""
+    d = tmp_path_factory.mktemp("images")
+    src = Image.open(REPO / "zoo" / "data" / "astronaut.jpg").convert("RGB")
+    src.save(d / "astronaut.png")
+    src.resize((500, 375)).save(d / "other.png")
+    return [d / "astronaut.png", d / "other.png"]
+
+
+def run_cpp(binary, artifact, keys, images, batch=None):
+    cmd = [str(binary), str(artifact), "--keys", ",".join(keys)] + (["--batch", str(batch)] if batch else []) + list(map(str, images))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"})
+    assert proc.returncode == 0, proc.stderr
+    assert "always returns" not in proc.stderr
+    return json.loads(proc.stdout)["detections"]
+
+
+def as_arrays(det: dict) -> dict:
+    out = {}
+    for k, v in det.items():
+        if isinstance(v, dict) and "values" in v:
+            out[k] = np.array(v["values"], np.float64 if v["dtype"] == "float32" else np.int64).reshape(v["shape"])
+    return out
+
+
+CASES = [("ssdlite320_mobilenet_v3_large", "scripting", "light"),
+         ("fasterrcnn_mobilenet_v3_large_320_fpn", "tracing", "light"),
+         ("fasterrcnn_mobilenet_v3_large_320_fpn", "scripting", "light"),
+         ("maskrcnn_resnet50_fpn", "scripting", "full")]
+
+
+@pytest.mark.parametrize("name, method, which", CASES)
+def test_cpp_matches_python(zoo_infer, pngs, light_store, full_store, name, method, which):
+    source = light_store if which == "light" else full_store[0]
+    artifact = run_zoo("path", name, "--runtime", "pytorch", "--method", method, "--source", source).stdout.strip()
+    model = zoo.load(name, runtime="pytorch", method=method, source=source)
+    keys = model.keys
+    batch = model.info["artifact"]["batch"]
+    cpp = run_cpp(zoo_infer, artifact, keys, pngs, batch)
+    images = [read_image(p) for p in pngs]
+    py = model(images) if batch is None else [model([im])[0] for im in images]
+    for c, p, im in zip(cpp, py, images):
+        assert c["size"] == list(im.shape[1:])
+        assert c["boxes"]["dtype"] == "float32" and c["labels"]["dtype"] == "int64" and c["scores"]["dtype"] == "float32"
+        report = compare([p], [as_arrays(c)], Tolerance(box_atol=0.01, score_atol=1e-4))
+        assert report.ok and report.images[0].n_reference > 0, report.failures
+        if "masks" in keys:
+            assert c["masks"]["shape"] == list(p["masks"].shape) and c["masks"]["shape"][2:] == list(im.shape[1:])
+            assert c["masks"]["area_over_half"] == int((p["masks"] > 0.5).sum())
+
+
+def test_build_script_says_what_is_missing(tmp_path):
+    proc = subprocess.run(["bash", str(REPO / "cpp" / "build.sh")], capture_output=True, text=True,
+                          env={**os.environ, "CXX": "no-such-compiler"})
+    assert proc.returncode == 1 and "no C++ compiler 'no-such-compiler'" in proc.stderr
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(["bash", str(REPO / "cpp" / "build.sh")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": str(fake)})
+    assert proc.returncode == 1 and "cannot import torch and torchvision" in proc.stderr
+
+
+def test_tampered_artifact_never_reaches_cpp(light_store, tmp_path):
+    import shutil
+    copy = tmp_path / "store"
+    shutil.copytree(light_store, copy)
+    pt = copy / "models" / "ssdlite320_mobilenet_v3_large" / "scripting" / "model.pt"
+    pt.write_bytes(pt.read_bytes() + b"!")
+    proc = run_zoo("path", "ssdlite", "--runtime", "pytorch", "--method", "scripting", "--source", copy, check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "sha256 mismatch" in proc.stderr

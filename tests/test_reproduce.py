@@ -1,0 +1,95 @@
+"""Reproducible rebuilds: byte-identical stores from separate processes, and `zoo build --check LOCK`."""
+import datetime
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from conftest import LIGHT, REPO, run_zoo
+from zoo import store
+
+SSD = "ssdlite320_mobilenet_v3_large"
+
+
+def digests(root: Path) -> dict:
+    return {str(p.relative_to(root)): store.sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_builds_in_separate_processes_are_byte_identical(light_store, tmp_path):
+    """The session's store (built in the pytest process) and a `zoo build` in another process, another directory and
+    another working directory: every file equal, scripted TorchScript included."""
+    other = tmp_path / "elsewhere" / "store"
+    run_zoo("build", *LIGHT, "--out", other, "--quiet", cwd=tmp_path)
+    a, b = digests(light_store), digests(other)
+    assert set(a) == set(b)
+    differing = [p for p in a if a[p] != b[p]]
+    assert not differing, differing
+    kinds = {Path(p).name for p in a}
+    assert {"model.pt", "model.onnx", "weights.safetensors", "metadata.json", "reference.npz", "README.md",
+            "index.json"} <= kinds
+
+
+def test_store_has_no_absolute_paths_timestamps_or_host_names(light_store):
+    today = datetime.date.today()
+    needles = [str(light_store).encode(), str(Path.home()).encode() + b"/", socket.gethostname().encode(),
+               today.isoformat().encode(), today.strftime("%Y%m%d").encode()]
+    for path in light_store.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".md"):
+            data = path.read_bytes()
+            assert not [n for n in needles if n and n in data], path
+
+
+@pytest.fixture(scope="module")
+def onnx_lock(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lock")
+    run_zoo("build", SSD, "--method", "onnx", "--out", d / "store", "--lock", d / "lock.json", "--quiet")
+    return d / "lock.json"
+
+
+def test_check_passes_on_an_identical_rebuild(onnx_lock):
+    proc = run_zoo("build", "--check", onnx_lock, "--quiet")
+    assert "OK: " in proc.stdout and "byte-identical" in proc.stdout
+
+
+def test_check_names_the_file_a_changed_opset_changes(onnx_lock, tmp_path):
+    manifests = tmp_path / "manifests"
+    shutil.copytree(REPO / "manifests", manifests)
+    f = manifests / f"{SSD}.toml"
+    f.write_text(f.read_text().replace("opset = 17", "opset = 16"))
+    proc = run_zoo("build", "--check", onnx_lock, SSD, "--quiet", env={"ZOO_MANIFESTS": str(manifests)}, check=False)
+    assert proc.returncode == 1
+    assert f"differs   models/{SSD}/onnx/model.onnx" in proc.stdout
+    assert f"models/{SSD}/weights.safetensors" not in proc.stdout  # the weights did not change
+
+
+def test_check_names_the_weights_when_the_seed_changes(onnx_lock, tmp_path):
+    lock = json.loads(onnx_lock.read_text())
+    lock["models"][SSD]["weights"] = "random:1"
+    changed = tmp_path / "lock.json"
+    changed.write_text(json.dumps(lock))
+    proc = run_zoo("build", "--check", changed, "--quiet", check=False)
+    assert proc.returncode == 1 and f"differs   models/{SSD}/weights.safetensors" in proc.stdout
+
+
+def test_check_names_a_toolchain_difference(onnx_lock, tmp_path):
+    lock = json.loads(onnx_lock.read_text())
+    lock["toolchain"]["torch"] = "2.0.0"
+    lock["models"][SSD]["files"][f"models/{SSD}/onnx/model.onnx"] = "0" * 64
+    changed = tmp_path / "lock.json"
+    changed.write_text(json.dumps(lock))
+    proc = run_zoo("build", "--check", changed, "--quiet", check=False)
+    assert proc.returncode == 1 and "toolchain differs from the lock's, the likely cause: torch 2.0.0 (lock)" in proc.stdout
+
+
+def test_reference_lock_in_build_matches_a_rebuild_here():
+    """build/reference.lock.json is a reference build of all models and methods made on this kind of machine; CI
+    rebuilds the smallest model and compares every file (the whole lock takes ~40 minutes: `zoo build --check`)."""
+    lock = REPO / "build" / "reference.lock.json"
+    data = json.loads(lock.read_text())
+    from zoo.manifest import all_manifests
+    assert set(data["models"]) == set(all_manifests())
+    assert all(len(m["methods"]) == 3 for m in data["models"].values())
+    proc = run_zoo("build", "--check", lock, SSD, "--quiet", check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
