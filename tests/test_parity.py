@@ -34,12 +34,27 @@ def test_score_difference_is_reported():
 
 
 def test_borderline_swap_at_cutoff_is_allowed_and_reported():
-    # reference keeps a detection whose score sits at the cut-off; the candidate swapped it for another one
-    ref = dets([[0, 0, 10, 10], [20, 20, 40, 40], [60, 60, 70, 70]], [1, 1, 1], [0.9, 0.8, 0.3])
-    cand = dets([[0, 0, 10, 10], [20, 20, 40, 40], [80, 80, 95, 95]], [1, 1, 1], [0.9, 0.8, 0.3])
-    r = compare([ref], [cand], Tolerance(max_borderline=0.5))
-    assert r.ok and r.summary()["borderline"] == 1
-    assert not compare([ref], [cand], Tolerance(max_borderline=0.0)).ok
+    # the reference keeps detections whose scores sit at the cut-off; the candidate swapped them for others
+    ref = dets([[0, 0, 10, 10], [20, 20, 40, 40], [60, 60, 70, 70]], [1, 1, 1], [0.9, 0.3, 0.3])
+    cand = dets([[0, 0, 10, 10], [120, 20, 140, 40], [80, 80, 95, 95]], [1, 1, 1], [0.9, 0.3, 0.3])
+    r = compare([ref], [cand], Tolerance(max_borderline=1.0))
+    assert r.ok and r.summary()["borderline"] == 2
+    r = compare([ref], [cand], Tolerance(max_borderline=0.0))  # at least one swap is always allowed, two are not
+    assert not r.ok and "2 borderline misses" in r.failures[0]
+    high = dets([[0, 0, 10, 10], [20, 20, 40, 40], [60, 60, 70, 70]], [1, 1, 1], [0.9, 0.8, 0.3])
+    moved = dets([[50, 0, 60, 10], [20, 20, 40, 40], [60, 60, 70, 70]], [1, 1, 1], [0.9, 0.8, 0.3])
+    assert not compare([high], [moved], Tolerance(max_borderline=1.0)).ok  # a miss far above the cut-off is no swap
+
+
+def test_tied_reference_is_reported_not_matched_but_shapes_still_checked():
+    n = 20
+    boxes = np.tile(np.array([[0, 0, 10, 10]], np.float32), (n, 1)) + np.arange(n, dtype=np.float32)[:, None] * 12
+    tied = dets(boxes, [1] * n, [0.5] * n)
+    other = dets(boxes[::-1] + 3, [1] * n, [0.5] * n)
+    r = compare([tied], [other], Tolerance())
+    assert r.ok and r.summary()["tied_images"] == 1 and "tied scores" in r.line()
+    bad = {**other, "labels": other["labels"].astype(np.int32)}
+    assert not compare([tied], [bad], Tolerance()).ok
 
 
 def test_empty_outputs_match_and_count_mismatch_fails():

@@ -38,8 +38,8 @@ def parse_weights(spec: str) -> tuple[str, int | None]:
 def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     model = architecture(manifest)
-    recipe = seeded.make_decisive(model, seed, manifest.random_weights["spread"],
-                                  manifest.random_weights["bn_recalibration"])
+    rw = manifest.random_weights
+    recipe = seeded.make_decisive(model, seed, rw["spread"], rw["bn_recalibration"], rw.get("bias"))
     return model, {"kind": "random", "seed": seed, "recipe": recipe,
                    "note": "seeded random weights for offline builds: detections are meaningless"}
 

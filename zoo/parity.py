@@ -4,7 +4,8 @@ Detections are matched greedily, highest reference score first, to the unmatched
 the highest IoU above ``iou``. A reference detection left unmatched is *borderline* when its score lies within
 ``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
 swap in or out); those are reported apart and allowed up to ``max_borderline``. Differences (boxes, scores, masks,
-keypoints) are measured on matched pairs only.
+keypoints) are measured on matched pairs only. An image whose reference scores tie (a constant image on seeded
+weights) has no meaningful matching: only its output shapes and dtypes are checked, and it is reported as tied.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class ImageParity:
     max_score_diff: float = 0.0
     max_mask_diff: float = 0.0
     max_keypoint_diff: float = 0.0
+    tied: bool = False             # the reference's scores tie: matching is meaningless there (reported, not enforced)
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Report:
 
     @property
     def matched_fraction(self) -> float:
-        fractions = [_fraction(p) for p in self.images]
+        fractions = [_fraction(p) for p in self.images if not p.tied]
         return min(fractions) if fractions else 1.0
 
     def summary(self) -> dict:
@@ -62,6 +64,7 @@ class Report:
             "detections": sum(p.n_reference for p in self.images),
             "min_matched_fraction": round(self.matched_fraction, 4),
             "borderline": sum(p.borderline for p in self.images),
+            "tied_images": sum(p.tied for p in self.images),
             "max_box_diff": _r(worst("max_box_diff")),
             "max_score_diff": _r(worst("max_score_diff")),
             "max_mask_diff": _r(worst("max_mask_diff")),
@@ -71,7 +74,8 @@ class Report:
 
     def line(self) -> str:
         s = self.summary()
-        return (f"matched {s['min_matched_fraction']:.2f} of {s['detections']} detections on {s['images']} images, "
+        tied = f" ({s['tied_images']} with tied scores, not matched)" if s["tied_images"] else ""
+        return (f"matched {s['min_matched_fraction']:.2f} of {s['detections']} detections on {s['images']} images{tied}, "
                 f"borderline {s['borderline']}, max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
                 + (f" mask {s['max_mask_diff']:.3g}" if s["max_mask_diff"] else "")
                 + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else ""))
@@ -139,11 +143,18 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance) -> Rep
         report.failures.append(f"{len(candidate)} outputs for {len(reference)} images")
         return report
     for k, (ref, cand) in enumerate(zip(reference, candidate)):
-        _, p = match(_numpy(ref), _numpy(cand), tol)
+        ref, cand = _numpy(ref), _numpy(cand)
+        _, p = match(ref, cand, tol)
+        p.tied = is_tied(ref["scores"])
         report.images.append(p)
+        shape_ok = all(cand[key].shape[1:] == ref[key].shape[1:] and cand[key].dtype == ref[key].dtype for key in ref)
+        if not shape_ok:
+            report.failures.append(f"image {k}: output shapes/dtypes differ from the reference's")
+        if p.tied:
+            continue  # e.g. a constant image on seeded weights: every score equal, any survivor of NMS is as good
         checks = [
             (_fraction(p) >= tol.min_matched, f"matched {_fraction(p):.3f} < {tol.min_matched}"),
-            (p.borderline <= tol.max_borderline * max(p.n_reference, 1) + 1e-9,
+            (p.borderline <= max(1.0, tol.max_borderline * p.n_reference),
              f"{p.borderline} borderline misses > {tol.max_borderline:.0%} of {p.n_reference}"),
             (p.max_box_diff <= tol.box_atol, f"box diff {p.max_box_diff:.4g}px > {tol.box_atol}"),
             (p.max_score_diff <= tol.score_atol, f"score diff {p.max_score_diff:.4g} > {tol.score_atol}"),
@@ -152,6 +163,12 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance) -> Rep
         ]
         report.failures += [f"image {k}: {msg}" for good, msg in checks if not good]
     return report
+
+
+def is_tied(scores) -> bool:
+    """Scores too tied for matching to mean anything: fewer than 90% distinct among 10 or more."""
+    scores = np.asarray(scores).reshape(-1)
+    return scores.size >= 10 and np.unique(scores).size < 0.9 * scores.size
 
 
 def _numpy(d: dict) -> dict:

@@ -64,6 +64,19 @@ def parity_images(manifest: Manifest) -> dict[str, list[np.ndarray]]:
     }
 
 
+MIN_SCORE_RANGE = 0.05
+
+
+def decisive(outputs: list[dict]) -> bool:
+    """Parity is meaningful only where scores are spread out: no ties, and a range wide enough that the top-k and
+    threshold cut-offs do not fall among near-equal scores."""
+    for out in outputs:
+        s = np.asarray(out["scores"])
+        if s.size < 10 or parity.is_tied(s) or float(s.max() - s.min()) < MIN_SCORE_RANGE:
+            return False
+    return True
+
+
 def as_float(images: list[np.ndarray]) -> list[np.ndarray]:
     return [im.astype(np.float32) / np.float32(255) for im in images]
 
@@ -132,8 +145,10 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     spread = {"detections": int(scores.size), "distinct_scores": int(np.unique(scores).size),
               "score_min": round(float(scores.min()), 4) if scores.size else None,
               "score_max": round(float(scores.max()), 4) if scores.size else None}
-    if weights_info["kind"] == "random" and (scores.size < 10 or np.unique(scores).size < 0.9 * scores.size):
-        raise ZooError(f"{name}: seeded weights are not decisive ({spread}); raise random_weights.spread in {manifest.path}")
+    if weights_info["kind"] == "random" and not decisive(ref_single[:-1]):
+        raise ZooError(f"{name}: seeded weights are not decisive ({spread}): every parity image needs detections "
+                       f"with distinct scores spread over {MIN_SCORE_RANGE} or more; raise random_weights.spread in "
+                       f"{manifest.path}")
 
     entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
              "outputs": list(manifest.outputs), "weights": {**weights_info, "file": weights_record},
@@ -233,7 +248,14 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
             command = f"zoo build {m.name}{method_arg} --weights {weights}"
-            entry = build_model(m, out, weights, methods, bar, result, command)
+            try:
+                entry = build_model(m, out, weights, methods, bar, result, command)
+            except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
+                skipped = [x.method for x in m.exports if not methods or x.method in methods]
+                result.failed += [f"{m.name}/{x}" for x in skipped]
+                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {e}")
+                bar.update(1 + len(skipped))
+                continue
             old = existing.get(m.name)
             if old and methods and old.get("weights", {}).get("file") == entry["weights"]["file"]:
                 kept = [a for a in old["artifacts"] if a["method"] not in {x["method"] for x in entry["artifacts"]}]

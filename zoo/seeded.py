@@ -48,8 +48,13 @@ def recalibrate_batchnorm(model: nn.Module, images: list[torch.Tensor]) -> int:
 
 
 @torch.no_grad()
-def spread_classifiers(model: nn.Module, spread: Mapping[str, float], gen: torch.Generator) -> None:
-    """Re-draw the named layers' weights from N(0, std) and zero their biases."""
+def spread_classifiers(model: nn.Module, spread: Mapping[str, float], gen: torch.Generator,
+                       bias: Mapping[str, float] | None = None) -> None:
+    """Re-draw the named layers' weights from N(0, std); set their biases to ``bias`` (default 0).
+
+    A negative bias puts the top candidates' logits on the steep part of the sigmoid: with thousands of candidates
+    (RetinaNet, FCOS) the kept top-k otherwise all saturate near one score and tie at the cut-off."""
+    bias = bias or {}
     modules = dict(model.named_modules())
     for name, std in sorted(spread.items()):
         if name not in modules:
@@ -57,13 +62,14 @@ def spread_classifiers(model: nn.Module, spread: Mapping[str, float], gen: torch
         layer = modules[name]
         layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * std)
         if layer.bias is not None:
-            layer.bias.zero_()
+            layer.bias.fill_(float(bias.get(name, 0.0)))
 
 
-def make_decisive(model: nn.Module, seed: int, spread: Mapping[str, float], bn_recalibration: bool = True) -> dict:
+def make_decisive(model: nn.Module, seed: int, spread: Mapping[str, float], bn_recalibration: bool = True,
+                  bias: Mapping[str, float] | None = None) -> dict:
     """Apply the recipe in place; returns its description for the metadata."""
     gen = torch.Generator().manual_seed(seed + 1)
-    spread_classifiers(model, spread, gen)
+    spread_classifiers(model, spread, gen, bias)
     recalibrated = recalibrate_batchnorm(model, calibration_images(seed)) if bn_recalibration else 0
     model.eval()
     return {
@@ -72,4 +78,5 @@ def make_decisive(model: nn.Module, seed: int, spread: Mapping[str, float], bn_r
         "bn_recalibrated_layers": recalibrated,
         "calibration_images": "4 seeded low-frequency noise images, 320x416",
         "spread": dict(sorted(spread.items())),
+        **({"bias": dict(sorted(bias.items()))} if bias else {}),
     }

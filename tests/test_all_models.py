@@ -1,0 +1,65 @@
+"""Every model and method of the manifests: built with seeded weights, parity-checked against eager, replayed in a
+fresh process, and checked against the output contract (masks, keypoints) at the model's default input size."""
+import json
+
+import numpy as np
+import pytest
+
+import zoo
+from conftest import LIGHT, run_zoo
+from zoo.manifest import all_manifests
+
+
+def test_every_combination_builds_and_matches_eager(full_store):
+    store_dir, result = full_store
+    assert not result.failed, "\n".join(result.lines)
+    index = json.loads((store_dir / "index.json").read_text())
+    for m in all_manifests().values():
+        if m.name in LIGHT:
+            continue  # built and checked by the light store
+        built = {a["method"]: a for a in index["models"][m.name]["artifacts"]}
+        assert set(built) == {"eager"} | {e.method for e in m.exports}, m.name
+        for e in m.exports:
+            meta = json.loads((store_dir / built[e.method]["files"]["metadata"]["path"]).read_text())
+            results = meta["parity"]["results"]
+            assert all(r["ok"] for r in results.values()), (m.name, e.method, results)
+            assert results["sizes+grey"]["images"] == len(m.parity["sizes"]) + 1
+            assert results["batch"]["images"] == len(m.parity["batch"])
+            assert results["sizes+grey"]["detections"] > 0
+        spread = index["models"][m.name]["score_spread"]
+        assert spread["distinct_scores"] >= 0.9 * spread["detections"] >= 9, (m.name, spread)
+
+
+def test_manifests_keep_torchvision_default_input_sizes():
+    """Parity runs at the model's default resolution: images of any size are resized inside the model to the
+    manifest's min/max size, which must be torchvision's own (no smaller setting hides a failure)."""
+    from zoo import models
+    for m in all_manifests().values():
+        t = models.architecture(m).transform
+        if t.fixed_size:
+            assert m.input["fixed_size"] == list(t.fixed_size)
+        else:
+            assert (m.input["min_size"], m.input["max_size"]) == (t.min_size[-1], t.max_size), m.name
+
+
+def test_full_store_verifies_and_replays_in_a_fresh_process(full_store):
+    out = run_zoo("verify", full_store[0]).stdout
+    assert out.strip().endswith(" 0 bad"), out[-3000:]
+
+
+@pytest.mark.parametrize("name, keys", [("maskrcnn_resnet50_fpn", {"masks"}),
+                                         ("keypointrcnn_resnet50_fpn", {"keypoints", "keypoints_scores"})])
+def test_masks_and_keypoints_contract(full_store, name, keys):
+    model = zoo.load(name, runtime="onnxruntime", source=full_store[0])
+    image = np.random.default_rng(3).random((3, 345, 467), dtype=np.float32)
+    out = model([image])[0]
+    n = len(out["scores"])
+    assert n > 0 and keys <= set(out)
+    if "masks" in keys:
+        assert out["masks"].shape == (n, 1, 345, 467) and out["masks"].dtype == np.float32
+        assert 0 <= out["masks"].min() and out["masks"].max() <= 1
+    if "keypoints" in keys:
+        assert out["keypoints"].shape == (n, 17, 3) and out["keypoints"].dtype == np.float32
+        assert out["keypoints_scores"].shape == (n, 17) and out["keypoints_scores"].dtype == np.float32
+        inside = out["keypoints"][..., 0]
+        assert inside.min() >= -1 and inside.max() <= 467 + 1
