@@ -70,11 +70,10 @@ MIN_SCORE_RANGE = 0.05
 def decisive(outputs: list[dict]) -> bool:
     """Parity is meaningful only where scores are spread out: no ties, and a range wide enough that the top-k and
     threshold cut-offs do not fall among near-equal scores."""
-    for out in outputs:
-        s = np.asarray(out["scores"])
-        if s.size < 10 or parity.is_tied(s) or float(s.max() - s.min()) < MIN_SCORE_RANGE:
-            return False
-    return True
+    if any(parity.is_tied(out["scores"]) for out in outputs):
+        return False
+    scores = np.concatenate([np.asarray(out["scores"]).reshape(-1) for out in outputs])
+    return scores.size >= 10 and float(scores.max() - scores.min()) >= MIN_SCORE_RANGE
 
 
 def as_float(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -146,8 +145,8 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
               "score_min": round(float(scores.min()), 4) if scores.size else None,
               "score_max": round(float(scores.max()), 4) if scores.size else None}
     if weights_info["kind"] == "random" and not decisive(ref_single[:-1]):
-        raise ZooError(f"{name}: seeded weights are not decisive ({spread}): every parity image needs detections "
-                       f"with distinct scores spread over {MIN_SCORE_RANGE} or more; raise random_weights.spread in "
+        raise ZooError(f"{name}: seeded weights are not decisive ({spread}): the parity images need untied scores "
+                       f"spread over {MIN_SCORE_RANGE} or more; raise random_weights.spread in "
                        f"{manifest.path}")
 
     entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
