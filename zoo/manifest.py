@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ManifestError, UnknownModelError, UnsupportedError
 
-MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
+MANIFEST_DIR = Path(__file__).parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx")}
 RUNTIMES = ("onnxruntime", "pytorch")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
@@ -243,11 +243,9 @@ def parse(path: Path) -> Manifest:
 
 
 def manifest_dir() -> Path:
-    """$ZOO_MANIFESTS, else the repository's manifests/ (source checkout), else those shipped in the package."""
-    if os.environ.get("ZOO_MANIFESTS"):
-        return Path(os.environ["ZOO_MANIFESTS"])
-    repo = Path(__file__).resolve().parent.parent / "manifests"
-    return repo if repo.is_dir() else MANIFEST_DIR
+    """$ZOO_MANIFESTS, else the package's manifests (zoo/manifests: a link to the repository's manifests/ in a
+    checkout, a copy in a wheel)."""
+    return Path(os.environ["ZOO_MANIFESTS"]) if os.environ.get("ZOO_MANIFESTS") else MANIFEST_DIR
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,155 @@
+"""`zoo bench`: latency, load time, memory and size of each artifact against the eager reference, in one process."""
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class PeakRss:
+    """Samples this process's resident memory while a block runs; ``peak`` is the increase over the start."""
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+        self.proc, self.interval, self.peak = psutil.Process(), interval, 0
+
+    def __enter__(self):
+        self.start = self.proc.memory_info().rss
+        self.high, self.running = self.start, True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.high = max(self.high, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.high, self.proc.memory_info().rss) - self.start
+
+
+def sample_image(size: tuple[int, int]) -> np.ndarray:
+    from importlib.resources import files
+    from PIL import Image
+    with Image.open(files("zoo") / "data" / "astronaut.jpg") as im:
+        rgb = np.asarray(im.convert("RGB").resize((size[1], size[0])), dtype=np.float32) / 255
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def _raw_load(artifact: dict, path: str, threads: int) -> float:
+    """Seconds the runtime itself needs to create the session / load the module (no zoo around it)."""
+    t0 = time.perf_counter()
+    if artifact["runtime"] == "onnxruntime":
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    else:
+        import torch
+        import torchvision  # noqa: F401
+        torch.jit.load(path, map_location="cpu")
+    return time.perf_counter() - t0
+
+
+def measure(load, image, warmup: int, repeat: int) -> dict:
+    with PeakRss() as mem:
+        t0 = time.perf_counter()
+        model = load()
+        t_load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model([image])
+        first = time.perf_counter() - t0
+        for _ in range(warmup):
+            model([image])
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            out = model([image])
+            times.append(time.perf_counter() - t0)
+    return {"load_s": t_load, "first_s": first, "median_s": statistics.median(times),
+            "p90_s": float(np.percentile(times, 90)), "peak_mb": mem.peak / 2**20,
+            "detections": int(len(out[0]["scores"])), "model": model}
+
+
+def bench(names: list[str], source: str, runtime: str | None = None, method: str | None = None, warmup: int = 1,
+          repeat: int = 5, threads: int = 2, size: tuple[int, int] = (480, 640), json_out: str | None = None) -> list[dict]:
+    import torch
+
+    from .loader import load
+    from .manifest import resolve
+    from .sources import open_source
+    from .store import sha256_file
+
+    torch.set_num_threads(threads)
+    image = sample_image(size)
+    index = open_source(source).index()
+    rows = []
+    for name in names:
+        manifest = resolve(name)
+        entry = index["models"].get(manifest.name)
+        if entry is None:
+            continue
+        eager = measure(lambda: load(manifest.name, runtime="pytorch", method="eager", source=source), image, warmup, repeat)
+        eager_size = entry["weights"]["file"]["size"]
+        rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
+        for artifact in entry["artifacts"]:
+            if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
+                continue
+            m = measure(lambda: load(manifest.name, runtime=artifact["runtime"], method=artifact["method"],
+                                     source=source, threads=threads) if artifact["runtime"] == "onnxruntime"
+                        else load(manifest.name, runtime=artifact["runtime"], method=artifact["method"], source=source),
+                        image, warmup, repeat)
+            path = m["model"].info["source"] and str(Path(source) / artifact["files"]["model"]["path"]) \
+                if Path(source).is_dir() else None
+            row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
+                       artifact["files"]["model"]["size"], eager_size)
+            if path:
+                raw = min(_raw_load(artifact, path, threads) for _ in range(2))
+                warm = min(_timed(lambda: load(manifest.name, runtime=artifact["runtime"], method=artifact["method"],
+                                               source=source)) for _ in range(2))
+                t0 = time.perf_counter()
+                sha256_file(path)
+                row.update(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,
+                           sha256_gb_s=artifact["files"]["model"]["size"] / (time.perf_counter() - t0) / 1e9)
+            rows.append(row)
+    print(table(rows, size, threads))
+    if json_out:
+        Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "rows": rows}, indent=2))
+    return rows
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _row(name, runtime, method, m, eager, size, eager_size) -> dict:
+    keys = ("load_s", "first_s", "median_s", "p90_s", "peak_mb")
+    row = {"model": name, "runtime": runtime, "method": method, "detections": m["detections"], "size_mb": size / 2**20}
+    row.update({k: m[k] for k in keys})
+    row.update({f"{k}_vs_eager": (m[k] / eager[k] if eager[k] else None) for k in keys})
+    row["size_vs_eager"] = size / eager_size
+    return row
+
+
+def table(rows: list[dict], size, threads) -> str:
+    head = (f"zoo bench: input {size[0]}x{size[1]}, {threads} threads, CPU; ratios are artifact / eager "
+            "(latency < 1.0 is faster)\n")
+    cols = ["model", "runtime", "method", "median_s", "x eager", "p90_s", "first_s", "load_s", "peak_mb", "size_mb",
+            "load/runtime", "sha256 GB/s"]
+    lines = [cols]
+    for r in rows:
+        lines.append([r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
+                      f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
+                      f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
+                      f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])
+    widths = [max(len(x[i]) for x in lines) for i in range(len(cols))]
+    return head + "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)

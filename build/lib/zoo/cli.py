@@ -1,0 +1,280 @@
+"""The `zoo` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import ZooError
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()  # noqa: E731
+    return "\n".join([line({c: c for c in columns}), line({c: "-" * widths[c] for c in columns})] + [line(r) for r in rows])
+
+
+def cmd_list(a) -> int:
+    from .manifest import support_markdown, support_rows
+    if a.markdown:
+        print(support_markdown())
+        return 0
+    print(table(support_rows(), ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
+    return 0
+
+
+def cmd_info(a) -> int:
+    from .manifest import resolve
+    m = resolve(a.name)
+    w = m.weights
+    print(f"{m.name}  ({', '.join(m.aliases) or 'no alias'})  {m.description}")
+    print(f"builder:  {m.builder}")
+    print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w['license']}")
+    print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
+    print(f"input:    {json.dumps(m.input)}")
+    print(f"outputs:  {', '.join(m.outputs)}   categories: {len(m.categories)}")
+    for e in m.exports:
+        print(f"export:   {e.method:9s} -> {e.runtime:11s} {e.format}{f' opset {e.opset}' if e.opset else ''}, batch {e.batch_text}, "
+              f"devices {', '.join(e.devices)}, tolerance {e.tolerance}")
+    for u in m.unsupported:
+        print(f"unsupported: {u.method}/{u.runtime}: {u.reason}")
+    if a.source:
+        from .sources import open_source
+        entry = open_source(a.source).index().get("models", {}).get(m.name)
+        if not entry:
+            print(f"store {a.source}: not built")
+            return 0
+        wi = entry["weights"]
+        print(f"store weights: {wi['kind']}" + (f" (seed {wi['seed']}; detections are meaningless)" if wi["kind"] == "random" else "")
+              + f", sha256 {wi['file']['sha256']}")
+        for art in entry["artifacts"]:
+            par = art.get("parity", {}).get("min_matched_fraction")
+            print(f"  artifact {art['runtime']}/{art['method']}: {art['files'].get('model', art['files'].get('weights'))['path']}"
+                  + (f", parity min matched {par:.3f}" if par is not None else " (reference)"))
+    return 0
+
+
+def cmd_build(a) -> int:
+    from .manifest import all_manifests
+    if a.check:
+        from .reproduce import check
+        return check(a.check, a.names or None, progress=not a.quiet)
+    names = a.names or list(all_manifests())
+    if not a.out:
+        raise ZooError("zoo build needs --out STORE (a directory)")
+    from .pipeline import build
+    t0 = time.perf_counter()
+    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet)
+    print("\n".join(result.lines))
+    print(f"built {len(result.built)} artifacts into {a.out} in {time.perf_counter() - t0:.0f}s"
+          + (f"; {len(result.failed)} FAILED parity or export and were not stored: {', '.join(result.failed)}" if result.failed else ""))
+    if a.lock:
+        from .reproduce import write_lock
+        write_lock(a.out, a.lock)
+        print(f"wrote lock {a.lock}")
+    return 1 if result.failed else 0
+
+
+def cmd_verify(a) -> int:
+    from .verify import verify_path
+    lines = verify_path(a.path, a.name, a.runtime, do_replay=not a.no_replay)
+    for line in lines:
+        if not line.ok or a.verbose or " " in line.what:  # file lines only when bad (or -v); every replay line
+            print(line)
+    bad = [x for x in lines if not x.ok]
+    print(f"{len(lines) - len(bad)} ok, {len(bad)} bad")
+    return 1 if bad else 0
+
+
+def _load(a):
+    from .loader import load
+    return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source, revision=a.revision,
+                offline=True if a.offline else None)
+
+
+def cmd_predict(a) -> int:
+    from . import viz
+    t0 = time.perf_counter()
+    model = _load(a)
+    t_load = time.perf_counter() - t0
+    image = viz.read_image(a.image)
+    t0 = time.perf_counter()
+    det = model([image])[0]
+    t_run = time.perf_counter() - t0
+    weights = model.info["weights"]
+    art = model.info["artifact"]
+    print(f"{model.info['model']} {art['runtime']}/{art['method']} from {model.info['source']}: "
+          f"{len(det['scores'])} detections in {t_run:.2f}s (load {t_load:.2f}s)")
+    if weights["kind"] == "random":
+        print(f"NOTE: seeded random weights (seed {weights['seed']}): the detections below are meaningless")
+    if "parity" in art:
+        par = model.info.get("metadata", {}).get("parity", {}).get("results", {})
+        for k, r in par.items():
+            print(f"parity vs eager ({k}): matched {r['min_matched_fraction']:.2f} of {r['detections']} detections, "
+                  f"max box diff {r['max_box_diff']:.3g}px, max score diff {r['max_score_diff']:.3g}")
+    for i in list(reversed(det["scores"].argsort()))[:a.top]:
+        label = int(det["labels"][i])
+        name = model.categories[label] if label < len(model.categories) else str(label)
+        box = ", ".join(f"{v:.1f}" for v in det["boxes"][i])
+        print(f"  {name:16s} {float(det['scores'][i]):.3f}  [{box}]")
+    if a.out:
+        title = f"{model.info['model']} {art['runtime']}/{art['method']}" + (" (seeded random weights)" if weights["kind"] == "random" else "")
+        print(f"picture: {viz.draw(image, det, model.categories, a.out, title=title)}")
+    return 0
+
+
+def cmd_path(a) -> int:
+    model_path = _artifact_path(a)
+    print(model_path)
+    return 0
+
+
+def _artifact_path(a) -> Path:
+    from .loader import select
+    from .manifest import resolve
+    from .sources import open_source
+    manifest = resolve(a.model)
+    src = open_source(a.source, offline=True if a.offline else None)
+    entry = select(manifest, src.index(a.revision), a.runtime, a.method, a.device)
+    role = "model" if "model" in entry["artifact"]["files"] else "weights"
+    return src.fetch(entry["artifact"]["files"][role])
+
+
+def cmd_download(a) -> int:
+    from .distribute import download
+    digest = download(a.names, a.to, runtime=a.runtime, method=a.method, source=a.source, revision=a.revision)
+    print(f"bundle {a.to}: index sha256 {digest} (pin it: revision='{digest}')")
+    return 0
+
+
+def cmd_publish(a) -> int:
+    from .distribute import publish
+    print(publish(a.store, a.to, revision=a.revision, message=a.message))
+    return 0
+
+
+def cmd_bench(a) -> int:
+    from .bench import bench
+    from .manifest import all_manifests
+    h, w = (int(x) for x in a.size.lower().split("x"))
+    bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, (h, w), a.json)
+    return 0
+
+
+def cmd_demo(a) -> int:
+    """Build a small model into a local store with seeded weights, then load it as a user would and run it."""
+    from importlib.resources import files
+    out = Path(a.out)
+    store_dir = out / "store"
+    print(f"1/3 building {a.model} (seeded random weights, no network) into {store_dir} ...")
+    from .pipeline import build
+    result = build([a.model], store_dir, "random:0", progress=not a.quiet)
+    print("\n".join(result.lines))
+    if result.failed:
+        return 1
+    image = str(files("zoo") / "data" / "astronaut.jpg")
+    for runtime in ("onnxruntime", "pytorch"):
+        print(f"\n{'2/3' if runtime == 'onnxruntime' else '3/3'} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
+        ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
+                                revision=None, offline=False, image=image, top=5,
+                                out=str(out / f"demo_{runtime}.png"))
+        cmd_predict(ns)
+    return 0
+
+
+def _source_args(p, model=True):
+    if model:
+        p.add_argument("--model", required=True, help="model name or alias")
+    p.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
+    p.add_argument("--method", default=None, choices=["onnx", "tracing", "scripting", "eager"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--source", default=None, help="store dir, http(s) mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
+    p.add_argument("--revision", default=None, help="pin: index sha256 (mirror/bundle) or commit (hf://)")
+    p.add_argument("--offline", action="store_true", help="never open a socket (also ZOO_OFFLINE=1)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported torchvision detectors.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("list", help="models and their supported combinations")
+    s.add_argument("--markdown", action="store_true", help="the README's support table")
+    s.set_defaults(fn=cmd_list)
+    s = sub.add_parser("info", help="one model's manifest (and store entry with --source)")
+    s.add_argument("name")
+    s.add_argument("--source", default=None)
+    s.set_defaults(fn=cmd_info)
+    s = sub.add_parser("build", help="export, parity-check and store models")
+    s.add_argument("names", nargs="*", help="models (default: all)")
+    s.add_argument("--method", action="append", choices=["tracing", "scripting", "onnx"])
+    s.add_argument("--weights", default="random:0", help="official | random:SEED (default random:0)")
+    s.add_argument("--out", help="store directory")
+    s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
+    s.add_argument("--lock", metavar="LOCK", help="after building, write a lock of the store's digests")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_build)
+    s = sub.add_parser("verify", help="re-hash a store, bundle or cache and replay reference inputs")
+    s.add_argument("path")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--no-replay", action="store_true", help="hashes and provenance only")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_verify)
+    s = sub.add_parser("predict", help="run a model on an image, print detections, draw a picture")
+    s.add_argument("image")
+    _source_args(s)
+    s.add_argument("--out", help="write the picture here (PNG)")
+    s.add_argument("--top", type=int, default=10)
+    s.set_defaults(fn=cmd_predict)
+    s = sub.add_parser("path", help="print the local path of a verified artifact (for shell scripts and C++)")
+    s.add_argument("model")
+    _source_args(s, model=False)
+    s.set_defaults(fn=cmd_path)
+    s = sub.add_parser("download", help="write a self-contained bundle for air-gapped machines")
+    s.add_argument("names", nargs="+")
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", choices=["onnx", "tracing", "scripting", "eager"])
+    s.add_argument("--source", default=None)
+    s.add_argument("--revision", default=None)
+    s.add_argument("--to", required=True)
+    s.set_defaults(fn=cmd_download)
+    s = sub.add_parser("publish", help="publish a store as a static mirror tree or to hf://ORG/REPO")
+    s.add_argument("store")
+    s.add_argument("--to", required=True, help="directory or hf://ORG/REPO")
+    s.add_argument("--revision", default="main", help="branch to commit to (hf://)")
+    s.add_argument("--message", default=None)
+    s.set_defaults(fn=cmd_publish)
+    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
+    s.add_argument("names", nargs="*")
+    s.add_argument("--source", required=True)
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", choices=["onnx", "tracing", "scripting"])
+    s.add_argument("--warmup", type=int, default=1)
+    s.add_argument("--repeat", type=int, default=5)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--size", default="480x640", help="input HxW (default 480x640)")
+    s.add_argument("--json", help="also write the figures as JSON here")
+    s.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
+    s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
+    s.add_argument("--out", default="zoo-demo")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import signal
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `zoo list | head` ends quietly
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except ZooError as e:
+        print(f"zoo: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

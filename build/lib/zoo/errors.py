@@ -1,0 +1,34 @@
+"""The zoo's exceptions: each says what was expected, so a user never has to read a torch traceback."""
+
+
+class ZooError(Exception):
+    """Base class of every error the zoo raises on purpose."""
+
+
+class ManifestError(ZooError, ValueError):
+    """A manifest file is malformed: names the file, the key and what was expected."""
+
+
+class UnknownModelError(ZooError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnsupportedError(ZooError, ValueError):
+    """A method/runtime/device combination that the model or the store does not offer."""
+
+
+class IntegrityError(ZooError):
+    """A file's sha256 differs from the one its index records, or an index entry is unsafe."""
+
+
+class NotAvailableError(ZooError):
+    """A file or artifact cannot be had: missing in a source, or offline without a cached copy."""
+
+
+class InputError(ZooError, TypeError):
+    """Bad input to a loaded model."""
+
+
+class ParityError(ZooError):
+    """An exported artifact's outputs differ from eager PyTorch beyond its manifest's tolerance."""

@@ -1,0 +1,28 @@
+"""Exporters: one module per method. Each takes the exportable wrapper and example images and writes one file.
+
+``export_in_child`` runs an exporter in a fresh Python process with ``PYTHONHASHSEED=0``: scripted TorchScript orders
+its ``__constants__`` by Python's randomised string hash, so a fixed seed is what makes its bytes reproducible, and a
+child process also proves the artifact comes from the stored weights file alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import ZooError
+
+FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx"}
+
+
+def export_in_child(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
+    """Export in a subprocess; returns the exporter's settings (recorded in the metadata)."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    cmd = [sys.executable, "-m", "zoo.export.run", manifest_path, weights_file, method, out]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise ZooError(f"exporting {Path(manifest_path).stem} with {method} failed:\n{tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,123 @@
+"""Make torchvision detection models export to graphs that behave like eager PyTorch.
+
+Three measured defects of traced graphs (see FINDINGS.md) are fixed here:
+
+* ``ExactResizeTransform`` computes the resized image size the way eager PyTorch does (``floor(size * scale)`` in
+  float64). torchvision computes it in float32 under tracing and scripting, which makes ~12-15% of input sizes
+  come out 1 px smaller and then gives wrong boxes. The size is computed from 1-D float64 tensors under tracing
+  because the legacy ONNX exporter silently casts 0-dim float64 tensors to float32.
+* ``trace_safe()`` replaces, while a model is traced, two functions whose data-dependent branches tracing freezes:
+  ``BoxCoder.decode`` (``if box_sum > 0`` crashes on an image without proposals) and the batched-NMS coordinate
+  trick (``boxes.max()`` of an empty tensor crashes onnxruntime).
+"""
+
+import contextlib
+import math
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torchvision
+from torch import Tensor
+from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import boxes as box_ops
+
+
+@torch.jit.unused
+def _traced_size(image: Tensor, min_size: float, max_size: float) -> List[int]:
+    # Under tracing: a dynamic size, from 1-D float64 tensors (0-dim ones would be exported as float32).
+    # Divide tensors, never `float / tensor`: PyTorch computes that as reciprocal() * float, which rounds
+    # differently from eager's Python division and lands 1 px off at some sizes (311x400 at min_size 320).
+    hw = torch._shape_as_tensor(image)[-2:].to(torch.float64)
+    scale = torch.minimum(hw.new_full((1,), min_size) / hw.amin(0, keepdim=True),
+                          hw.new_full((1,), max_size) / hw.amax(0, keepdim=True))
+    size = torch.floor(hw * scale).to(torch.int64)
+    return [size[0], size[1]]  # type: ignore[list-item]  # tensors stand in for ints while tracing
+
+
+class ExactResizeTransform(GeneralizedRCNNTransform):
+    """``GeneralizedRCNNTransform`` whose inference resize matches eager PyTorch under tracing and scripting."""
+
+    def resize(
+        self, image: Tensor, target: Optional[Dict[str, Tensor]] = None
+    ) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
+        torch._assert(target is None and not self.training, "the export transform is for inference only")
+        fixed = self.fixed_size
+        if fixed is not None:
+            size = [fixed[1], fixed[0]]
+        elif torchvision._is_tracing():
+            size = _traced_size(image, float(self.min_size[-1]), float(self.max_size))
+        else:
+            h, w = image.shape[-2], image.shape[-1]
+            scale = min(float(self.min_size[-1]) / min(h, w), float(self.max_size) / max(h, w))
+            size = [int(math.floor(h * scale)), int(math.floor(w * scale))]
+        image = torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+        return image, target
+
+    @classmethod
+    def replacing(cls, transform: GeneralizedRCNNTransform) -> "ExactResizeTransform":
+        new = cls(
+            transform.min_size, transform.max_size, transform.image_mean, transform.image_std,
+            size_divisible=transform.size_divisible, fixed_size=transform.fixed_size,
+        )
+        return new.train(transform.training)
+
+
+def make_exportable(model: torch.nn.Module) -> torch.nn.Module:
+    """Swap in the exact-resize transform (in place); the weights are untouched."""
+    model.transform = ExactResizeTransform.replacing(model.transform)
+    return model
+
+
+def _decode(self: det_utils.BoxCoder, rel_codes: Tensor, boxes: List[Tensor]) -> Tensor:
+    # BoxCoder.decode without the `if box_sum > 0` branches; the reshapes are no-ops for non-empty inputs and
+    # also hold for zero boxes, where the original's frozen branch made `reshape(0, -1)` fail.
+    concat_boxes = torch.cat(boxes, dim=0)
+    rel_codes = rel_codes.reshape(concat_boxes.shape[0], rel_codes.shape[-1])
+    pred_boxes = self.decode_single(rel_codes, concat_boxes)
+    return pred_boxes.reshape(-1, rel_codes.shape[-1] // 4, 4)
+
+
+def _batched_nms_coordinate_trick(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    # torchvision's version returns early on empty input (frozen by tracing) and then takes boxes.max() of an
+    # empty tensor. Boxes are clipped to the image (>= 0) wherever NMS runs, so max with a 0 changes nothing.
+    max_coordinate = torch.cat([boxes.reshape(-1), boxes.new_zeros(1)]).max()
+    offsets = idxs.to(boxes) * (max_coordinate + torch.tensor(1).to(boxes))
+    boxes_for_nms = boxes + offsets[:, None]
+    return box_ops.nms(boxes_for_nms, scores, iou_threshold)
+
+
+@contextlib.contextmanager
+def trace_safe():
+    """Within this block, tracing records data-dependent branches of torchvision in a shape-generic way."""
+    saved = det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick
+    det_utils.BoxCoder.decode = _decode
+    box_ops._batched_nms_coordinate_trick = _batched_nms_coordinate_trick
+    try:
+        yield
+    finally:
+        det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick = saved
+
+
+class FlatOutputs(torch.nn.Module):
+    """The exported interface: a list of images in, a flat list of tensors out.
+
+    For image i the outputs are ``out[i * len(keys) + j] = detections[i][keys[j]]``. Every exporter uses this one
+    convention (tracing cannot return dicts, ONNX has no dicts), and so do the runtimes and the C++ example.
+    """
+
+    def __init__(self, model: torch.nn.Module, keys: List[str]):
+        super().__init__()
+        self.model = model
+        self.keys = keys
+
+    def forward(self, images: List[Tensor]) -> List[Tensor]:
+        if torch.jit.is_scripting():
+            detections = self.model(images)[1]
+        else:
+            detections = self.model(images)
+        flat: List[Tensor] = []
+        for det in detections:
+            for key in self.keys:
+                flat.append(det[key])
+        return flat

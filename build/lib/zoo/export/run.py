@@ -1,0 +1,34 @@
+"""Child-process entry point: ``python -m zoo.export.run MANIFEST WEIGHTS METHOD OUT`` prints the settings as JSON."""
+import json
+import sys
+
+import torch
+
+from .. import models
+from ..manifest import parse
+from . import common, onnx, scripting, tracing
+
+
+def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    manifest = parse(manifest_path)
+    spec = manifest.export(method)
+    wrapper = common.exportable(models.stored_model(manifest, weights_file), manifest)
+    example = common.example_images(manifest, spec.batch or 1)
+    settings: dict = {}
+    with common.recorded_warnings(settings):
+        if method == "tracing":
+            settings.update(tracing.export(wrapper, example, out))
+        elif method == "scripting":
+            settings.update(scripting.export(wrapper, example, out))
+        else:
+            settings.update(onnx.export(wrapper, example, out, spec.opset))
+    settings["example_size"] = list(example[0].shape[-2:])
+    settings["transform"] = "ExactResizeTransform (eager float64 resize); trace_safe decode/NMS" if method != "scripting" \
+        else "ExactResizeTransform (eager float64 resize)"
+    return settings
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(*sys.argv[1:5]), sort_keys=True))

@@ -1,0 +1,12 @@
+"""scripting -> TorchScript: dynamic batch and resolution (control flow is kept)."""
+from typing import List
+
+import torch
+
+from .patches import FlatOutputs
+
+
+def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str) -> dict:
+    scripted = torch.jit.script(wrapper)
+    torch.jit.save(scripted, path)
+    return {"exporter": "torch.jit.script", "batch": "dynamic"}

@@ -1,0 +1,57 @@
+"""`zoo.load`: find the artifact in a source's index, fetch and verify it, return a callable detector."""
+from __future__ import annotations
+
+import json
+
+from .errors import NotAvailableError, UnsupportedError
+from .manifest import RUNTIMES, resolve
+from .runtimes.base import Detector
+from .sources import open_source
+
+
+def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
+    """The index entry for (runtime, method), after checking the combination against the manifest."""
+    if runtime not in RUNTIMES:
+        raise UnsupportedError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    allowed = manifest.methods_for(runtime)
+    if method is not None and method not in allowed:
+        raise UnsupportedError(manifest._unsupported_message(method=method, runtime=runtime))
+    entry = index.get("models", {}).get(manifest.name)
+    if entry is None:
+        raise NotAvailableError(f"{manifest.name} is not in this store; build it: zoo build {manifest.name} --out STORE")
+    candidates = [a for a in entry["artifacts"] if a["runtime"] == runtime and (method is None or a["method"] == method)]
+    if not candidates:
+        have = ", ".join(f"{a['runtime']}/{a['method']}" for a in entry["artifacts"])
+        raise NotAvailableError(f"the store has no {runtime}/{method or 'any'} artifact for {manifest.name} (it has: {have})")
+    if method is None and runtime == "pytorch":  # prefer exported artifacts over eager, scripting first
+        order = {"scripting": 0, "tracing": 1, "eager": 2}
+        candidates.sort(key=lambda a: order.get(a["method"], 9))
+    artifact = candidates[0]
+    if device.split(":")[0] not in artifact["devices"]:
+        raise UnsupportedError(f"{manifest.name} {artifact['method']} runs on {', '.join(artifact['devices'])}, "
+                               f"not {device!r}" + (" (a traced graph keeps the device it was traced on)"
+                                                    if artifact["method"] == "tracing" else ""))
+    return {**entry, "artifact": artifact}
+
+
+def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
+         revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None) -> Detector:
+    manifest = resolve(name)
+    src = open_source(source, cache_dir=cache_dir, offline=offline)
+    entry = select(manifest, src.index(revision), runtime, method, device)
+    artifact = entry["artifact"]
+    paths = {role: src.fetch(record) for role, record in artifact["files"].items() if role != "reference"}
+    info = {"model": manifest.name, "source": src.description, "artifact": artifact,
+            "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
+    if "metadata" in paths:
+        info["metadata"] = json.loads(paths["metadata"].read_text())
+    if artifact["method"] == "eager":
+        from .runtimes.eager import EagerBackend
+        backend = EagerBackend(manifest, str(paths["weights"]), device)
+    elif runtime == "onnxruntime":
+        from .runtimes.onnxruntime import OnnxRuntimeBackend
+        backend = OnnxRuntimeBackend(str(paths["model"]), artifact["batch"] or 1, device, threads)
+    else:
+        from .runtimes.torchscript import TorchScriptBackend
+        backend = TorchScriptBackend(str(paths["model"]), artifact["batch"], device)
+    return Detector(backend, entry["outputs"], info, entry["categories"])

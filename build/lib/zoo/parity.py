@@ -1,0 +1,179 @@
+"""Parity of two detectors' outputs, by matched detections (DESIGN.md), in numpy only.
+
+Detections are matched greedily, highest reference score first, to the unmatched candidate with the same label and
+the highest IoU above ``iou``. A reference detection left unmatched is *borderline* when its score lies within
+``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
+swap in or out); those are reported apart and allowed up to ``max_borderline``. Differences (boxes, scores, masks,
+keypoints) are measured on matched pairs only. An image whose reference scores tie (a constant image on seeded
+weights) has no meaningful matching: only its output shapes and dtypes are checked, and it is reported as tied.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    min_matched: float = 0.95      # matched / max(n_reference, n_candidate), not counting borderline misses
+    iou: float = 0.9               # a match needs this IoU or more
+    box_atol: float = 1.0          # pixels, max abs over matched boxes
+    score_atol: float = 0.01       # max abs over matched scores
+    mask_atol: float = 0.05        # mean abs difference of a matched mask's probabilities, worst mask
+    keypoint_atol: float = 2.0     # pixels, max abs over matched keypoints (x, y)
+    max_borderline: float = 0.05   # borderline misses / n_reference
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Tolerance":
+        return cls(**d)
+
+
+@dataclass
+class ImageParity:
+    n_reference: int
+    n_candidate: int
+    matched: int
+    borderline: int
+    max_box_diff: float = 0.0
+    max_score_diff: float = 0.0
+    max_mask_diff: float = 0.0
+    max_keypoint_diff: float = 0.0
+    tied: bool = False             # the reference's scores tie: matching is meaningless there (reported, not enforced)
+
+
+@dataclass
+class Report:
+    images: list[ImageParity] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def matched_fraction(self) -> float:
+        fractions = [_fraction(p) for p in self.images if not p.tied]
+        return min(fractions) if fractions else 1.0
+
+    def summary(self) -> dict:
+        worst = lambda key: max((getattr(p, key) for p in self.images), default=0.0)  # noqa: E731
+        return {
+            "ok": self.ok,
+            "images": len(self.images),
+            "detections": sum(p.n_reference for p in self.images),
+            "min_matched_fraction": round(self.matched_fraction, 4),
+            "borderline": sum(p.borderline for p in self.images),
+            "tied_images": sum(p.tied for p in self.images),
+            "max_box_diff": _r(worst("max_box_diff")),
+            "max_score_diff": _r(worst("max_score_diff")),
+            "max_mask_diff": _r(worst("max_mask_diff")),
+            "max_keypoint_diff": _r(worst("max_keypoint_diff")),
+            "failures": list(self.failures),
+        }
+
+    def line(self) -> str:
+        s = self.summary()
+        tied = f" ({s['tied_images']} with tied scores, not matched)" if s["tied_images"] else ""
+        return (f"matched {s['min_matched_fraction']:.2f} of {s['detections']} detections on {s['images']} images{tied}, "
+                f"borderline {s['borderline']}, max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
+                + (f" mask {s['max_mask_diff']:.3g}" if s["max_mask_diff"] else "")
+                + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else ""))
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _fraction(p: ImageParity) -> float:
+    denominator = max(p.n_reference - p.borderline, p.n_candidate - p.borderline, 0)
+    return 1.0 if denominator == 0 else min(1.0, p.matched / denominator)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a [N,4] against every box in b [M,4] (xyxy)."""
+    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match(ref: dict, cand: dict, tol: Tolerance) -> tuple[list[tuple[int, int]], ImageParity]:
+    rb, cb = np.asarray(ref["boxes"], np.float64).reshape(-1, 4), np.asarray(cand["boxes"], np.float64).reshape(-1, 4)
+    rl, cl = np.asarray(ref["labels"]).reshape(-1), np.asarray(cand["labels"]).reshape(-1)
+    rs, cs = np.asarray(ref["scores"], np.float64).reshape(-1), np.asarray(cand["scores"], np.float64).reshape(-1)
+    iou = box_iou(rb, cb) if len(rb) and len(cb) else np.zeros((len(rb), len(cb)))
+    iou = np.where(rl[:, None] == cl[None, :], iou, -1.0)
+    taken = np.zeros(len(cb), bool)
+    pairs: list[tuple[int, int]] = []
+    for i in np.argsort(-rs, kind="stable"):
+        row = np.where(taken, -1.0, iou[i])
+        j = int(np.argmax(row)) if len(row) else -1
+        if j >= 0 and row[j] >= tol.iou:
+            taken[j] = True
+            pairs.append((int(i), j))
+    matched_ref, matched_cand = {i for i, _ in pairs}, {j for _, j in pairs}
+    cutoff = rs.min() if len(rs) else 0.0
+    near = lambda s: s - cutoff <= tol.score_atol  # noqa: E731
+    missed = sum(1 for i in range(len(rs)) if i not in matched_ref and near(rs[i]))
+    # a miss at the cut-off is borderline only if something explains it: a candidate detection near the cut-off
+    # that took its place (a swap), or the candidate keeping fewer detections (it fell below the threshold)
+    swapped_in = sum(1 for j in range(len(cs)) if j not in matched_cand and near(cs[j]))
+    borderline = min(missed, swapped_in + max(0, len(rs) - len(cs)))
+    p = ImageParity(len(rb), len(cb), len(pairs), borderline)
+    if pairs:
+        i, j = map(list, zip(*pairs))
+        p.max_box_diff = float(np.abs(rb[i] - cb[j]).max())
+        p.max_score_diff = float(np.abs(rs[i] - cs[j]).max())
+        if "masks" in ref:
+            rm, cm = np.asarray(ref["masks"], np.float32), np.asarray(cand["masks"], np.float32)
+            p.max_mask_diff = float(max(np.abs(rm[a] - cm[b]).mean() for a, b in pairs))
+        if "keypoints" in ref:
+            rk, ck = np.asarray(ref["keypoints"], np.float64), np.asarray(cand["keypoints"], np.float64)
+            p.max_keypoint_diff = float(np.abs(rk[i][..., :2] - ck[j][..., :2]).max())
+    return pairs, p
+
+
+def compare(reference: list[dict], candidate: list[dict], tol: Tolerance) -> Report:
+    """Compare per-image outputs (dicts of arrays or tensors) of a reference and a candidate detector."""
+    report = Report()
+    if len(reference) != len(candidate):
+        report.failures.append(f"{len(candidate)} outputs for {len(reference)} images")
+        return report
+    for k, (ref, cand) in enumerate(zip(reference, candidate)):
+        ref, cand = _numpy(ref), _numpy(cand)
+        _, p = match(ref, cand, tol)
+        p.tied = is_tied(ref["scores"])
+        report.images.append(p)
+        shape_ok = all(cand[key].shape[1:] == ref[key].shape[1:] and cand[key].dtype == ref[key].dtype for key in ref)
+        if not shape_ok:
+            report.failures.append(f"image {k}: output shapes/dtypes differ from the reference's")
+        if p.tied:
+            continue  # e.g. a constant image on seeded weights: every score equal, any survivor of NMS is as good
+        checks = [
+            (_fraction(p) >= tol.min_matched, f"matched {_fraction(p):.3f} < {tol.min_matched}"),
+            (p.borderline <= max(1.0, tol.max_borderline * p.n_reference),
+             f"{p.borderline} borderline misses > {tol.max_borderline:.0%} of {p.n_reference}"),
+            (p.max_box_diff <= tol.box_atol, f"box diff {p.max_box_diff:.4g}px > {tol.box_atol}"),
+            (p.max_score_diff <= tol.score_atol, f"score diff {p.max_score_diff:.4g} > {tol.score_atol}"),
+            (p.max_mask_diff <= tol.mask_atol, f"mask diff {p.max_mask_diff:.4g} > {tol.mask_atol}"),
+            (p.max_keypoint_diff <= tol.keypoint_atol, f"keypoint diff {p.max_keypoint_diff:.4g}px > {tol.keypoint_atol}"),
+        ]
+        report.failures += [f"image {k}: {msg}" for good, msg in checks if not good]
+    return report
+
+
+def is_tied(scores) -> bool:
+    """Scores too tied for matching to mean anything: fewer than 90% distinct among 10 or more."""
+    scores = np.asarray(scores).reshape(-1)
+    return scores.size >= 10 and np.unique(scores).size < 0.9 * scores.size
+
+
+def _numpy(d: dict) -> dict:
+    return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in d.items()}
+
+
+def tolerance_dict(tol: Tolerance) -> dict:
+    return asdict(tol)

@@ -1,0 +1,1 @@
+"""Runtimes: the callables `zoo.load` returns. ``base`` holds the interface (no torch); one module per backend."""

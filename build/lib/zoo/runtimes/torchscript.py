@@ -1,0 +1,39 @@
+"""TorchScript backend (tracing or scripting artifacts): torch tensors in and out."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from ..errors import UnsupportedError
+
+
+def torch_device(device: str) -> torch.device:
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise UnsupportedError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device != "cpu" and not torch.cuda.is_available():
+        raise UnsupportedError(f"device={device!r} but torch has no usable CUDA device "
+                               f"(torch {torch.__version__}, cuda build: {torch.version.cuda})")
+    return torch.device(device)
+
+
+def register_torchvision_ops() -> None:
+    import torchvision  # noqa: F401  (registers torchvision::nms, roi_align for TorchScript)
+
+
+class TorchScriptBackend:
+    wants = "torch"
+
+    def __init__(self, path: str, batch: int | None, device: str = "cpu"):
+        register_torchvision_ops()
+        self.device = torch_device(device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*deprecated.*")
+            self.module = torch.jit.load(path, map_location=self.device).eval()
+        self.batch = batch
+
+    def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        with torch.inference_mode(), warnings.catch_warnings():
+            # torchvision's scripted detectors warn on every call that they return (losses, detections): expected here
+            warnings.filterwarnings("ignore", message=r".*always returns a \(Losses, Detections\)", category=UserWarning)
+            return list(self.module([im.to(self.device) for im in images]))

@@ -1,0 +1,127 @@
+"""The store format: index.json, file records (path, size, sha256), safe relative paths, streaming hashes.
+
+A store is a directory::
+
+    index.json                          every model and artifact, with size + sha256 of each file
+    models/NAME/weights.safetensors     the exact weights the artifacts were exported from
+    models/NAME/README.md               model card
+    models/NAME/METHOD/model.{pt,onnx}  the artifact
+    models/NAME/METHOD/metadata.json    provenance and parity results
+    models/NAME/METHOD/reference.npz    the parity inputs and eager outputs, replayed by `zoo verify`
+
+Everything is written canonically (sorted keys, no timestamps, no absolute paths) so a rebuild is byte-identical.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
+
+from .errors import IntegrityError, NotAvailableError
+
+FORMAT = "zoo-store/1"
+INDEX = "index.json"
+_CHUNK = 8 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a store is served and shared
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_relpath(rel: str) -> str:
+    """An index path must stay inside the store: relative, POSIX, no '..', no drive, no empty parts."""
+    if not isinstance(rel, str) or not rel:
+        raise IntegrityError(f"index path {rel!r} is not a non-empty string")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or "\\" in rel or ":" in rel or any(part in ("..", ".", "") for part in rel.split("/")):
+        raise IntegrityError(f"index path {rel!r} leaves the store (absolute, '..' or not a plain relative path): refused")
+    return str(p)
+
+
+def file_record(root: Path, rel: str) -> dict:
+    rel = safe_relpath(rel)
+    full = Path(root) / rel
+    return {"path": rel, "size": full.stat().st_size, "sha256": sha256_file(full)}
+
+
+def check_digest(path: Path, expected: str, name: str) -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise IntegrityError(f"sha256 mismatch for {name}: index says {expected}, file has {actual}; refusing to load it")
+
+
+def read_index_bytes(data: bytes, where: str) -> dict:
+    try:
+        index = json.loads(data)
+    except ValueError as e:
+        raise IntegrityError(f"{where}: index is not valid JSON ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise IntegrityError(f"{where}: not a zoo store index (expected \"format\": \"{FORMAT}\")")
+    for record in iter_files(index):
+        safe_relpath(record.get("path"))
+        if not isinstance(record.get("sha256"), str) or len(record["sha256"]) != 64:
+            raise IntegrityError(f"{where}: index entry {record.get('path')!r} has no valid sha256")
+    return index
+
+
+def load_index(root: str | Path) -> dict:
+    path = Path(root) / INDEX
+    if not path.is_file():
+        raise NotAvailableError(f"{root} is not a zoo store: it has no {INDEX}")
+    return read_index_bytes(path.read_bytes(), str(path))
+
+
+def iter_files(index: dict) -> Iterator[dict]:
+    """Every file record of an index, each once."""
+    seen = set()
+    for model in index.get("models", {}).values():
+        records = [model.get("weights", {}).get("file"), model.get("card")]
+        for artifact in model.get("artifacts", []):
+            records += list(artifact.get("files", {}).values())
+        for r in records:
+            if r and r["path"] not in seen:
+                seen.add(r["path"])
+                yield r
+
+
+def find_artifact(index: dict, model: str, runtime: str, method: str | None) -> dict | None:
+    entries = index.get("models", {}).get(model, {}).get("artifacts", [])
+    for a in entries:
+        if a["runtime"] == runtime and (method is None or a["method"] == method):
+            return a
+    return None
