@@ -75,3 +75,19 @@ def test_wrong_hash_is_refused_and_leaves_nothing(server, tmp_path, monkeypatch)
         models.official_model(resolve(NAME), progress=False)
     assert "deadbeef" in str(e.value) and sha in str(e.value)
     assert not [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+
+
+def test_a_model_that_fails_to_build_leaves_no_stale_entry(server, tmp_path, monkeypatch):
+    """Official weights that are not decisive enough... here: a checkpoint of the wrong model. The build reports it,
+    removes what it had written and keeps the store consistent."""
+    root, base = server
+    path = root / "wrong.pth"
+    torch.save({"not": torch.zeros(1)}, path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setenv("ZOO_MANIFESTS", str(manifest_pointing_at(tmp_path, f"{base}/{path.name}", sha)))
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    from zoo.pipeline import build
+    result = build([NAME], tmp_path / "store", "official", ["onnx"], progress=False)
+    assert result.failed == [f"{NAME}/onnx"] and "does not fit" in result.lines[0]
+    assert json.loads((tmp_path / "store" / "index.json").read_text())["models"] == {}
+    assert not (tmp_path / "store" / "models" / NAME).exists()

@@ -250,6 +250,10 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
             try:
                 entry = build_model(m, out, weights, methods, bar, result, command)
             except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
+                # its files may be half replaced: drop the model from the store rather than leave a stale entry
+                shutil.rmtree(out / "models" / m.name, ignore_errors=True)
+                existing.pop(m.name, None)
+                write_index(out, existing)
                 skipped = [x.method for x in m.exports if not methods or x.method in methods]
                 result.failed += [f"{m.name}/{x}" for x in skipped]
                 result.lines.append(f"FAIL {m.name:40s} {'all':9s} {e}")
