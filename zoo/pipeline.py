@@ -237,9 +237,11 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
           progress: bool = True, manifest_dir: str | None = None) -> BuildResult:
     from tqdm.auto import tqdm
 
+    from .models import parse_weights
+    parse_weights(weights)  # a malformed spec is the user's error, not a model's build failure
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     manifests = [resolve(n, manifest_dir) for n in names]
+    out.mkdir(parents=True, exist_ok=True)
     existing = store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
     result = BuildResult()
