@@ -54,8 +54,8 @@ CASES = [("ssdlite320_mobilenet_v3_large", "scripting", "light"),
 
 
 @pytest.mark.parametrize("name, method, which", CASES)
-def test_cpp_matches_python(zoo_infer, pngs, light_store, full_store, name, method, which):
-    source = light_store if which == "light" else full_store[0]
+def test_cpp_matches_python(zoo_infer, pngs, request, name, method, which):
+    source = request.getfixturevalue("light_store") if which == "light" else request.getfixturevalue("full_store")[0]
     artifact = run_zoo("path", name, "--runtime", "pytorch", "--method", method, "--source", source).stdout.strip()
     model = zoo.load(name, runtime="pytorch", method=method, source=source)
     keys = model.keys
