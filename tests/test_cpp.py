@@ -43,7 +43,7 @@ def as_arrays(det: dict) -> dict:
     out = {}
     for k, v in det.items():
         if isinstance(v, dict) and "values" in v:
-            out[k] = np.array(v["values"], np.float64 if v["dtype"] == "float32" else np.int64).reshape(v["shape"])
+            out[k] = np.array(v["values"], np.float32 if v["dtype"] == "float32" else np.int64).reshape(v["shape"])
     return out
 
 
