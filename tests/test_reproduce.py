@@ -84,12 +84,12 @@ def test_check_names_a_toolchain_difference(onnx_lock, tmp_path):
 
 
 def test_reference_lock_in_build_matches_a_rebuild_here():
-    """build/reference.lock.json is a reference build of all models and methods made on this kind of machine; CI
-    rebuilds the smallest model and compares every file (the whole lock takes ~40 minutes: `zoo build --check`)."""
+    """build/reference.lock.json is a reference build made on this kind of machine (seeded weights, every method);
+    CI rebuilds the smallest model and compares every file (`zoo build --check LOCK` rebuilds all it lists)."""
     lock = REPO / "build" / "reference.lock.json"
     data = json.loads(lock.read_text())
     from zoo.manifest import all_manifests
-    assert set(data["models"]) == set(all_manifests())
-    assert all(len(m["methods"]) == 3 for m in data["models"].values())
+    assert SSD in data["models"] and set(data["models"]) <= set(all_manifests())
+    assert all(len(m["methods"]) == 3 and m["weights"] == "random:0" for m in data["models"].values())
     proc = run_zoo("build", "--check", lock, SSD, "--quiet", check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]

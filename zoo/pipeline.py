@@ -123,7 +123,9 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     bar.set_postfix_str(f"{name}: weights")
     model, weights_info = _weights(manifest, weights)
     weights_rel = f"models/{name}/weights.safetensors"
-    save_file(models.state_dict_for_store(model), str(out / weights_rel), metadata={"model": name, "weights": weights})
+    # one metadata key: safetensors writes its metadata map in a per-process random order (a Rust HashMap)
+    save_file(models.state_dict_for_store(model), str(out / weights_rel),
+              metadata={"zoo": json.dumps({"model": name, "weights": weights}, sort_keys=True)})
     del model
     weights_record = store.file_record(out, weights_rel)
     weights_info["sha256"] = weights_record["sha256"]
