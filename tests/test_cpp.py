@@ -66,7 +66,8 @@ def test_cpp_matches_python(zoo_infer, pngs, request, name, method, which):
     for c, p, im in zip(cpp, py, images):
         assert c["size"] == list(im.shape[1:])
         assert c["boxes"]["dtype"] == "float32" and c["labels"]["dtype"] == "int64" and c["scores"]["dtype"] == "float32"
-        report = compare([p], [as_arrays(c)], Tolerance(box_atol=0.01, score_atol=1e-4))
+        core = {k: p[k] for k in ("boxes", "labels", "scores")}  # masks come as shape + area, checked below
+        report = compare([core], [as_arrays(c)], Tolerance(box_atol=0.01, score_atol=1e-4))
         assert report.ok and report.images[0].n_reference > 0, report.failures
         if "masks" in keys:
             assert c["masks"]["shape"] == list(p["masks"].shape) and c["masks"]["shape"][2:] == list(im.shape[1:])

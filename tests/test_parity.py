@@ -76,3 +76,9 @@ def test_masks_and_keypoints_differences():
 def test_box_iou():
     iou = box_iou(np.array([[0, 0, 10, 10]], float), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float))
     assert np.allclose(iou, [[1.0, 1 / 3, 0.0]])
+
+
+def test_missing_output_is_a_failure_not_a_crash():
+    masks = np.zeros((3, 1, 20, 20), np.float32)
+    r = compare([{**REF, "masks": masks}], [REF], Tolerance())
+    assert not r.ok and "outputs masks are missing" in r.failures[0]

@@ -144,6 +144,9 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance) -> Rep
         return report
     for k, (ref, cand) in enumerate(zip(reference, candidate)):
         ref, cand = _numpy(ref), _numpy(cand)
+        if set(ref) - set(cand):
+            report.failures.append(f"image {k}: outputs {', '.join(sorted(set(ref) - set(cand)))} are missing")
+            continue
         _, p = match(ref, cand, tol)
         p.tied = is_tied(ref["scores"])
         report.images.append(p)
