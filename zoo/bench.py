@@ -96,24 +96,22 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
         entry = index["models"].get(manifest.name)
         if entry is None:
             continue
-        eager = measure(lambda: load(manifest.name, runtime="pytorch", method="eager", source=source), image, warmup, repeat)
+        def open_model(runtime_: str, method_: str):
+            return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
+
+        eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat)
         eager_size = entry["weights"]["file"]["size"]
         rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
         for artifact in entry["artifacts"]:
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
                 continue
-            m = measure(lambda: load(manifest.name, runtime=artifact["runtime"], method=artifact["method"],
-                                     source=source, threads=threads) if artifact["runtime"] == "onnxruntime"
-                        else load(manifest.name, runtime=artifact["runtime"], method=artifact["method"], source=source),
-                        image, warmup, repeat)
-            path = m["model"].info["source"] and str(Path(source) / artifact["files"]["model"]["path"]) \
-                if Path(source).is_dir() else None
+            m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
             row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
                        artifact["files"]["model"]["size"], eager_size)
-            if path:
+            if Path(source).is_dir():  # the raw runtime needs the file's local path
+                path = str(Path(source) / artifact["files"]["model"]["path"])
                 raw = min(_raw_load(artifact, path, threads) for _ in range(2))
-                warm = min(_timed(lambda: load(manifest.name, runtime=artifact["runtime"], method=artifact["method"],
-                                               source=source)) for _ in range(2))
+                warm = min(_timed(lambda: open_model(artifact["runtime"], artifact["method"])) for _ in range(2))
                 t0 = time.perf_counter()
                 sha256_file(path)
                 row.update(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,

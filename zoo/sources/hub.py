@@ -51,8 +51,5 @@ class HubSource:
             store.check_digest(tmp, record["sha256"], f"hf://{self.repo}/{rel}")
             tmp.replace(dest)
 
-        if self.offline:
-            cached = self.cache.blob(record["sha256"])
-            if not cached.is_file():
-                fetch(cached)  # huggingface_hub's own offline cache (local_files_only) may still have it
+        # offline, _download reads huggingface_hub's own cache only (local_files_only)
         return self.cache.get(record, fetch, f"hf://{self.repo}/{rel}")
