@@ -1,4 +1,5 @@
-"""The exact-resize transform: the resized size equals eager's under tracing and scripting, at many sizes."""
+"""The export patches: the exact-resize transform (the resized size equals eager's under tracing and scripting, at many
+sizes) and trace-safe batched NMS."""
 import random
 import warnings
 
@@ -6,7 +7,9 @@ import pytest
 import torch
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, _resize_image_and_masks
 
-from zoo.export.patches import ExactResizeTransform
+from torchvision.ops import boxes as box_ops
+
+from zoo.export.patches import ExactResizeTransform, nms_groups, trace_safe
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 SIZES = [(375, 500), (311, 400), (400, 600), (333, 333), (1, 7)] + \
@@ -55,3 +58,35 @@ def test_resized_pixels_equal_eager():
     exact = ExactResizeTransform(800, 1333, MEAN, STD).eval()
     image = torch.rand(3, 375, 500, generator=torch.Generator().manual_seed(0))
     assert torch.equal(exact.resize(image, None)[0], _resize_image_and_masks(image, 800, 1333)[0])
+
+
+def random_detections(n, labels, seed):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=gen) * 300
+    boxes = torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=gen) * 60], dim=1)
+    return boxes, torch.rand(n, generator=gen), torch.randint(0, labels, (n,), generator=gen)
+
+
+class BatchedNMS(torch.nn.Module):
+    def forward(self, boxes, scores, idxs):
+        return box_ops.batched_nms(boxes, scores, idxs, 0.5)
+
+
+def test_per_label_nms_traced_equals_eager_on_other_inputs():
+    """Traced on one input within trace_safe, the graph keeps eager's result (indices, in order) on inputs of other
+    sizes, with absent labels, above and below eager's 4000-box switch, and on no boxes at all."""
+    with warnings.catch_warnings(), trace_safe(groups=10):
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(BatchedNMS(), random_detections(50, 10, 0), check_trace=False)
+    cases = [random_detections(n, labels, seed) for seed, (n, labels) in enumerate([(300, 10), (2000, 3), (6000, 10)])]
+    cases.append((torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64)))
+    for boxes, scores, idxs in cases:
+        want = box_ops.batched_nms(boxes, scores, idxs, 0.5)
+        assert torch.equal(traced(boxes, scores, idxs), want), len(boxes)
+
+
+def test_nms_groups_cover_classes_and_rpn_levels():
+    from torchvision.models.detection import keypointrcnn_resnet50_fpn, ssdlite320_mobilenet_v3_large
+    kp = keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=2)
+    assert nms_groups(kp, 2) == 5  # the RPN's 5 feature levels outnumber 2 classes
+    assert nms_groups(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None), 91) == 91

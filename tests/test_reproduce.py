@@ -2,7 +2,10 @@
 import datetime
 import json
 import shutil
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,11 +20,23 @@ def digests(root: Path) -> dict:
     return {str(p.relative_to(root)): store.sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def copy_of_the_checkout(root: Path) -> Path:
+    """The package and its manifests at another path, as another developer's clone would be."""
+    shutil.copytree(REPO / "zoo", root / "zoo", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "manifests", root / "manifests")
+    return root
+
+
 def test_two_builds_in_separate_processes_are_byte_identical(light_store, tmp_path):
-    """The session's store (built in the pytest process) and a `zoo build` in another process, another directory and
-    another working directory: every file equal, scripted TorchScript included."""
+    """The session's store (built in the pytest process from this checkout) and a `zoo build` in another process, from
+    a copy of the checkout at another path, in another working directory: every file equal, TorchScript included
+    (its debug records name source files relative to their import root)."""
+    checkout = copy_of_the_checkout(tmp_path / "clone")
+    env = {"PYTHONPATH": str(checkout)}
+    where = run_zoo_python("import zoo; print(zoo.__file__)", env=env)
+    assert where.startswith(str(checkout)), where
     other = tmp_path / "elsewhere" / "store"
-    run_zoo("build", *LIGHT, "--out", other, "--quiet", cwd=tmp_path)
+    run_zoo("build", *LIGHT, "--out", other, "--quiet", cwd=tmp_path, env=env)
     a, b = digests(light_store), digests(other)
     assert set(a) == set(b)
     differing = [p for p in a if a[p] != b[p]]
@@ -31,14 +46,27 @@ def test_two_builds_in_separate_processes_are_byte_identical(light_store, tmp_pa
             "index.json"} <= kinds
 
 
+def run_zoo_python(code: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env},
+                          check=True)
+    return proc.stdout.strip()
+
+
 def test_store_has_no_absolute_paths_timestamps_or_host_names(light_store):
+    """No file, artifacts included, names this machine's directories; text files name no host or date either."""
+    from zoo.export.relocate import import_roots
     today = datetime.date.today()
-    needles = [str(light_store).encode(), str(Path.home()).encode() + b"/", socket.gethostname().encode(),
-               today.isoformat().encode(), today.strftime("%Y%m%d").encode()]
+    paths = [str(light_store).encode(), str(REPO).encode() + b"/", str(Path.home()).encode() + b"/",
+             *(root.encode() for root in import_roots())]
+    text_only = [socket.gethostname().encode(), today.isoformat().encode(), today.strftime("%Y%m%d").encode()]
+    checked = set()
     for path in light_store.rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".md"):
+        if path.is_file():
             data = path.read_bytes()
+            needles = paths + (text_only if path.suffix in (".json", ".md") else [])
             assert not [n for n in needles if n and n in data], path
+            checked.add(path.suffix)
+    assert {".pt", ".onnx", ".safetensors", ".json", ".md"} <= checked
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import torch
 
 from ..manifest import Manifest
 from .patches import FlatOutputs, make_exportable
+from .relocate import relocate
 
 
 def exportable(model: torch.nn.Module, manifest: Manifest) -> FlatOutputs:
@@ -30,3 +31,9 @@ def recorded_warnings(into: dict) -> Iterator[None]:
         yield
     messages = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught})
     into["warnings"] = messages
+
+
+def save_torchscript(module: torch.jit.ScriptModule, path: str) -> None:
+    """``torch.jit.save``, then make the recorded source paths relative so the bytes do not depend on the checkout."""
+    torch.jit.save(module, path)
+    relocate(path)

@@ -7,6 +7,7 @@ import torch
 from .. import models
 from ..manifest import parse
 from . import common, onnx, scripting, tracing
+from .patches import nms_groups
 
 
 def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
@@ -18,14 +19,17 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     example = common.example_images(manifest, spec.batch or 1)
     settings: dict = {}
     with common.recorded_warnings(settings):
+        groups = nms_groups(wrapper.model, len(manifest.categories))
         if method == "tracing":
-            settings.update(tracing.export(wrapper, example, out))
+            settings.update(tracing.export(wrapper, example, out, groups))
         elif method == "scripting":
             settings.update(scripting.export(wrapper, example, out))
         else:
-            settings.update(onnx.export(wrapper, example, out, spec.opset))
+            settings.update(onnx.export(wrapper, example, out, spec.opset, groups))
+    if method != "scripting":
+        settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])
-    settings["transform"] = "ExactResizeTransform (eager float64 resize); trace_safe decode/NMS" if method != "scripting" \
+    settings["transform"] = "ExactResizeTransform (eager float64 resize); trace_safe decode, per-label NMS" if method != "scripting" \
         else "ExactResizeTransform (eager float64 resize)"
     return settings
 

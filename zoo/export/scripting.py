@@ -3,10 +3,11 @@ from typing import List
 
 import torch
 
+from .common import save_torchscript
 from .patches import FlatOutputs
 
 
 def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str) -> dict:
     scripted = torch.jit.script(wrapper)
-    torch.jit.save(scripted, path)
+    save_torchscript(scripted, path)
     return {"exporter": "torch.jit.script", "batch": "dynamic"}
