@@ -62,3 +62,11 @@ def test_relocating_twice_changes_nothing_more(tmp_path):
         records = [z.read(n) for n in z.namelist() if n.endswith(".debug_pkl")]
     assert records and all(relocate_record(r, import_roots()) == r for r in records)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no scratch left beside it
+
+
+def test_import_roots_include_packages_mapped_outside_sys_path():
+    """An editable install maps the package with a finder, not through sys.path: its folder is a root all the same."""
+    import zoo
+    roots = import_roots(["/nowhere"])
+    assert str(Path(zoo.__file__).resolve().parent.parent) + "/" in roots
+    assert "/nowhere/" in roots and roots == sorted(roots, key=len, reverse=True)

@@ -27,14 +27,30 @@ def copy_of_the_checkout(root: Path) -> Path:
     return root
 
 
+def installed_like_pip_install_e(checkout: Path, hook: Path) -> dict:
+    """An environment whose Python imports ``zoo`` from ``checkout`` through a meta-path finder, as an editable install
+    does: the checkout is not on ``sys.path``."""
+    hook.mkdir()
+    init, package = checkout / "zoo" / "__init__.py", checkout / "zoo"
+    (hook / "sitecustomize.py").write_text(
+        "import importlib.abc, importlib.util, sys\n"
+        "class Finder(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'zoo':\n"
+        f"            return importlib.util.spec_from_file_location(name, {str(init)!r}, "
+        f"submodule_search_locations=[{str(package)!r}])\n"
+        "sys.meta_path.insert(0, Finder())\n")
+    return {"PYTHONPATH": str(hook)}
+
+
 def test_two_builds_in_separate_processes_are_byte_identical(light_store, tmp_path):
     """The session's store (built in the pytest process from this checkout) and a `zoo build` in another process, from
-    a copy of the checkout at another path, in another working directory: every file equal, TorchScript included
-    (its debug records name source files relative to their import root)."""
+    a copy of the checkout at another path, imported the way an editable install does, in another working directory:
+    every file equal, TorchScript included (its debug records name source files relative to their import root)."""
     checkout = copy_of_the_checkout(tmp_path / "clone")
-    env = {"PYTHONPATH": str(checkout)}
-    where = run_zoo_python("import zoo; print(zoo.__file__)", env=env)
-    assert where.startswith(str(checkout)), where
+    env = installed_like_pip_install_e(checkout, tmp_path / "hook")
+    where = run_zoo_python("import sys, zoo; print(zoo.__file__, str(sys.path))", env=env, cwd=tmp_path)
+    assert where.startswith(str(checkout / "zoo")) and str(checkout) not in where.split(" ", 1)[1], where
     other = tmp_path / "elsewhere" / "store"
     run_zoo("build", *LIGHT, "--out", other, "--quiet", cwd=tmp_path, env=env)
     a, b = digests(light_store), digests(other)
@@ -46,9 +62,9 @@ def test_two_builds_in_separate_processes_are_byte_identical(light_store, tmp_pa
             "index.json"} <= kinds
 
 
-def run_zoo_python(code: str, env: dict) -> str:
+def run_zoo_python(code: str, env: dict, cwd: Path) -> str:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env},
-                          check=True)
+                          check=True, cwd=cwd)
     return proc.stdout.strip()
 
 

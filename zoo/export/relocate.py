@@ -28,8 +28,20 @@ TRACER = "torch/jit/_trace.py("
 
 
 def import_roots(paths: Sequence[str] = ()) -> List[str]:
-    """The absolute ``sys.path`` directories, each with a trailing separator, longest first."""
-    roots = {os.path.join(os.path.abspath(p), "") for p in (paths or sys.path) if p and os.path.isabs(p)}
+    """Where this process imports from, each with a trailing separator, longest first: the absolute ``sys.path``
+    directories and the folder holding each loaded top-level package (an editable install maps a package with a
+    finder, not through ``sys.path``)."""
+    folders = {p for p in (paths or sys.path) if p and os.path.isabs(p)}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if "." in name or not file or not os.path.isabs(file):
+            continue
+        folder, stem = os.path.split(os.path.splitext(file)[0])
+        if stem == "__init__" and os.path.basename(folder) == name:  # a package: NAME/__init__.py
+            folders.add(os.path.dirname(folder))
+        elif stem == name:  # a module: NAME.py (aliases such as _frozen_importlib -> importlib/_bootstrap.py skip)
+            folders.add(folder)
+    roots = {os.path.join(os.path.abspath(p), "") for p in folders}
     return sorted(roots - {os.sep}, key=len, reverse=True)
 
 
