@@ -57,6 +57,17 @@ def test_tied_reference_is_reported_not_matched_but_shapes_still_checked():
     assert not compare([tied], [bad], Tolerance()).ok
 
 
+
+def test_an_unranked_image_is_checked_like_a_tied_one_and_only_that_image():
+    """A constant image ranks ties upstream (RPN top-k): the caller names it, and only its structure is checked."""
+    dropped = {k: v[1:] for k, v in REF.items()}
+    assert not compare([REF, REF], [REF, dropped], Tolerance()).ok
+    r = compare([REF, REF], [REF, dropped], Tolerance(), unranked=frozenset({1}))
+    assert r.ok and r.summary()["tied_images"] == 1 and "constant input" in r.line()
+    assert not compare([REF, REF], [dropped, dropped], Tolerance(), unranked=frozenset({1})).ok
+    bad = {**dropped, "scores": dropped["scores"].astype(np.float64)}
+    assert not compare([REF, REF], [REF, bad], Tolerance(), unranked=frozenset({1})).ok
+
 def test_empty_outputs_match_and_count_mismatch_fails():
     empty = dets([], [], [])
     assert compare([empty], [empty], Tolerance()).ok

@@ -4,8 +4,10 @@ Detections are matched greedily, highest reference score first, to the unmatched
 the highest IoU above ``iou``. A reference detection left unmatched is *borderline* when its score lies within
 ``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
 swap in or out); those are reported apart and allowed up to ``max_borderline``. Differences (boxes, scores, masks,
-keypoints) are measured on matched pairs only. An image whose reference scores tie (a constant image on seeded
-weights) has no meaningful matching: only its output shapes and dtypes are checked, and it is reported as tied.
+keypoints) are measured on matched pairs only. An image whose ranking ties has no meaningful matching: only its output
+shapes and dtypes are checked, and it is reported as tied. That is an image whose reference scores tie, or one the
+caller names as unranked: a constant image, whose translation-invariant features give thousands of anchors the same
+objectness, so which of them pass the RPN's top-k is a tie-break (onnxruntime's TopK breaks ties unlike torch's).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class ImageParity:
     max_score_diff: float = 0.0
     max_mask_diff: float = 0.0
     max_keypoint_diff: float = 0.0
-    tied: bool = False             # the reference's scores tie: matching is meaningless there (reported, not enforced)
+    tied: bool = False             # the ranking ties: matching is meaningless there (reported, not enforced)
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Report:
 
     def line(self) -> str:
         s = self.summary()
-        tied = f" ({s['tied_images']} with tied scores, not matched)" if s["tied_images"] else ""
+        tied = f" ({s['tied_images']} with tied scores or a constant input, not matched)" if s["tied_images"] else ""
         return (f"matched {s['min_matched_fraction']:.2f} of {s['detections']} detections on {s['images']} images{tied}, "
                 f"borderline {s['borderline']}, max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
                 + (f" mask {s['max_mask_diff']:.3g}" if s["max_mask_diff"] else "")
@@ -136,8 +138,9 @@ def match(ref: dict, cand: dict, tol: Tolerance) -> tuple[list[tuple[int, int]],
     return pairs, p
 
 
-def compare(reference: list[dict], candidate: list[dict], tol: Tolerance) -> Report:
-    """Compare per-image outputs (dicts of arrays or tensors) of a reference and a candidate detector."""
+def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unranked: frozenset = frozenset()) -> Report:
+    """Compare per-image outputs (dicts of arrays or tensors) of a reference and a candidate detector; the images whose
+    indices are in ``unranked`` (constant inputs) are checked like tied ones."""
     report = Report()
     if len(reference) != len(candidate):
         report.failures.append(f"{len(candidate)} outputs for {len(reference)} images")
@@ -148,7 +151,7 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance) -> Rep
             report.failures.append(f"image {k}: outputs {', '.join(sorted(set(ref) - set(cand)))} are missing")
             continue
         _, p = match(ref, cand, tol)
-        p.tied = is_tied(ref["scores"])
+        p.tied = k in unranked or is_tied(ref["scores"])
         report.images.append(p)
         shape_ok = all(cand[key].shape[1:] == ref[key].shape[1:] and cand[key].dtype == ref[key].dtype for key in ref)
         if not shape_ok:
