@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 
+from . import store
 from .errors import NotAvailableError, UnsupportedError
 from .manifest import RUNTIMES, resolve
+from .runtimes import open_backend
 from .runtimes.base import Detector
 from .sources import open_source
 
@@ -40,18 +42,15 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     src = open_source(source, cache_dir=cache_dir, offline=offline)
     entry = select(manifest, src.index(revision), runtime, method, device)
     artifact = entry["artifact"]
-    paths = {role: src.fetch(record) for role, record in artifact["files"].items() if role != "reference"}
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
-    if "metadata" in paths:
-        info["metadata"] = json.loads(paths["metadata"].read_text())
-    if artifact["method"] == "eager":
-        from .runtimes.eager import EagerBackend
-        backend = EagerBackend(manifest, str(paths["weights"]), device)
-    elif runtime == "onnxruntime":
-        from .runtimes.onnxruntime import OnnxRuntimeBackend
-        backend = OnnxRuntimeBackend(str(paths["model"]), artifact["batch"] or 1, device, threads)
-    else:
-        from .runtimes.torchscript import TorchScriptBackend
-        backend = TorchScriptBackend(str(paths["model"]), artifact["batch"], device)
+    if "metadata" in artifact["files"]:
+        info["metadata"] = json.loads(src.fetch(artifact["files"]["metadata"]).read_text())
+    role = "weights" if artifact["method"] == "eager" else "model"
+    record = artifact["files"][role]
+    path = src.fetch(record, verify=False)  # hashed below while the runtime reads it
+    backend = store.load_verified(
+        path, record["sha256"], f"{record['path']} from {src.description}",
+        lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads))
     return Detector(backend, entry["outputs"], info, entry["categories"])
+

@@ -114,6 +114,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
 
     from . import models
     from .export import FILENAMES, export_in_child
+    from .runtimes import open_backend
     from .runtimes.base import Detector
     from .runtimes.eager import EagerBackend
 
@@ -167,7 +168,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         art_rel = f"models/{name}/{spec.method}/{FILENAMES[spec.method]}"
         try:
             settings = export_in_child(manifest.path, str(out / weights_rel), spec.method, str(out / art_rel))
-            backend = _backend(spec, str(out / art_rel))
+            backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch)
             detector = Detector(backend, manifest.outputs, {}, manifest.categories)
             tol = parity.Tolerance.from_dict(spec.tolerance)
             t0 = time.perf_counter()
@@ -221,14 +222,6 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
 
 def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
-
-
-def _backend(spec, path: str):
-    if spec.runtime == "onnxruntime":
-        from .runtimes.onnxruntime import OnnxRuntimeBackend
-        return OnnxRuntimeBackend(path, spec.batch or 1)
-    from .runtimes.torchscript import TorchScriptBackend
-    return TorchScriptBackend(path, spec.batch)
 
 
 def write_index(out: Path, models: dict) -> None:

@@ -1,1 +1,15 @@
 """Runtimes: the callables `zoo.load` returns. ``base`` holds the interface (no torch); one module per backend."""
+from __future__ import annotations
+
+
+def open_backend(manifest, method: str, runtime: str, path: str, batch: int | None, device: str = "cpu",
+                 threads: int | None = None):
+    """The backend that runs ``path``: eager weights, an ONNX file or a TorchScript file (each imports its runtime)."""
+    if method == "eager":
+        from .eager import EagerBackend
+        return EagerBackend(manifest, path, device)
+    if runtime == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(path, batch or 1, device, threads)
+    from .torchscript import TorchScriptBackend
+    return TorchScriptBackend(path, batch, device)

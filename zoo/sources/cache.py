@@ -18,11 +18,13 @@ class Cache:
     def blob(self, sha256: str) -> Path:
         return self.home / "blobs" / "sha256" / sha256[:2] / sha256
 
-    def get(self, record: dict, fetch: Callable[[Path], None] | None, what: str) -> Path:
-        """The verified cached file for ``record``; ``fetch(dest)`` fills it when absent (None: offline)."""
+    def get(self, record: dict, fetch: Callable[[Path], None] | None, what: str, verify: bool = True) -> Path:
+        """The verified cached file for ``record``; ``fetch(dest)`` fills it when absent (None: offline). A file
+        already cached is returned unverified with ``verify=False``: the caller verifies it (store.load_verified)."""
         path = self.blob(record["sha256"])
         if path.is_file():
-            store.check_digest(path, record["sha256"], f"{record['path']} (cached at {path})")
+            if verify:
+                store.check_digest(path, record["sha256"], f"{record['path']} (cached at {path})")
             return path
         if fetch is None:
             raise NotAvailableError(f"offline and {record['path']} ({what}) is not in the cache {self.home}; "

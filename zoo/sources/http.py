@@ -56,9 +56,9 @@ class HttpSource:
         self.revision = digest
         return index
 
-    def fetch(self, record: dict) -> Path:
+    def fetch(self, record: dict, verify: bool = True) -> Path:
         rel = store.safe_relpath(record["path"])
         fetch = None if self.offline else (
             lambda dest: http.download(self.base + rel, dest, record["sha256"], record.get("size"), self.session,
                                       desc=rel))
-        return self.cache.get(record, fetch, self.base + rel)
+        return self.cache.get(record, fetch, self.base + rel, verify)

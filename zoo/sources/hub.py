@@ -40,7 +40,7 @@ class HubSource:
         path = self._download(store.INDEX)
         return store.read_index_bytes(path.read_bytes(), f"hf://{self.repo}/{store.INDEX}")
 
-    def fetch(self, record: dict) -> Path:
+    def fetch(self, record: dict, verify: bool = True) -> Path:
         rel = store.safe_relpath(record["path"])
 
         def fetch(dest: Path) -> None:
@@ -52,4 +52,4 @@ class HubSource:
             tmp.replace(dest)
 
         # offline, _download reads huggingface_hub's own cache only (local_files_only)
-        return self.cache.get(record, fetch, f"hf://{self.repo}/{rel}")
+        return self.cache.get(record, fetch, f"hf://{self.repo}/{rel}", verify)

@@ -23,10 +23,11 @@ class LocalSource:
                                  f"revision {revision}")
         return store.read_index_bytes(data, str(self.root / store.INDEX))
 
-    def fetch(self, record: dict) -> Path:
+    def fetch(self, record: dict, verify: bool = True) -> Path:
         rel = store.safe_relpath(record["path"])
         path = self.root / rel
         if not path.is_file():
             raise NotAvailableError(f"{rel} is listed in the index but missing from {self.root}")
-        store.check_digest(path, record["sha256"], str(path))
+        if verify:
+            store.check_digest(path, record["sha256"], str(path))
         return path
