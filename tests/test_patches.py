@@ -90,3 +90,33 @@ def test_nms_groups_cover_classes_and_rpn_levels():
     kp = keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=2)
     assert nms_groups(kp, 2) == 5  # the RPN's 5 feature levels outnumber 2 classes
     assert nms_groups(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None), 91) == 91
+
+
+class PasteMasks(torch.nn.Module):
+    def forward(self, masks, boxes, image):
+        from torchvision.models.detection import transform
+        return transform.paste_masks_in_image(masks, boxes, image.shape[-2:])
+
+
+def random_masks(n: int, h: int, w: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * torch.tensor([w, h])
+    wh = torch.rand(n, 2, generator=g) * torch.tensor([w, h]) * 0.7 + 0.3  # from sub-pixel boxes to most of the image
+    boxes = torch.cat([xy, torch.minimum(xy + wh, torch.tensor([w, h]))], 1)  # detections are clipped to the image
+    return torch.rand(n, 1, 28, 28, generator=g), boxes, torch.zeros(3, h, w)
+
+
+def test_batched_mask_paste_traced_equals_eager_at_other_sizes_and_counts():
+    """Traced within trace_safe on 5 masks of one image size, the batched paste gives eager's per-mask paste (resize,
+    crop at the border, zeros elsewhere) for other counts and sizes, and an empty result for no detections."""
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+    with warnings.catch_warnings(), trace_safe(groups=2):
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(PasteMasks(), random_masks(5, 120, 160, 0), check_trace=False)
+    for seed, (n, h, w) in enumerate([(40, 333, 517), (1, 64, 64), (100, 480, 640)], start=1):
+        masks, boxes, image = random_masks(n, h, w, seed)
+        want, got = paste_masks_in_image(masks, boxes, (h, w)), traced(masks, boxes, image)
+        assert got.shape == want.shape == (n, 1, h, w)
+        assert (got - want).abs().max() < 1e-4, (n, h, w)
+    masks, boxes, image = random_masks(0, 90, 70, 9)
+    assert traced(masks, boxes, image).shape == (0, 1, 90, 70)

@@ -9,7 +9,9 @@ Three measured defects of traced graphs (see FINDINGS.md) are fixed here:
 * ``trace_safe()`` replaces, while a model is traced, two functions whose data-dependent branches tracing freezes:
   ``BoxCoder.decode`` (``if box_sum > 0`` crashes on an image without proposals) and batched NMS (tracing records
   the coordinate trick: ``boxes.max()`` of an empty tensor crashes onnxruntime, and one NMS over all classes at once
-  is slow); the replacement runs NMS per label, as eager does on CPU for large inputs.
+  is slow); the replacement runs NMS per label, as eager does on CPU for large inputs. It also replaces mask
+  pasting: tracing records torchvision's ONNX loop, which grows the output with one ``cat`` per detection (quadratic
+  copying: 1.5 s of a traced Mask R-CNN call); the replacement pastes all masks at once with two batched matmuls.
 """
 
 import contextlib
@@ -20,6 +22,8 @@ import torch
 import torchvision
 from torch import Tensor
 from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection import roi_heads
+from torchvision.models.detection import transform as det_transform
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import boxes as box_ops
 
@@ -105,17 +109,46 @@ def _per_group_nms(groups: int):
     return batched_nms
 
 
+def _paste_weights(start: Tensor, length: Tensor, size: int, cells: int) -> Tensor:
+    """[n, size, cells]: the weights by which image pixel p (along one axis) mixes the ``cells`` of a mask resized to
+    ``length`` pixels and pasted at ``start``: F.interpolate's bilinear weights (align_corners=False), zero outside."""
+    local = torch.arange(size, dtype=torch.float32, device=start.device)[None, :] - start[:, None].to(torch.float32)
+    length = length[:, None].to(torch.float32)
+    src = ((torch.full_like(length, cells) / length) * (local + 0.5) - 0.5).clamp(min=0)
+    low = src.floor().clamp(max=cells - 1)
+    frac = (src - low).clamp(0, 1)
+    high = (low + 1).clamp(max=cells - 1)
+    cell = torch.arange(cells, dtype=torch.float32, device=start.device)
+    weights = ((1 - frac)[..., None] * (cell == low[..., None]).to(torch.float32)
+               + frac[..., None] * (cell == high[..., None]).to(torch.float32))
+    inside = ((local >= 0) & (local < length)).to(torch.float32)
+    return weights * inside[..., None]
+
+
+def _paste_masks_in_image(masks: Tensor, boxes: Tensor, img_shape: Tuple[int, int], padding: int = 1) -> Tensor:
+    """torchvision's paste_masks_in_image (same padding, box expansion, resize and crop) for all masks at once:
+    rows @ mask @ cols^T, where rows and cols hold the bilinear resize weights placed at each box."""
+    masks, scale = roi_heads.expand_masks(masks, padding=padding)
+    boxes = roi_heads.expand_boxes(boxes, scale).to(dtype=torch.int64)
+    im_h, im_w = img_shape
+    cells = masks.shape[-1]
+    rows = _paste_weights(boxes[:, 1], (boxes[:, 3] - boxes[:, 1] + 1).clamp(min=1), im_h, cells)
+    cols = _paste_weights(boxes[:, 0], (boxes[:, 2] - boxes[:, 0] + 1).clamp(min=1), im_w, cells)
+    return torch.bmm(torch.bmm(rows, masks[:, 0]), cols.transpose(1, 2))[:, None]
+
+
 @contextlib.contextmanager
 def trace_safe(groups: int):
     """Within this block, tracing records data-dependent branches of torchvision in a shape-generic way.
     ``groups``: the number of label values batched NMS can meet (see ``nms_groups``)."""
-    saved = det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick
+    saved = det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick, det_transform.paste_masks_in_image
     det_utils.BoxCoder.decode = _decode
     box_ops._batched_nms_coordinate_trick = _per_group_nms(groups)
+    det_transform.paste_masks_in_image = _paste_masks_in_image
     try:
         yield
     finally:
-        det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick = saved
+        det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick, det_transform.paste_masks_in_image = saved
 
 
 class FlatOutputs(torch.nn.Module):

@@ -29,8 +29,8 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     if method != "scripting":
         settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])
-    settings["transform"] = "ExactResizeTransform (eager float64 resize); trace_safe decode, per-label NMS" if method != "scripting" \
-        else "ExactResizeTransform (eager float64 resize)"
+    settings["transform"] = "ExactResizeTransform (eager float64 resize)" + (
+        "" if method == "scripting" else "; trace_safe decode, per-label NMS, batched mask paste")
     return settings
 
 
