@@ -120,3 +120,17 @@ def test_batched_mask_paste_traced_equals_eager_at_other_sizes_and_counts():
         assert (got - want).abs().max() < 1e-4, (n, h, w)
     masks, boxes, image = random_masks(0, 90, 70, 9)
     assert traced(masks, boxes, image).shape == (0, 1, 90, 70)
+
+
+def test_top_candidates_equal_eager_threshold_then_topk():
+    """RetinaNet's candidates, top-k first then the threshold: the same scores and indices, best first, as eager's
+    threshold-then-top-k, with more, fewer or no scores above the threshold than k."""
+    from torchvision.models.detection import _utils as det_utils
+    from zoo.export.patches import _top_candidates
+    for seed, (n, shift) in enumerate([(50_000, -3.0), (2_000, -3.0), (500, 0.0), (1_000, -20.0)]):
+        logits = torch.randn(n // 10, 10, generator=torch.Generator().manual_seed(seed)) + shift
+        scores = torch.sigmoid(logits).flatten()
+        keep = scores > 0.05
+        want_scores, order = scores[keep].topk(det_utils._topk_min(torch.where(keep)[0], 1000, 0))
+        got_scores, got_idxs = _top_candidates(logits, 1000, 0.05)
+        assert torch.equal(got_scores, want_scores) and torch.equal(got_idxs, torch.where(keep)[0][order]), n
