@@ -57,7 +57,6 @@ def test_tied_reference_is_reported_not_matched_but_shapes_still_checked():
     assert not compare([tied], [bad], Tolerance()).ok
 
 
-
 def test_an_unranked_image_is_checked_like_a_tied_one_and_only_that_image():
     """A constant image ranks ties upstream (RPN top-k): the caller names it, and only its structure is checked."""
     dropped = {k: v[1:] for k, v in REF.items()}
@@ -67,6 +66,7 @@ def test_an_unranked_image_is_checked_like_a_tied_one_and_only_that_image():
     assert not compare([REF, REF], [dropped, dropped], Tolerance(), unranked=frozenset({1})).ok
     bad = {**dropped, "scores": dropped["scores"].astype(np.float64)}
     assert not compare([REF, REF], [REF, bad], Tolerance(), unranked=frozenset({1})).ok
+
 
 def test_empty_outputs_match_and_count_mismatch_fails():
     empty = dets([], [], [])

@@ -52,13 +52,8 @@ def _raw_load(artifact: dict, path: str, threads: int) -> float:
         so.intra_op_num_threads = threads
         ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     else:
-        import warnings
-
-        import torch
-        import torchvision  # noqa: F401
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, message=".*deprecated.*")
-            torch.jit.load(path, map_location="cpu")
+        from .runtimes.torchscript import jit_load
+        jit_load(path)
     return time.perf_counter() - t0
 
 

@@ -53,4 +53,3 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         path, record["sha256"], f"{record['path']} from {src.description}",
         lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads))
     return Detector(backend, entry["outputs"], info, entry["categories"])
-

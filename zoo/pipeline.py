@@ -134,6 +134,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
 
     images = parity_images(manifest)
     singles = as_float(images["sizes"] + images["grey"])
+    constant = frozenset(range(len(images["sizes"]), len(singles)))  # the grey image ranks ties, see parity
     batch = as_float(images["batch"])
     eager_backend = EagerBackend(manifest, str(out / weights_rel))
     eager = Detector(eager_backend, manifest.outputs, {}, manifest.categories)
@@ -177,7 +178,6 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
             if spec.batch not in ref_batches:
                 eager_backend.batch = spec.batch
                 ref_batches[spec.batch] = eager(batch)
-            constant = frozenset(range(len(images["sizes"]), len(singles)))  # the grey image ranks ties, see parity
             checks = {"sizes+grey": parity.compare(ref_single, got_single, tol, constant),
                       "batch": parity.compare(ref_batches[spec.batch], detector(batch), tol)}
             failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]

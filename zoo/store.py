@@ -13,6 +13,7 @@ Everything is written canonically (sorted keys, no timestamps, no absolute paths
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -33,16 +34,11 @@ def sha256_file(path: str | Path, hashing: threading.Event | None = None) -> str
     """One hashlib call over a read-only mmap of the file: hashlib releases the GIL for the whole call, so another
     thread (a runtime loading the same file) runs alongside it. ``hashing`` is set just before that call."""
     with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            digest = hashlib.sha256()
-        else:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                if hashing:
-                    hashing.set()
-                digest = hashlib.sha256(view)
-    if hashing:
-        hashing.set()
-    return digest.hexdigest()
+        empty = os.fstat(f.fileno()).st_size == 0  # mmap refuses an empty file
+        with contextlib.nullcontext(b"") if empty else mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            if hashing:
+                hashing.set()
+            return hashlib.sha256(view).hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -113,6 +109,7 @@ def load_verified(path: Path, expected: str, name: str, load: Callable[[Path], T
             found["sha256"] = sha256_file(path, hashing)
         except OSError as e:
             found["error"] = e
+        finally:
             hashing.set()
 
     thread = threading.Thread(target=digest, name="zoo-sha256", daemon=True)

@@ -172,10 +172,13 @@ def _retinanet_postprocess(self: RetinaNet, head_outputs: Dict[str, List[Tensor]
     return detections
 
 
+TRACE_SAFE = "trace_safe decode, per-label NMS, batched mask paste, RetinaNet top-k before threshold"
+
+
 @contextlib.contextmanager
 def trace_safe(groups: int):
-    """Within this block, tracing records data-dependent branches of torchvision in a shape-generic way.
-    ``groups``: the number of label values batched NMS can meet (see ``nms_groups``)."""
+    """Within this block, tracing records data-dependent branches of torchvision in a shape-generic way (what it
+    replaces is named in ``TRACE_SAFE``, recorded in each artifact's provenance). ``groups``: the number of label values batched NMS can meet (see ``nms_groups``)."""
     saved = (det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick, det_transform.paste_masks_in_image,
              RetinaNet.postprocess_detections)
     det_utils.BoxCoder.decode = _decode

@@ -7,7 +7,7 @@ import torch
 from .. import models
 from ..manifest import parse
 from . import common, onnx, scripting, tracing
-from .patches import nms_groups
+from .patches import TRACE_SAFE, nms_groups
 
 
 def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
@@ -30,7 +30,7 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
         settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])
     settings["transform"] = "ExactResizeTransform (eager float64 resize)" + (
-        "" if method == "scripting" else "; trace_safe decode, per-label NMS, batched mask paste")
+        "" if method == "scripting" else f"; {TRACE_SAFE}")
     return settings
 
 

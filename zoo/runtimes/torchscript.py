@@ -21,15 +21,20 @@ def register_torchvision_ops() -> None:
     import torchvision  # noqa: F401  (registers torchvision::nms, roi_align for TorchScript)
 
 
+def jit_load(path: str, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
+    """torch.jit.load with torchvision's ops registered, without torch 2.14's deprecation warning on every load."""
+    register_torchvision_ops()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*deprecated.*")
+        return torch.jit.load(path, map_location=device)
+
+
 class TorchScriptBackend:
     wants = "torch"
 
     def __init__(self, path: str, batch: int | None, device: str = "cpu"):
-        register_torchvision_ops()
         self.device = torch_device(device)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning, message=".*deprecated.*")
-            self.module = torch.jit.load(path, map_location=self.device).eval()
+        self.module = jit_load(path, self.device).eval()
         self.batch = batch
 
     def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
