@@ -8,7 +8,7 @@ from .errors import NotAvailableError, UnsupportedError
 from .manifest import RUNTIMES, resolve
 from .runtimes import open_backend
 from .runtimes.base import Detector
-from .sources import open_source
+from .sources import default_home, open_source
 
 
 def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
@@ -48,8 +48,9 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         info["metadata"] = json.loads(src.fetch(artifact["files"]["metadata"]).read_text())
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
-    path = src.fetch(record, verify=False)  # hashed below while the runtime reads it
+    path = src.fetch(record, verify=False)  # hashed below while the runtime reads it, unless stamped as verified
     backend = store.load_verified(
         path, record["sha256"], f"{record['path']} from {src.description}",
-        lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads))
+        lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
+        stamps=default_home(cache_dir))
     return Detector(backend, entry["outputs"], info, entry["categories"])
