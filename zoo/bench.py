@@ -1,6 +1,8 @@
 """`zoo bench`: latency, load time, memory and size of each artifact against the eager reference, in one process."""
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import statistics
 import threading
@@ -10,14 +12,26 @@ from pathlib import Path
 import numpy as np
 
 
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim), so that the next block's peak
+    counts the memory it uses, not only what it could not take from what an earlier run freed."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: freed memory may be reused unseen and the peak then reads low
+
+
 class PeakRss:
-    """Samples this process's resident memory while a block runs; ``peak`` is the increase over the start."""
+    """Samples this process's resident memory while a block runs; ``peak`` is the increase over the start, which is
+    taken after freed memory went back to the OS."""
 
     def __init__(self, interval: float = 0.005):
         import psutil
         self.proc, self.interval, self.peak = psutil.Process(), interval, 0
 
     def __enter__(self):
+        release_freed_memory()
         self.start = self.proc.memory_info().rss
         self.high, self.running = self.start, True
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -74,11 +88,13 @@ def measure(load, image, warmup: int, repeat: int) -> dict:
             times.append(time.perf_counter() - t0)
     return {"load_s": t_load, "first_s": first, "median_s": statistics.median(times),
             "p90_s": float(np.percentile(times, 90)), "peak_mb": mem.peak / 2**20,
-            "detections": int(len(out[0]["scores"])), "model": model}
+            "detections": int(len(out[0]["scores"]))}
 
 
 def bench(names: list[str], source: str, runtime: str | None = None, method: str | None = None, warmup: int = 1,
-          repeat: int = 5, threads: int = 2, size: tuple[int, int] = (480, 640), json_out: str | None = None) -> list[dict]:
+          repeat: int = 5, threads: int = 2, size: tuple[int, int] = (480, 640), json_out: str | None = None,
+          explicit: bool = False) -> list[dict]:
+    """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``)."""
     import torch
 
     from .loader import load
@@ -94,6 +110,8 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
         manifest = resolve(name)
         entry = index["models"].get(manifest.name)
         if entry is None:
+            if explicit:
+                print(f"{manifest.name}: not in {source}, skipped")
             continue
         def open_model(runtime_: str, method_: str):
             return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)

@@ -158,9 +158,24 @@ def cmd_publish(a) -> int:
 def cmd_bench(a) -> int:
     from .bench import bench
     from .manifest import all_manifests
-    h, w = (int(x) for x in a.size.lower().split("x"))
-    bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, (h, w), a.json)
+    bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, a.size,
+          a.json, explicit=bool(a.names))
     return 0
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    if not (h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+        raise argparse.ArgumentTypeError(f"expected HxW in pixels, like 480x640, got {text!r}")
+    return int(h), int(w)
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        if not (text.isdigit() and int(text) >= minimum):
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return int(text)
+    return parse
 
 
 def cmd_demo(a) -> int:
@@ -250,10 +265,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--source", required=True)
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
     s.add_argument("--method", choices=["onnx", "tracing", "scripting"])
-    s.add_argument("--warmup", type=int, default=1)
-    s.add_argument("--repeat", type=int, default=5)
-    s.add_argument("--threads", type=int, default=2)
-    s.add_argument("--size", default="480x640", help="input HxW (default 480x640)")
+    s.add_argument("--warmup", type=_count(0), default=1, help="untimed calls after the first (default 1)")
+    s.add_argument("--repeat", type=_count(1), default=5, help="timed calls (default 5)")
+    s.add_argument("--threads", type=_count(1), default=2)
+    s.add_argument("--size", type=_image_size, default=(480, 640), help="input HxW (default 480x640)")
     s.add_argument("--json", help="also write the figures as JSON here")
     s.set_defaults(fn=cmd_bench)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
