@@ -1,6 +1,6 @@
 import numpy as np
 
-from zoo.parity import Tolerance, box_iou, compare
+from zoo.parity import Tolerance, box_iou, compare, match
 
 
 def dets(boxes, labels, scores):
@@ -93,3 +93,22 @@ def test_missing_output_is_a_failure_not_a_crash():
     masks = np.zeros((3, 1, 20, 20), np.float32)
     r = compare([{**REF, "masks": masks}], [REF], Tolerance())
     assert not r.ok and "outputs masks are missing" in r.failures[0]
+
+
+def test_zero_area_and_tiny_boxes_match_by_coordinates_within_box_atol():
+    # a point and a box clipped flat at the border have no IoU at all; a 2x2 box 0.5 px off has IoU ~0.6
+    ref = dets([[5, 7, 5, 7], [0, 479, 40, 479], [100, 100, 102, 102]], [1, 1, 2], [0.9, 0.8, 0.7])
+    near = dets([[5.2, 7, 5.2, 7.1], [0, 479, 40.3, 479], [100.5, 100.5, 102.5, 102.5]], [1, 1, 2], [0.9, 0.8, 0.7])
+    assert box_iou(ref["boxes"], near["boxes"]).diagonal().max() < 0.9
+    r = compare([ref], [near], Tolerance())
+    assert r.ok and r.matched_fraction == 1.0 and r.summary()["max_box_diff"] == 0.5
+    far = dets([[7, 7, 7, 7], [0, 479, 40, 479], [100, 100, 102, 102]], [1, 1, 3], [0.9, 0.8, 0.7])
+    r = compare([ref], [far], Tolerance())  # 2 px away, or another label: no match
+    assert not r.ok and r.images[0].matched == 1
+
+
+def test_the_nearest_of_several_fitting_boxes_is_taken():
+    ref = dets([[0, 0, 0, 0], [0.9, 0, 0.9, 0]], [1, 1], [0.9, 0.8])
+    cand = dets([[0.8, 0, 0.8, 0], [0.1, 0, 0.1, 0]], [1, 1], [0.9, 0.8])
+    pairs, p = match(ref, cand, Tolerance())
+    assert sorted(pairs) == [(0, 1), (1, 0)] and p.max_box_diff < 0.11

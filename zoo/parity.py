@@ -1,7 +1,9 @@
 """Parity of two detectors' outputs, by matched detections (DESIGN.md), in numpy only.
 
 Detections are matched greedily, highest reference score first, to the unmatched candidate with the same label and
-the highest IoU above ``iou``. A reference detection left unmatched is *borderline* when its score lies within
+the highest IoU above ``iou``, or else the nearest one whose every coordinate lies within ``box_atol``: IoU says
+nothing about boxes of zero area (a point, or a box clipped flat at the image border, common with seeded weights),
+and little about boxes a few pixels wide. A reference detection left unmatched is *borderline* when its score lies within
 ``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
 swap in or out); those are reported apart and allowed up to ``max_borderline``. Differences (boxes, scores, masks,
 keypoints) are measured on matched pairs only. An image whose ranking ties has no meaningful matching: only its output
@@ -107,13 +109,14 @@ def match(ref: dict, cand: dict, tol: Tolerance) -> tuple[list[tuple[int, int]],
     rl, cl = np.asarray(ref["labels"]).reshape(-1), np.asarray(cand["labels"]).reshape(-1)
     rs, cs = np.asarray(ref["scores"], np.float64).reshape(-1), np.asarray(cand["scores"], np.float64).reshape(-1)
     iou = box_iou(rb, cb) if len(rb) and len(cb) else np.zeros((len(rb), len(cb)))
-    iou = np.where(rl[:, None] == cl[None, :], iou, -1.0)
+    dist = np.abs(rb[:, None, :] - cb[None, :, :]).max(axis=2) if len(rb) and len(cb) else np.zeros_like(iou)
+    fits = (rl[:, None] == cl[None, :]) & ((iou >= tol.iou) | (dist <= tol.box_atol))
     taken = np.zeros(len(cb), bool)
     pairs: list[tuple[int, int]] = []
     for i in np.argsort(-rs, kind="stable"):
-        row = np.where(taken, -1.0, iou[i])
-        j = int(np.argmax(row)) if len(row) else -1
-        if j >= 0 and row[j] >= tol.iou:
+        free = np.flatnonzero(fits[i] & ~taken)
+        if free.size:
+            j = int(free[np.lexsort((dist[i, free], -iou[i, free]))[0]])  # highest IoU, then nearest
             taken[j] = True
             pairs.append((int(i), j))
     matched_ref, matched_cand = {i for i, _ in pairs}, {j for _, j in pairs}
