@@ -9,6 +9,7 @@ from .manifest import RUNTIMES, resolve
 from .runtimes import open_backend
 from .runtimes.base import Detector
 from .sources import default_home, open_source
+from .stamps import home_for_stamps
 
 
 def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
@@ -52,5 +53,5 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     backend = store.load_verified(
         path, record["sha256"], f"{record['path']} from {src.description}",
         lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
-        stamps=default_home(cache_dir))
+        stamps=home_for_stamps(default_home(cache_dir)))
     return Detector(backend, entry["outputs"], info, entry["categories"])

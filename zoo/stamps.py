@@ -5,7 +5,8 @@ through the filesystem sets ctime to the current time, and no user call can set 
 unchanged bytes, short of the disk itself corrupting them (``zoo verify`` re-hashes every file for that). A file
 changed less than ``RACY_S`` before it was hashed is not stamped: a second write within the same clock tick could
 leave its stat as it was (git's "racily clean" case). Stamps live in ``HOME/verified/``, one small file per path;
-where that cannot be written, every load simply hashes again."""
+where that cannot be written, every load simply hashes again. Whoever can write there could vouch for a file, so
+``ZOO_VERIFY=always`` turns stamps off and hashes every file on every load."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +15,11 @@ import time
 from pathlib import Path
 
 RACY_S = 1.0
+
+
+def home_for_stamps(home: Path) -> Path | None:
+    """Where stamps are kept, or None when ``ZOO_VERIFY=always`` asks for a hash on every load."""
+    return None if os.environ.get("ZOO_VERIFY", "").lower() == "always" else Path(home)
 
 
 def _stamp_path(home: Path, path: Path) -> Path:
