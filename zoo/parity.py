@@ -3,8 +3,8 @@
 Detections are matched greedily, highest reference score first, to the unmatched candidate with the same label and
 the highest IoU above ``iou``, or else the nearest one whose every coordinate lies within ``box_atol``: IoU says
 nothing about boxes of zero area (a point, or a box clipped flat at the image border, common with seeded weights),
-and little about boxes a few pixels wide. A reference detection left unmatched is *borderline* when its score lies within
-``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
+and little about boxes a few pixels wide. A reference detection left unmatched is *borderline* when its score lies
+within ``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
 swap in or out); those are reported apart and allowed up to ``max_borderline``. Differences (boxes, scores, masks,
 keypoints) are measured on matched pairs only. An image whose ranking ties has no meaningful matching: only its output
 shapes and dtypes are checked, and it is reported as tied. That is an image whose reference scores tie, or one the
