@@ -59,3 +59,16 @@ def zoo_home(tmp_path, monkeypatch):
     monkeypatch.delenv("ZOO_SOURCE", raising=False)
     monkeypatch.delenv("ZOO_OFFLINE", raising=False)
     return home
+
+
+@pytest.fixture
+def hashes(monkeypatch):
+    """The paths zoo.store.sha256_file is called on, in order, while the test runs."""
+    from zoo import store
+    calls, real = [], store.sha256_file
+
+    def counting(path, *args):
+        calls.append(Path(path))
+        return real(path, *args)
+    monkeypatch.setattr(store, "sha256_file", counting)
+    return calls

@@ -53,5 +53,5 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     backend = store.load_verified(
         path, record["sha256"], f"{record['path']} from {src.description}",
         lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
-        stamps=home_for_stamps(default_home(cache_dir)))
+        stamp_home=home_for_stamps(default_home(cache_dir)))
     return Detector(backend, entry["outputs"], info, entry["categories"])

@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from .store import atomic_write
+
 RACY_S = 1.0
 
 
@@ -43,7 +45,6 @@ def remember(home: Path, path: Path, digest: str, before: os.stat_result) -> Non
     it was hashed leaves a stamp that no longer matches."""
     if time.time() - before.st_ctime < RACY_S:
         return
-    from .store import atomic_write
     try:
         atomic_write(_stamp_path(home, path), _line(before, digest).encode())
     except OSError:

@@ -97,15 +97,15 @@ def _check(actual: str, expected: str, name: str) -> None:
         raise IntegrityError(f"sha256 mismatch for {name}: index says {expected}, file has {actual}; refusing to load it")
 
 
-def load_verified(path: Path, expected: str, name: str, load: Callable[[Path], T], stamps: Path | None = None) -> T:
+def load_verified(path: Path, expected: str, name: str, load: Callable[[Path], T], stamp_home: Path | None = None) -> T:
     """``load(path)`` while another thread hashes the file; the loaded object is returned only if the sha256 matches
     (otherwise IntegrityError, also when the load itself failed on the bad bytes). The runtimes' loaders read the file
     at about the speed of SHA-256, so overlapping the two makes a verified load cost about what an unverified one does.
-    With ``stamps`` (a zoo home), a file verified before and unchanged since (see zoo/stamps.py) is not hashed again,
-    and a file that passes is stamped."""
-    from . import stamps as stamp
+    With ``stamp_home`` (a zoo home), a file verified before and unchanged since (see zoo/stamps.py) is not hashed
+    again, and a file that passes is stamped."""
+    from . import stamps  # stamps writes through this module's atomic_write
 
-    if stamps is not None and stamp.is_verified(stamps, path, expected):
+    if stamp_home is not None and stamps.is_verified(stamp_home, path, expected):
         return load(path)
     before = os.stat(path)
     found: dict = {}
@@ -133,8 +133,8 @@ def load_verified(path: Path, expected: str, name: str, load: Callable[[Path], T
     if "error" in found:
         raise found["error"]
     _check(found["sha256"], expected, name)
-    if stamps is not None:
-        stamp.remember(stamps, path, expected, before)
+    if stamp_home is not None:
+        stamps.remember(stamp_home, path, expected, before)
     return loaded
 
 
