@@ -8,6 +8,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LIGHT = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"]
+# Methods the full store leaves out to keep CI within its budget (the light store builds them; `zoo build` builds them
+# for every model): torch.export of the ResNet-50 models takes minutes each here (docs/torch-export.md).
+FULL_STORE_SKIPS = {"export"}
+
+
+def full_store_methods(manifest) -> list:
+    return [e.method for e in manifest.exports if e.method not in FULL_STORE_SKIPS]
 
 
 def run_zoo(*args, env=None, check=True, timeout=1800, cwd=None):
@@ -44,11 +51,12 @@ def full_store(tmp_path_factory):
         result = BuildResult()
         for m in all_manifests().values():
             have = {a["method"] for a in index.get(m.name, {}).get("artifacts", [])}
-            result.failed += [f"{m.name}/{e.method}" for e in m.exports if e.method not in have]
+            result.failed += [f"{m.name}/{e}" for e in full_store_methods(m) if e not in have]
         return Path(prebuilt), result
     out = tmp_path_factory.mktemp("full") / "store"
     names = [n for n in all_manifests() if n not in LIGHT]
-    result = build(names, out, "random:0", progress=False)
+    from zoo.manifest import METHODS
+    result = build(names, out, "random:0", methods=sorted(set(METHODS) - FULL_STORE_SKIPS), progress=False)
     return out, result
 
 

@@ -23,7 +23,8 @@ def test_all_twelve_models_and_aliases():
     for alias, name in ALIASES.items():
         assert mf.resolve(alias).name == name
     for m in found.values():
-        assert {e.method for e in m.exports} | {u.method for u in m.unsupported} == {"tracing", "scripting", "onnx"}
+        listed = {e.method for e in m.exports} | {u.method for u in m.unsupported}
+        assert {"tracing", "scripting", "onnx"} <= listed <= set(mf.METHODS), m.name
         if m.exports:
             assert m.export("tracing").batch == 1 and m.export("scripting").batch is None
 
@@ -73,7 +74,9 @@ def _broken(tmp_path, edit):
     (lambda t: "colour = \"blue\"\n" + t, "colour", "no such key"),
     (lambda t: t.replace("sizes = [[375, 500]", "sizes = [[375]", 1), "parity.sizes.0", "[height, width]"),
     (lambda t: t.replace('runtime = "onnxruntime"', 'runtime = "pytorch"'), "export[2].runtime", "'onnxruntime' for method onnx"),
-    (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing freezes the batch size"),
+    (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing fixes the batch size"),
+    (lambda t: t.replace("opset = 17", 'opset = 17\nexporter = "torchscript"'), "export[2].exporter", '"legacy"'),
+    (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter", "only method onnx"),
     (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
 ])
 def test_bad_manifest_names_file_key_and_expectation(tmp_path, edit, key, expected):

@@ -58,7 +58,7 @@ def test_two_builds_in_separate_processes_are_byte_identical(light_store, tmp_pa
     differing = [p for p in a if a[p] != b[p]]
     assert not differing, differing
     kinds = {Path(p).name for p in a}
-    assert {"model.pt", "model.onnx", "weights.safetensors", "metadata.json", "reference.npz", "README.md",
+    assert {"model.pt", "model.onnx", "model.pt2", "weights.safetensors", "metadata.json", "reference.npz", "README.md",
             "index.json"} <= kinds
 
 

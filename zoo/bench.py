@@ -65,6 +65,9 @@ def _raw_load(artifact: dict, path: str, threads: int) -> float:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    elif artifact["method"] == "export":
+        from .runtimes.pt2 import load_program
+        load_program(path)
     else:
         from .runtimes.torchscript import jit_load
         jit_load(path)

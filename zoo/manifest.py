@@ -14,7 +14,8 @@ from typing import Any
 from .errors import ManifestError, UnknownModelError, UnsupportedError
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
-METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx")}
+METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
+           "export": ("pytorch", "pt2")}
 RUNTIMES = ("onnxruntime", "pytorch")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
@@ -31,6 +32,18 @@ class Export:
     tolerance: dict
     opset: int | None = None
     resolution: str = "dynamic"
+    exporter: str | None = None  # onnx: "legacy" (TorchScript-based) or "dynamo" (from torch.export)
+
+    @property
+    def symbolic(self) -> bool:
+        """Whether the artifact is made by torch.export (symbolic sizes: the export transform and patches)."""
+        return self.method == "export" or self.exporter == "dynamo"
+
+    @property
+    def format_text(self) -> str:
+        if self.opset is None:
+            return self.format
+        return f"{self.format} (opset {self.opset}, {self.exporter} exporter)"
 
     @property
     def batch_text(self) -> str:
@@ -195,7 +208,8 @@ def parse(path: Path) -> Manifest:
         where = f"export[{n}]"
         if not isinstance(e, dict):
             c.fail(where, "a table", e)
-        c.no_unknown(e, {"method", "runtime", "format", "opset", "batch", "resolution", "devices", "tolerance"}, where)
+        c.no_unknown(e, {"method", "runtime", "format", "opset", "exporter", "batch", "resolution", "devices",
+                         "tolerance"}, where)
         method = c.get(e, "method", where, str, "one of " + ", ".join(METHODS))
         if method not in METHODS:
             c.fail(f"{where}.method", "one of " + ", ".join(METHODS), method)
@@ -207,14 +221,22 @@ def parse(path: Path) -> Manifest:
         batch_v = c.get(e, "batch", where, (int, str), "a fixed batch size (integer) or \"dynamic\"")
         if (isinstance(batch_v, str) and batch_v != "dynamic") or (isinstance(batch_v, int) and batch_v < 1):
             c.fail(f"{where}.batch", "a positive integer or \"dynamic\"", batch_v)
-        if method == "tracing" and batch_v == "dynamic":
-            c.fail(f"{where}.batch", "a fixed integer: tracing freezes the batch size", batch_v)
+        if method in ("tracing", "export") and batch_v == "dynamic":
+            c.fail(f"{where}.batch", f"a fixed integer: {method} fixes the batch size (the length of the image list)",
+                   batch_v)
         if c.get(e, "resolution", where, str, "\"dynamic\"") != "dynamic":
             c.fail(f"{where}.resolution", "\"dynamic\"", e["resolution"])
         devices = c.strings(e, "devices", where, allowed=DEVICES)
         opset = c.get(e, "opset", where, int, "an ONNX opset number (16 or more)", required=(method == "onnx"))
         if opset is not None and opset < 16:
             c.fail(f"{where}.opset", "16 or more (roi_align(aligned=True) needs opset 16)", opset)
+        exporter = c.get(e, "exporter", where, str, "\"legacy\" or \"dynamo\"", required=False)
+        if method != "onnx" and exporter is not None:
+            c.fail(f"{where}.exporter", "no exporter key: only method onnx has a choice of exporters", exporter)
+        if method == "onnx":
+            exporter = exporter or "legacy"
+            if exporter not in ("legacy", "dynamo"):
+                c.fail(f"{where}.exporter", "\"legacy\" (torch.onnx.export(dynamo=False)) or \"dynamo\"", exporter)
         tol = c.get(e, "tolerance", where, dict, "a table of parity bounds")
         for k, v in tol.items():
             if k not in TOLERANCE_KEYS:
@@ -223,7 +245,8 @@ def parse(path: Path) -> Manifest:
                 c.fail(f"{where}.tolerance.{k}", "a non-negative number", v)
         if any(x.method == method for x in exports):
             c.fail(f"{where}.method", "each method once", method)
-        exports.append(Export(method, runtime, fmt, None if batch_v == "dynamic" else batch_v, devices, dict(tol), opset))
+        exports.append(Export(method, runtime, fmt, None if batch_v == "dynamic" else batch_v, devices, dict(tol), opset,
+                              exporter=exporter))
 
     unsupported = []
     for n, u in enumerate(c.get(doc, "unsupported", "", list, "an array of [[unsupported]] tables", required=False) or []):
@@ -294,7 +317,7 @@ def support_rows(directory: str | Path | None = None) -> list[dict]:
                          batch="dynamic", devices="cpu, cuda", status="reference"))
         for e in m.exports:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=e.method, runtime=e.runtime,
-                             format=e.format + (f" (opset {e.opset})" if e.opset else ""), batch=e.batch_text,
+                             format=e.format_text, batch=e.batch_text,
                              devices=", ".join(e.devices), status="supported"))
         for u in m.unsupported:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=u.method, runtime=u.runtime, format="-",

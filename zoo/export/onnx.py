@@ -1,11 +1,22 @@
 """onnx -> ONNX for onnxruntime: the whole model (resize, heads, NMS, mask pasting) in one graph, fixed batch,
-dynamic resolution. The legacy TorchScript-based exporter is used: torch.export (dynamo=True) cannot handle the
-detection heads' data-dependent shapes."""
+dynamic resolution.
+
+Two exporters, chosen per model by the manifest's ``exporter`` key:
+
+* ``legacy`` (the default): ``torch.onnx.export(dynamo=False)``, the TorchScript-based exporter that torch 2.14 marks
+  deprecated; the model is traced within ``trace_safe``.
+* ``dynamo``: the program ``torch.export`` makes for the ``export`` method (pt2.py), translated by
+  ``torch.onnx.export(dynamo=True)``. Its nodes carry ``metadata_props`` (source stack traces, names of Python
+  objects with their memory addresses): they are cleared so that two processes write the same bytes.
+"""
 from typing import List
 
 import torch
 
+from . import pt2
 from .patches import FlatOutputs, trace_safe
+
+EXPORTERS = ("legacy", "dynamo")
 
 
 def io_names(keys: List[str], batch: int) -> tuple[list[str], list[str]]:
@@ -13,12 +24,55 @@ def io_names(keys: List[str], batch: int) -> tuple[list[str], list[str]]:
     return [f"image{suffix(i)}" for i in range(batch)], [f"{k}{suffix(i)}" for i in range(batch) for k in keys]
 
 
-def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str, opset: int, nms_groups: int) -> dict:
+def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str, opset: int, nms_groups: int,
+           exporter: str = "legacy") -> dict:
     inputs, outputs = io_names(wrapper.keys, len(example))
-    dynamic = {name: {1: "height", 2: "width"} for name in inputs}
-    dynamic.update({name: {0: "detections"} for name in outputs})
-    with torch.no_grad(), trace_safe(nms_groups):
-        torch.onnx.export(wrapper, (example,), path, opset_version=opset, dynamo=False, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
-    return {"exporter": "torch.onnx.export(dynamo=False)", "opset": opset, "batch": len(example),
-            "inputs": inputs, "outputs": outputs}
+    if exporter == "dynamo":
+        program = pt2.exported_program(wrapper, example, nms_groups)
+        torch.onnx.export(program, (example,), path, opset_version=opset, dynamo=True, input_names=inputs,
+                          output_names=outputs, external_data=False, optimize=True)
+        strip_metadata_props(path)
+        name = "torch.onnx.export(dynamo=True) of torch.export.export(strict=False)"
+    else:
+        dynamic = {name: {1: "height", 2: "width"} for name in inputs}
+        dynamic.update({name: {0: "detections"} for name in outputs})
+        with torch.no_grad(), trace_safe(nms_groups):
+            torch.onnx.export(wrapper, (example,), path, opset_version=opset, dynamo=False, input_names=inputs,
+                              output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+        name = "torch.onnx.export(dynamo=False)"
+    return {"exporter": name, "opset": opset, "batch": len(example), "inputs": inputs, "outputs": outputs}
+
+
+def strip_metadata_props(path: str) -> None:
+    """Clear every node's ``metadata_props`` (in subgraphs too) and the model's producer-side debug entries, in place
+    (atomically)."""
+    import os
+    import tempfile
+
+    import onnx
+
+    model = onnx.load(path)
+
+    def clear(graph) -> None:
+        for node in graph.node:
+            del node.metadata_props[:]
+            for attr in node.attribute:
+                if attr.g is not None and attr.HasField("g"):
+                    clear(attr.g)
+                for sub in attr.graphs:
+                    clear(sub)
+
+    clear(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            del node.metadata_props[:]
+    del model.graph.metadata_props[:]
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".strip-")
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

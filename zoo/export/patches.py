@@ -14,6 +14,12 @@ Three measured defects of traced graphs (see FINDINGS.md) are fixed here:
   copying: 1.5 s of a traced Mask R-CNN call); the replacement pastes all masks at once with two batched matmuls.
   And RetinaNet's candidate selection takes the top-k before the score threshold (the same set), which spares
   onnxruntime a NonZero over the whole score map.
+* ``export_safe()`` adds what ``torch.export`` (symbolic sizes, see docs/torch-export.md) needs on top of
+  ``trace_safe()``: ``SymbolicResizeTransform`` (the resize scale as ``sym_min`` and the padded size as an integer
+  ceiling, where Python's ``min`` and ``math.ceil(float(...))`` would fix the example's size), ``batched_nms`` without
+  its branch on the data-dependent box count, the RoI pooler without ``len(rois)``, and torchvision's fake ``nms``
+  kernel without its minimum of 2 kept boxes (which makes every exported program fail on an image with 0 or 1
+  detections).
 """
 
 import contextlib
@@ -71,9 +77,43 @@ class ExactResizeTransform(GeneralizedRCNNTransform):
         return new.train(transform.training)
 
 
-def make_exportable(model: torch.nn.Module) -> torch.nn.Module:
-    """Swap in the exact-resize transform (in place); the weights are untouched."""
-    model.transform = ExactResizeTransform.replacing(model.transform)
+def symbolic_size(h, w, min_size: float, max_size: float) -> List[int]:
+    """Eager's resized size, ``floor(size * min(min_size / min(h, w), max_size / max(h, w)))`` in double precision,
+    written so that ``torch.export`` keeps it symbolic: Python's ``min`` would guard on which side is shorter (fixing
+    the example's orientation), ``math.floor`` of a symbolic float cannot be serialised, ``math.trunc`` can (and equals
+    floor for these positive sizes). With plain ints it returns eager's ints."""
+    scale = torch.sym_min(min_size / torch.sym_min(h, w), max_size / torch.sym_max(h, w))
+    return [math.trunc(h * scale), math.trunc(w * scale)]
+
+
+class SymbolicResizeTransform(ExactResizeTransform):
+    """The exact-resize transform for ``torch.export``, where image sizes are symbolic integers: the resized size from
+    ``symbolic_size`` and the padded batch size from an integer ceiling. torchvision pads to
+    ``int(math.ceil(float(size) / 32) * 32)``: the float conversion evaluates the symbol, so the export silently
+    specialises to the example's padded size and every other size fails at run time."""
+
+    def resize(
+        self, image: Tensor, target: Optional[Dict[str, Tensor]] = None
+    ) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
+        if self.fixed_size is not None:
+            return super().resize(image, target)
+        torch._assert(target is None and not self.training, "the export transform is for inference only")
+        size = symbolic_size(image.shape[-2], image.shape[-1], float(self.min_size[-1]), float(self.max_size))
+        return torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], target
+
+    def batch_images(self, images: List[Tensor], size_divisible: int = 32) -> Tensor:
+        # zero padding as torchvision's, but by F.pad: its copy into a slice of a zero batch made the export assume
+        # the example's padding (none at 320x416) for every size
+        height = (max(im.shape[1] for im in images) + size_divisible - 1) // size_divisible * size_divisible
+        width = (max(im.shape[2] for im in images) + size_divisible - 1) // size_divisible * size_divisible
+        return torch.stack([torch.nn.functional.pad(im, (0, width - im.shape[2], 0, height - im.shape[1]))
+                            for im in images])
+
+
+def make_exportable(model: torch.nn.Module, symbolic: bool = False) -> torch.nn.Module:
+    """Swap in the exact-resize transform (in place; ``symbolic``: the one for torch.export); the weights are
+    untouched."""
+    model.transform = (SymbolicResizeTransform if symbolic else ExactResizeTransform).replacing(model.transform)
     return model
 
 
@@ -190,6 +230,70 @@ def trace_safe(groups: int):
     finally:
         (det_utils.BoxCoder.decode, box_ops._batched_nms_coordinate_trick, det_transform.paste_masks_in_image,
          RetinaNet.postprocess_detections) = saved
+
+
+def _multiscale_roi_align(x_filtered: List[Tensor], boxes: List[Tensor], output_size: List[int], sampling_ratio: int,
+                          scales: Optional[List[float]], mapper) -> Tensor:
+    """torchvision's ``_multiscale_roi_align`` (eager path) with ``rois.shape[0]`` for ``len(rois)``: ``len`` must
+    return a Python int, which a data-dependent RoI count under torch.export is not."""
+    from torchvision.ops import poolers, roi_align
+    rois = poolers._convert_to_roi_format(boxes)
+    if len(x_filtered) == 1:
+        return roi_align(x_filtered[0], rois, output_size=output_size, spatial_scale=scales[0],
+                         sampling_ratio=sampling_ratio)
+    levels = mapper(boxes)
+    result = x_filtered[0].new_zeros((rois.shape[0], x_filtered[0].shape[1], *output_size))
+    for level, (feature, scale) in enumerate(zip(x_filtered, scales)):
+        idx = torch.where(levels == level)[0]
+        pooled = roi_align(feature, rois[idx], output_size=output_size, spatial_scale=scale,
+                           sampling_ratio=sampling_ratio)
+        result[idx] = pooled.to(result.dtype)
+    return result
+
+
+def _export_nms(groups: int):
+    """The per-label NMS of ``trace_safe`` for torch.export, on the boxes re-indexed by ``where(all true)``: the same
+    rows, but their count becomes one fresh size symbol. Without that, the count is the sum over every class of
+    ``Min(u_i, k)`` (SSD's per-class top-k) and that expression is written into the shape of each of the loop's ~2500
+    tensors: loading ssdlite's program then took 95 s here, 90% of it sympy parsing those expressions."""
+    per_group = _per_group_nms(groups)
+
+    def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+        rows = torch.where(torch.ones_like(scores, dtype=torch.bool))[0]
+        return per_group(boxes[rows], scores[rows], idxs[rows], iou_threshold)
+
+    return batched_nms
+
+
+def _fake_nms(dets: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    # torchvision's fake kernel (its shape checks are kept by the real kernel at run time) with a kept-box count of
+    # 0 or more: its ``create_unbacked_symint()`` defaults to a minimum of 2, which the exported program then asserts.
+    ctx = torch.library.get_ctx()
+    return dets.new_empty(ctx.new_dynamic_size(), dtype=torch.long)
+
+
+EXPORT_SAFE = ("SymbolicResizeTransform, batched_nms without its box-count branch, RoI pooling without len(rois), "
+               "nms fake kernel with 0+ kept boxes")
+
+
+@contextlib.contextmanager
+def export_safe(groups: int):
+    """``trace_safe(groups)`` plus the replacements ``torch.export`` needs (``EXPORT_SAFE``). Use it with a model made
+    by ``make_exportable(model, symbolic=True)``. ``batched_nms`` becomes the per-label NMS of ``trace_safe``
+    (see ``_export_nms``): torchvision's picks its implementation by ``boxes.numel() > 4000``, a guard on a
+    data-dependent size."""
+    from torchvision.ops import poolers
+    saved = (box_ops.batched_nms, poolers._multiscale_roi_align)
+    library = torch.library.Library("torchvision", "FRAGMENT")
+    with trace_safe(groups):
+        try:
+            torch.library.register_fake("torchvision::nms", _fake_nms, lib=library)
+            box_ops.batched_nms = _export_nms(groups)
+            poolers._multiscale_roi_align = _multiscale_roi_align
+            yield
+        finally:
+            box_ops.batched_nms, poolers._multiscale_roi_align = saved
+            library._destroy()  # torchvision's own fake kernel is back
 
 
 class FlatOutputs(torch.nn.Module):

@@ -6,8 +6,8 @@ import torch
 
 from .. import models
 from ..manifest import parse
-from . import common, onnx, scripting, tracing
-from .patches import TRACE_SAFE, nms_groups
+from . import common, onnx, pt2, scripting, tracing
+from .patches import EXPORT_SAFE, TRACE_SAFE, nms_groups
 
 
 def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
@@ -15,22 +15,24 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest = parse(manifest_path)
     spec = manifest.export(method)
-    wrapper = common.exportable(models.stored_model(manifest, weights_file), manifest)
+    wrapper = common.exportable(models.stored_model(manifest, weights_file), manifest, symbolic=spec.symbolic)
     example = common.example_images(manifest, spec.batch or 1)
     settings: dict = {}
     with common.recorded_warnings(settings):
         groups = nms_groups(wrapper.model, len(manifest.categories))
         if method == "tracing":
             settings.update(tracing.export(wrapper, example, out, groups))
+        elif method == "export":
+            settings.update(pt2.export(wrapper, example, out, groups))
         elif method == "scripting":
             settings.update(scripting.export(wrapper, example, out))
         else:
-            settings.update(onnx.export(wrapper, example, out, spec.opset, groups))
+            settings.update(onnx.export(wrapper, example, out, spec.opset, groups, spec.exporter))
     if method != "scripting":
         settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])
     settings["transform"] = "ExactResizeTransform (eager float64 resize)" + (
-        "" if method == "scripting" else f"; {TRACE_SAFE}")
+        "" if method == "scripting" else f"; {TRACE_SAFE}") + (f"; {EXPORT_SAFE}" if spec.symbolic else "")
     return settings
 
 

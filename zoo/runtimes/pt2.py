@@ -1,0 +1,30 @@
+"""torch.export backend (``.pt2`` ExportedPrograms): torch tensors in and out."""
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import torch
+
+from .torchscript import register_torchvision_ops, torch_device
+
+
+def load_program(source: str | BinaryIO) -> torch.nn.Module:
+    """``torch.export.load`` of a path or a binary file-like object (bytes already read and verified: a BytesIO), as
+    a callable module. torchvision's operators must be registered before the program is read."""
+    register_torchvision_ops()
+    return torch.export.load(source).module()
+
+
+class ExportedProgramBackend:
+    wants = "torch"
+
+    def __init__(self, source: str | BinaryIO, batch: int | None, device: str = "cpu"):
+        self.device = torch_device(device)
+        self.module = load_program(source)
+        if self.device.type != "cpu":
+            self.module = self.module.to(self.device)
+        self.batch = batch
+
+    def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            return list(self.module([im.to(self.device) for im in images]))
