@@ -16,6 +16,8 @@ from .errors import ManifestError, UnknownModelError, UnsupportedError
 MANIFEST_DIR = Path(__file__).parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
            "export": ("pytorch", "pt2")}
+# methods the zoo does not build, listed in manifests only as [[unsupported]] with the measured reason
+UNBUILT_METHODS = ("aoti",)  # AOTInductor: see docs/torch-export.md
 RUNTIMES = ("onnxruntime", "pytorch")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
@@ -253,6 +255,8 @@ def parse(path: Path) -> Manifest:
         where = f"unsupported[{n}]"
         c.no_unknown(u, {"method", "runtime", "reason"}, where)
         m = c.get(u, "method", where, str, "a method name")
+        if m not in METHODS and m not in UNBUILT_METHODS:
+            c.fail(f"{where}.method", "one of " + ", ".join([*METHODS, *UNBUILT_METHODS]), m)
         if m in {x.method for x in exports}:
             c.fail(f"{where}.method", "a method that is not also listed under [[export]]", m)
         unsupported.append(Unsupported(m, c.get(u, "runtime", where, str, "a runtime"), c.get(u, "reason", where, str, "why")))
