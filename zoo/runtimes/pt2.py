@@ -19,10 +19,8 @@ class ExportedProgramBackend:
     wants = "torch"
 
     def __init__(self, source: str | BinaryIO, batch: int | None, device: str = "cpu"):
-        self.device = torch_device(device)
+        self.device = torch_device(device)  # the manifests list cpu only: a program keeps the device it was exported on
         self.module = load_program(source)
-        if self.device.type != "cpu":
-            self.module = self.module.to(self.device)
         self.batch = batch
 
     def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
