@@ -28,7 +28,17 @@ def exported_program(wrapper: FlatOutputs, example: List[torch.Tensor], nms_grou
         return torch.export.export(wrapper, (example,), dynamic_shapes=dynamic, strict=False)
 
 
+def without_stack_traces(program: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """Drop each node's ``stack_trace`` (in place): it names source files by absolute path (the checkout's, the
+    interpreter's), so the saved bytes would depend on where the zoo and torchvision are installed."""
+    for module in program.graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                node.meta.pop("stack_trace", None)
+    return program
+
+
 def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str, nms_groups: int) -> dict:
-    torch.export.save(exported_program(wrapper, example, nms_groups), path)
+    torch.export.save(without_stack_traces(exported_program(wrapper, example, nms_groups)), path)
     return {"exporter": "torch.export.export(strict=False)", "batch": len(example),
             "image_sides": [MIN_SIDE, MAX_SIDE]}
