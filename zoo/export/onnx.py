@@ -44,7 +44,7 @@ def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str, opset: 
 
 
 def strip_metadata_props(path: str) -> None:
-    """Clear every node's ``metadata_props`` (in subgraphs too) and the model's producer-side debug entries, in place
+    """Clear the ``metadata_props`` of every node (in subgraphs and functions too) and of the graph, in place
     (atomically)."""
     import os
     import tempfile
@@ -57,7 +57,7 @@ def strip_metadata_props(path: str) -> None:
         for node in graph.node:
             del node.metadata_props[:]
             for attr in node.attribute:
-                if attr.g is not None and attr.HasField("g"):
+                if attr.HasField("g"):
                     clear(attr.g)
                 for sub in attr.graphs:
                     clear(sub)
