@@ -15,14 +15,19 @@ from .manifest import resolve
 from .sources import open_source
 
 
-def _copy_verified(src: Path, dest: Path, sha256: str) -> bool:
-    """Copy src to dest atomically unless dest already holds those bytes; returns whether it wrote."""
+def _copy_verified(src: Path, dest: Path, sha256: str, name: str | None = None) -> bool:
+    """Copy src to dest atomically unless dest already holds those bytes; returns whether it wrote. Bytes that do not
+    match ``sha256`` never reach ``dest`` (the error names ``name``, default dest)."""
     if dest.is_file() and store.sha256_file(dest) == sha256:
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part")
-    shutil.copyfile(src, tmp)
-    store.check_digest(tmp, sha256, str(dest))
+    try:
+        shutil.copyfile(src, tmp)
+        store.check_digest(tmp, sha256, name or str(dest))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(dest)
     return True
 
@@ -86,7 +91,7 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
         if not src.is_file():
             raise NotAvailableError(f"{src} is listed in the bundle's index but missing: copy the whole bundle")
         present += cache.blob(record["sha256"]).is_file()  # a cached copy is checked all the same
-        cache.get(record, lambda dest, src=src, sha=record["sha256"]: _copy_verified(src, dest, sha), str(src))
+        cache.get(record, lambda dest, src=src, sha=record["sha256"]: _copy_verified(src, dest, sha, str(src)), str(src))
     indexes = sorted((root / "indexes").glob("*.json")) if (root / "indexes").is_dir() else []
     for path in indexes:
         data = path.read_bytes()
