@@ -132,6 +132,7 @@ def matches_eager(store_dir: Path, out: Path) -> bool:
     return report.ok and len(got["scores"]) > 0
 
 
+@pytest.mark.slow
 def test_release_publishes_a_repository_per_model_and_pins_it(released, monkeypatch, tmp_path):
     repo, pin = released["repo"], channel.read(released["channel"]).models[SSD]
     assert pin.repo == f"{ORG}/{SSD}" and pin.commit == git(repo, "rev-parse", "HEAD")
@@ -157,6 +158,7 @@ def test_release_publishes_a_repository_per_model_and_pins_it(released, monkeypa
     assert channel.read(released["tmp"] / "again.toml").models[SSD] == pin
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_by_name_from_the_pinned_channel(released, tmp_path):
     env = {**released["env"], "ZOO_CHANNEL": str(released["channel"]), "ZOO_HOME": str(tmp_path / "home")}
     env.pop("ZOO_MANIFESTS")  # the user's machine has the package's manifests only
@@ -168,6 +170,7 @@ def test_fresh_process_loads_by_name_from_the_pinned_channel(released, tmp_path)
     assert not list((tmp_path / "home").rglob("models--*"))  # one copy: the blob cache, no huggingface_hub cache
 
 
+@pytest.mark.slow
 def test_source_and_zoo_source_take_precedence_over_the_channel(released, monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_CHANNEL", str(tmp_path / "no-such-channel.toml"))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
@@ -193,6 +196,7 @@ def _tamper_blob(repo: Path, commit: str, rel: str):
     return lambda: path.write_bytes(original)
 
 
+@pytest.mark.slow
 def test_changed_index_on_the_server_is_refused_naming_both_digests(released, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", released["olah"].url)
     monkeypatch.setenv("ZOO_CHANNEL", str(released["channel"]))
@@ -239,6 +243,7 @@ def sha256_of_served(released, commit: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.slow
 def test_hub_branch_is_resolved_once_and_files_come_from_that_commit(released, tmp_path, monkeypatch):
     """A push between reading the index and downloading an artifact changes nothing: the commit was fixed once."""
     import huggingface_hub
@@ -278,6 +283,7 @@ def _without_network() -> list[str]:
     pytest.skip("unshare -n is not permitted here (it needs root or user namespaces; CI runs as root)")
 
 
+@pytest.mark.slow
 def test_air_gapped_download_import_then_the_verbatim_call(released, tmp_path):
     env = {**released["env"], "ZOO_CHANNEL": str(released["channel"]), "ZOO_HOME": str(tmp_path / "online-home")}
     bundle = tmp_path / "bundle"

@@ -100,7 +100,8 @@ def dumps(channel: Channel, comment: str = "") -> str:
     if not channel.models:
         lines += ["", "# no release pinned yet: `zoo release` or `zoo pin` fills [models.NAME] tables", "[models]"]
     for name, pin in sorted(channel.models.items()):
-        lines += ["", f"[models.{name}]", f"repo = {_quote(pin.repo)}", f"commit = {_quote(pin.commit)}",
+        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _quote(name)
+        lines += ["", f"[models.{key}]", f"repo = {_quote(pin.repo)}", f"commit = {_quote(pin.commit)}",
                   f"index_sha256 = {_quote(pin.index_sha256)}"]
     return "\n".join(lines) + "\n"
 
@@ -108,8 +109,8 @@ def dumps(channel: Channel, comment: str = "") -> str:
 def write(channel: Channel, path: str | Path, comment: str = "") -> None:
     from .store import atomic_write
     text = dumps(channel, comment)
-    read_back = tomllib.loads(text)  # what we write must read back as written
-    assert len(read_back.get("models", {})) == len(channel.models)
+    if len(tomllib.loads(text).get("models", {})) != len(channel.models):  # what we write must read back as written
+        raise ChannelError(f"{path}: the channel did not serialise as written (a model name TOML cannot hold?)")
     atomic_write(path, text.encode("utf-8"))
 
 

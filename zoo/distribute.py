@@ -104,7 +104,8 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
 
 
 def file_records(entry: dict) -> list[dict]:
-    """Every file record of a model entry, each object once (the same path may appear in several artifacts)."""
+    """Every file record object of a model entry, in a fixed order (a path listed by several artifacts, such as the
+    reference or the weights, comes once per listing: each listing is its own object to rewrite)."""
     records = [entry["weights"]["file"], entry.get("card")]
     records += [r for a in entry["artifacts"] for r in a["files"].values()]
     return [r for r in records if r]
