@@ -231,8 +231,12 @@ def test_changed_index_on_the_server_is_refused_naming_both_digests(released, tm
             zoo.load("ssdlite", runtime="onnxruntime", cache_dir=tmp_path / "home3")
         assert pin.index_sha256 in str(e.value) and sha256(repo / "index.json") in str(e.value)
         # `zoo pin` resolves the branch to its new commit and digest
-        repinned = channel.pin([f"hf://{ORG}/{SSD}@main"], tmp_path / "pinned.toml").models[SSD]
-        assert repinned == channel.Pin(pin.repo, new_commit, sha256(repo / "index.json"))
+        out = run_zoo("pin", f"hf://{ORG}/{SSD}@main", "--out", tmp_path / "pinned.toml",
+                      env={"ZOO_HOME": str(tmp_path / "pin-home")}).stdout
+        assert f"{SSD}: hf://{ORG}/{SSD}@{new_commit} index sha256 {sha256(repo / 'index.json')}" in out
+        repinned = channel.read(tmp_path / "pinned.toml")
+        assert repinned.models[SSD] == channel.Pin(pin.repo, new_commit, sha256(repo / "index.json"))
+        assert repinned.hub == released["olah"].url and repinned.org == ORG
     finally:
         git(repo, "reset", "-q", "--hard", pin.commit)
 
@@ -376,6 +380,8 @@ def test_shipped_channel_pins_nothing_yet_and_says_what_to_do(monkeypatch, tmp_p
     assert "ZOO_CHANNEL" in str(e.value) and "source=" in str(e.value)
     proc = run_zoo("predict", REPO_IMAGE, "--model", "ssdlite", check=False)
     assert proc.returncode == 2 and "pins no official release yet" in proc.stderr
+    proc = run_zoo("release", "--to", "hf://zoo-org/one-repo", check=False)
+    assert proc.returncode == 2 and "expects hf://ORG (one repository per model" in proc.stderr
 
 
 REPO_IMAGE = str(Path(zoo.__file__).parent / "data" / "astronaut.jpg")
