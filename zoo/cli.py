@@ -136,7 +136,7 @@ def _artifact_path(a) -> Path:
     from .manifest import resolve
     from .sources import open_source
     manifest = resolve(a.model)
-    src = open_source(a.source, offline=True if a.offline else None)
+    src = open_source(a.source, offline=True if a.offline else None, model=manifest.name)
     entry = select(manifest, src.index(a.revision), a.runtime, a.method, a.device)
     role = "model" if "model" in entry["artifact"]["files"] else "weights"
     return src.fetch(entry["artifact"]["files"][role])
@@ -146,6 +146,34 @@ def cmd_download(a) -> int:
     from .distribute import download
     digest = download(a.names, a.to, runtime=a.runtime, method=a.method, source=a.source, revision=a.revision)
     print(f"bundle {a.to}: index sha256 {digest} (pin it: revision='{digest}')")
+    return 0
+
+
+def cmd_import(a) -> int:
+    from .distribute import import_bundle
+    added, present, indexes = import_bundle(a.bundle)
+    print(f"imported {a.bundle}: {added} file(s) added to the cache, {present} already there (all hashed), "
+          f"{indexes} pinned index(es); zoo.load(NAME, runtime=...) now needs no network for these")
+    return 0
+
+
+def cmd_pin(a) -> int:
+    from .channel import pin
+    ch = pin(a.specs, a.out, org=a.org)
+    for name, p in sorted(ch.models.items()):
+        print(f"{name}: hf://{p.repo}@{p.commit} index sha256 {p.index_sha256}")
+    print(f"wrote {a.out} (use it: ZOO_CHANNEL={a.out})")
+    return 0
+
+
+def cmd_release(a) -> int:
+    from .channel import shipped_path
+    from .release import release
+    if not a.to.startswith("hf://") or "/" in a.to[len("hf://"):].strip("/"):
+        raise ZooError(f"zoo release --to expects hf://ORG (one repository per model is made there), got {a.to!r}")
+    result = release(a.to[len("hf://"):].strip("/"), a.store, a.channel_out or shipped_path(), a.names or None,
+                     a.method or None, a.lock, progress=not a.quiet)
+    print("\n".join(result.lines))
     return 0
 
 
@@ -250,19 +278,36 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="+")
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
     s.add_argument("--method", choices=["onnx", "tracing", "scripting", "eager"])
-    s.add_argument("--source", default=None)
+    s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
     s.add_argument("--revision", default=None)
     s.add_argument("--to", required=True)
     s.set_defaults(fn=cmd_download)
-    s = sub.add_parser("publish", help="publish a store as a static mirror tree or to hf://ORG/REPO")
+    s = sub.add_parser("import", help="fill the cache from a bundle made by `zoo download` (air-gapped machines)")
+    s.add_argument("bundle")
+    s.set_defaults(fn=cmd_import)
+    s = sub.add_parser("pin", help="write a channel file pinning published hf:// repositories (commit + index sha256)")
+    s.add_argument("specs", nargs="+", metavar="hf://ORG/REPO[@REVISION]")
+    s.add_argument("--out", required=True, help="channel file to write (load it with ZOO_CHANNEL=FILE)")
+    s.add_argument("--org", default=None)
+    s.set_defaults(fn=cmd_pin)
+    s = sub.add_parser("release", help="build with official weights, publish one Hub repository per model, pin them")
+    s.add_argument("names", nargs="*", help="models (default: all)")
+    s.add_argument("--to", required=True, help="hf://ORG")
+    s.add_argument("--method", action="append", choices=["tracing", "scripting", "onnx"], help="default: all")
+    s.add_argument("--store", default="release-store", help="store directory to build into (default release-store)")
+    s.add_argument("--lock", default=None, help="lock file (default STORE.lock.json)")
+    s.add_argument("--channel-out", default=None, help="channel file to rewrite (default: the package's official.toml)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_release)
+    s = sub.add_parser("publish", help="publish a store as a static mirror tree, to hf://ORG/REPO or hf://ORG")
     s.add_argument("store")
-    s.add_argument("--to", required=True, help="directory or hf://ORG/REPO")
+    s.add_argument("--to", required=True, help="directory, hf://ORG/REPO (the whole store) or hf://ORG (a repository per model)")
     s.add_argument("--revision", default="main", help="branch to commit to (hf://)")
     s.add_argument("--message", default=None)
     s.set_defaults(fn=cmd_publish)
     s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
     s.add_argument("names", nargs="*")
-    s.add_argument("--source", required=True)
+    s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
     s.add_argument("--method", choices=["onnx", "tracing", "scripting"])
     s.add_argument("--warmup", type=_count(0), default=1, help="untimed calls after the first (default 1)")

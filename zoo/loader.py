@@ -40,7 +40,7 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str)
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
          revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None) -> Detector:
     manifest = resolve(name)
-    src = open_source(source, cache_dir=cache_dir, offline=offline)
+    src = open_source(source, cache_dir=cache_dir, offline=offline, model=manifest.name)
     entry = select(manifest, src.index(revision), runtime, method, device)
     artifact = entry["artifact"]
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,

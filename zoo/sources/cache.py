@@ -28,7 +28,7 @@ class Cache:
             return path
         if fetch is None:
             raise NotAvailableError(f"offline and {record['path']} ({what}) is not in the cache {self.home}; "
-                                    "download it first (zoo download) or load from a bundle directory")
+                                    "fetch it first (zoo download, then zoo import on this machine) or load from a bundle directory")
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if not path.is_file():  # another process may have fetched it while we waited
