@@ -149,3 +149,36 @@ def evaluate(detector, dataset: Dataset, desc: str = "eval", progress: bool = Tr
 def differences(eager: dict, other: dict) -> dict[str, float]:
     """Per iou type: the artifact's mAP minus eager's, in points."""
     return {t: round(other[t]["map"] - eager[t]["map"], 3) for t in eager}
+
+
+def evaluate_store(name: str, data: str | Path, source=None, runtime: str | None = None, method: str | None = None,
+                   revision: str | None = None, progress: bool = True):
+    """Eager and each of the store's artifacts of ``name`` (optionally one runtime / method) on ``data``: returns the
+    manifest and one row per artifact (eager first) with mAP per iou type and the difference from eager."""
+    from .loader import load, manifest_for
+    from .sources import open_source
+
+    dataset = open_dataset(data)  # a broken dataset fails before any model loads
+    src = open_source(source)
+    index = src.index(revision)
+    manifest = manifest_for(name, index, src.description)
+    entry = index.get("models", {}).get(manifest.name)
+    if entry is None:
+        from .errors import NotAvailableError
+        raise NotAvailableError(f"{manifest.name} is not in {src.description}; build it first (zoo build ... --out STORE)")
+    chosen = [a for a in entry["artifacts"] if a["method"] != "eager" and (runtime is None or a["runtime"] == runtime)
+              and (method is None or a["method"] == method)]
+    rows, eager = [], None
+    for rt, m in [("pytorch", "eager")] + [(a["runtime"], a["method"]) for a in chosen]:
+        detector = load(manifest.name, runtime=rt, method=m, source=source, revision=revision)
+        scores = evaluate(detector, dataset, desc=f"{manifest.name} {rt}/{m}", progress=progress)
+        eager = eager or scores
+        diffs = differences(eager, scores)
+        row = {"artifact": f"{rt}/{m}"}
+        for t, v in scores.items():
+            row[f"{t} mAP"] = f"{v['map']:.2f}"
+            row[f"{t} mAP50"] = f"{v['map50']:.2f}"
+            row[f"{t} vs eager"] = "reference" if m == "eager" else f"{diffs[t]:+.2f}"
+        row["ok"] = all(abs(d) <= manifest.map_tolerance for d in diffs.values())
+        rows.append(row)
+    return manifest, rows
