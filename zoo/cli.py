@@ -27,12 +27,20 @@ def cmd_list(a) -> int:
 
 def cmd_info(a) -> int:
     from .manifest import resolve
-    m = resolve(a.name)
+    index = None
+    if a.source:  # a model of your own is known from the store's index alone
+        from .loader import manifest_for
+        from .sources import open_source
+        src = open_source(a.source)
+        index = src.index()
+    m = manifest_for(a.name, index, src.description) if index is not None else resolve(a.name)
     w = m.weights
     print(f"{m.name}  ({', '.join(m.aliases) or 'no alias'})  {m.description}")
-    print(f"builder:  {m.builder}")
-    print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w['license']}")
-    print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
+    print(f"builder:  {m.builder}" + (f" {json.dumps(m.builder_args)}" if m.builder_args else ""))
+    if "url" in w:
+        print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w.get('license')}")
+    if "metrics" in w:
+        print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
     print(f"input:    {json.dumps(m.input)}")
     print(f"outputs:  {', '.join(m.outputs)}   categories: {len(m.categories)}")
     for e in m.exports:
@@ -40,14 +48,14 @@ def cmd_info(a) -> int:
               f"devices {', '.join(e.devices)}, tolerance {e.tolerance}")
     for u in m.unsupported:
         print(f"unsupported: {u.method}/{u.runtime}: {u.reason}")
-    if a.source:
-        from .sources import open_source
-        entry = open_source(a.source).index().get("models", {}).get(m.name)
+    if index is not None:
+        entry = index.get("models", {}).get(m.name)
         if not entry:
             print(f"store {a.source}: not built")
             return 0
         wi = entry["weights"]
         print(f"store weights: {wi['kind']}" + (f" (seed {wi['seed']}; detections are meaningless)" if wi["kind"] == "random" else "")
+              + (f" {wi['file_name']} (sha256 {wi['source_sha256']})" if wi["kind"] == "file" else "")
               + f", sha256 {wi['file']['sha256']}")
         for art in entry["artifacts"]:
             par = art.get("parity", {}).get("min_matched_fraction")

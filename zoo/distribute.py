@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import store
 from .errors import NotAvailableError, ZooError
-from .manifest import resolve
+from .loader import manifest_for
 from .sources import open_source
 
 
@@ -34,7 +34,7 @@ def download(names: list[str], to: str | Path, runtime: str | None = None, metho
     to = Path(to)
     models = {}
     for name in names:
-        manifest = resolve(name)
+        manifest = manifest_for(name, index, src.description)  # a model of your own: the index's manifest
         entry = index["models"].get(manifest.name)
         if entry is None:
             raise NotAvailableError(f"{manifest.name} is not in {src.description}")

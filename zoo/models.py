@@ -77,7 +77,7 @@ def parse_weights(spec: str) -> tuple[str, int | None]:
         return "random", int(seed)
     if spec.endswith(CHECKPOINTS):
         return "file", None
-    raise ZooError(f"--weights must be 'official', 'random:SEED' (SEED an integer) or a checkpoint file "
+    raise ZooError(f"--weights must be 'official' or 'random:SEED' (SEED an integer), or a checkpoint file "
                    f"({', '.join(CHECKPOINTS)}), got {spec!r}")
 
 
