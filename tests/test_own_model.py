@@ -166,6 +166,17 @@ def test_build_refuses_a_checkpoint_for_another_num_classes(tmp_path):
     assert json.loads((tmp_path / "store" / "index.json").read_text())["models"] == {}
 
 
+def test_builder_args_that_disagree_with_the_categories_are_refused(manifest):
+    import dataclasses
+
+    from zoo import models
+    from zoo.errors import ZooError
+    with pytest.raises(ZooError, match="makes a model of 5 classes but weights.categories names 4"):
+        models.architecture(dataclasses.replace(manifest, builder_args={"num_classes": 5}))
+    with pytest.raises(ZooError, match=r"trained.detector:build\(\*\*\{'colour': 1\}\) failed: .*check builder_args"):
+        models.architecture(dataclasses.replace(manifest, builder_args={"colour": 1}))
+
+
 class Payload:
     """A pickled object whose loading would run code: it would create ``marker``."""
 

@@ -65,7 +65,19 @@ def architecture(manifest: Manifest) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "transform"):
         raise ZooError(f"{manifest.path}: builder {manifest.builder!r} returned {type(model).__name__}, expected a "
                        f"torchvision detection model (an nn.Module with a .transform, like FasterRCNN)")
+    classes = num_classes(model)
+    if classes is not None and classes != len(manifest.categories):
+        raise ZooError(f"{manifest.path}: the builder makes a model of {classes} classes but weights.categories names "
+                       f"{len(manifest.categories)}: one name per class, the background included")
     return model.eval()
+
+
+def num_classes(model: torch.nn.Module) -> int | None:
+    """The classes (background included) of an R-CNN's box predictor or a RetinaNet/FCOS head; None for others."""
+    predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
+    if predictor is not None and hasattr(predictor, "cls_score"):
+        return predictor.cls_score.out_features
+    return getattr(getattr(getattr(model, "head", None), "classification_head", None), "num_classes", None)
 
 
 def parse_weights(spec: str) -> tuple[str, int | None]:
