@@ -249,3 +249,37 @@ def test_new_manifest_gives_a_file_that_builds_the_architecture(tmp_path):
     proc = run_zoo("new-manifest", "bad", "--builder", "trained.detector:build", "--num-classes", "3",
                    "--categories", "a,b", "--out", tmp_path / "bad.toml", check=False)
     assert proc.returncode == 2 and "must equal the number of categories" in proc.stderr
+
+
+def test_coco_scoring_of_known_answers(tmp_path):
+    """zoo.coco_eval.score on answers whose mAP is known: the ground truth itself (boxes and masks, under a model whose
+    label order differs from the dataset's ids) scores 100; boxes moved by 40% of their size score nothing at IoU 0.5
+    and masks still 100; swapped labels score 0."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from trained import shapes
+    from zoo.coco_eval import open_dataset, score
+    data = open_dataset(shapes.write_coco(tmp_path / "d", 6, seed=3))
+    model_order = ["__background__", "triangle", "circle", "square"]  # dataset ids: circle 1, square 2, triangle 3
+    label_of = {1: 2, 2: 3, 3: 1}
+
+    def answers(shift=0.0, swap=False):
+        out = {}
+        for image in data.doc["images"]:
+            anns = [a for a in data.doc["annotations"] if a["image_id"] == image["id"]]
+            h, w = image["height"], image["width"]
+            masks = [mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(a["segmentation"], h, w))) for a in anns]
+            out[image["id"]] = {
+                "boxes": np.array([[x + shift * bw, y, x + bw + shift * bw, y + bh] for x, y, bw, bh in (a["bbox"] for a in anns)], np.float32),
+                "labels": np.array([label_of[a["category_id"]] % 3 + 1 if swap else label_of[a["category_id"]] for a in anns]),
+                "scores": np.linspace(1.0, 0.9, len(anns), dtype=np.float32),
+                "masks": np.stack(masks)[:, None].astype(np.float32)}
+        return out
+
+    keys = ["boxes", "labels", "scores", "masks"]
+    assert score(data, answers(), model_order, keys) == {"bbox": {"map": 100.0, "map50": 100.0},
+                                                         "segm": {"map": 100.0, "map50": 100.0}}
+    moved = score(data, answers(shift=0.4), model_order, keys)
+    assert moved["bbox"] == {"map": 0.0, "map50": 0.0} and moved["segm"]["map"] == 100.0
+    assert score(data, answers(swap=True), model_order, keys)["bbox"]["map"] == 0.0

@@ -7,6 +7,7 @@ matched to the dataset's categories by name. Figures are in points (mAP x 100), 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import sys
@@ -115,23 +116,29 @@ def _results(image_id: int, det: dict, mapping: dict[int, int], types: list[str]
 
 def evaluate(detector, dataset: Dataset, desc: str = "eval", progress: bool = True) -> dict[str, dict[str, float]]:
     """{iou type: {"map": mAP@[.5:.95], "map50": mAP@.5}} in points, over every image of ``dataset``."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
     from tqdm.auto import tqdm
 
     from .viz import read_image
 
-    mapping = label_map(detector.categories, dataset)
-    types = iou_types(detector.keys, dataset)
-    results: list[dict] = []
-    for image_id, file in tqdm(sorted(dataset.files.items()), desc=desc, unit="img", disable=not progress,
-                               file=sys.stderr, leave=False):
-        det = detector([read_image(file)])[0]
-        results += _results(image_id, det, mapping, types)
+    label_map(detector.categories, dataset)  # no common category: say so before running the model
+    detections = {image_id: detector([read_image(file)])[0] for image_id, file in
+                  tqdm(sorted(dataset.files.items()), desc=desc, unit="img", disable=not progress, file=sys.stderr,
+                       leave=False)}
+    return score(dataset, detections, detector.categories, detector.keys)
+
+
+def score(dataset: Dataset, detections: dict[int, dict], categories: list[str], keys: list[str]) -> dict[str, dict[str, float]]:
+    """pycocotools' mAP of ``detections`` (image id -> torchvision-style outputs, numpy) against ``dataset``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    mapping = label_map(categories, dataset)
+    types = iou_types(keys, dataset)
+    results = [r for image_id, det in sorted(detections.items()) for r in _results(image_id, det, mapping, types)]
     scores = {}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary tables
         gt = COCO()
-        gt.dataset = dataset.doc
+        gt.dataset = copy.deepcopy(dataset.doc)  # COCOeval rewrites the ground truth's segmentations in place
         gt.createIndex()
         for t in types:
             if not results:

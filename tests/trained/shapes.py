@@ -34,8 +34,17 @@ def _overlaps(box, boxes) -> bool:
     return any(not (box[2] <= b[0] or b[2] <= box[0] or box[3] <= b[1] or b[3] <= box[1]) for b in boxes)
 
 
-def sample(rng: np.random.Generator) -> tuple[Image.Image, list[tuple[int, list[float]]]]:
-    """One image and its objects as (category index 0..2, [x, y, w, h])."""
+def _outline(shape: str, x: int, y: int, s: int) -> list[tuple[float, float]]:
+    if shape == "circle":
+        r = s / 2
+        return [(x + r + r * np.cos(a), y + r + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 32, endpoint=False)]
+    if shape == "square":
+        return [(x, y), (x + s - 1, y), (x + s - 1, y + s - 1), (x, y + s - 1)]
+    return [(x + s / 2, y), (x, y + s - 1), (x + s - 1, y + s - 1)]
+
+
+def sample(rng: np.random.Generator) -> tuple[Image.Image, list[tuple[int, list[float], list[float]]]]:
+    """One image and its objects as (category index 0..2, [x, y, w, h], outline polygon [x0, y0, x1, y1, ...])."""
     im = _background(rng)
     draw = ImageDraw.Draw(im)
     objects, boxes = [], []
@@ -47,14 +56,13 @@ def sample(rng: np.random.Generator) -> tuple[Image.Image, list[tuple[int, list[
             continue
         c = int(rng.integers(len(CLASSES)))
         colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        outline = _outline(CLASSES[c], x, y, s)
         if CLASSES[c] == "circle":
             draw.ellipse(box, fill=colour)
-        elif CLASSES[c] == "square":
-            draw.rectangle((x, y, x + s - 1, y + s - 1), fill=colour)
         else:
-            draw.polygon([(x + s / 2, y), (x, y + s - 1), (x + s - 1, y + s - 1)], fill=colour)
+            draw.polygon(outline, fill=colour)
         boxes.append(box)
-        objects.append((c, [float(x), float(y), float(s), float(s)]))
+        objects.append((c, [float(x), float(y), float(s), float(s)], [round(float(v), 2) for p in outline for v in p]))
     return im, objects
 
 
@@ -64,7 +72,8 @@ def samples(n: int, seed: int) -> list[tuple[Image.Image, list]]:
 
 
 def write_coco(directory: str | Path, n: int, seed: int) -> Path:
-    """``directory/images/*.png`` and ``directory/annotations.json`` (COCO instances format); returns the directory."""
+    """``directory/images/*.png`` and ``directory/annotations.json`` (COCO instances format, boxes and outline
+    polygons); returns the directory."""
     directory = Path(directory)
     (directory / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
@@ -72,9 +81,9 @@ def write_coco(directory: str | Path, n: int, seed: int) -> Path:
         name = f"{i:04d}.png"
         im.save(directory / "images" / name)
         images.append({"id": i, "file_name": name, "height": SIZE, "width": SIZE})
-        for c, (x, y, w, h) in objects:
+        for c, (x, y, w, h), outline in objects:
             annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": c + 1, "bbox": [x, y, w, h],
-                                "area": w * h, "iscrowd": 0})
+                                "area": w * h, "iscrowd": 0, "segmentation": [outline]})
     categories = [{"id": k + 1, "name": name} for k, name in enumerate(CLASSES)]
     (directory / "annotations.json").write_text(json.dumps(
         {"images": images, "annotations": annotations, "categories": categories}))

@@ -30,8 +30,8 @@ def _tensors(data):
     out = []
     for im, objects in data:
         image = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
-        boxes = torch.tensor([[x, y, x + w, y + h] for _, (x, y, w, h) in objects], dtype=torch.float32)
-        labels = torch.tensor([c + 1 for c, _ in objects], dtype=torch.int64)
+        boxes = torch.tensor([[x, y, x + w, y + h] for _, (x, y, w, h), _ in objects], dtype=torch.float32)
+        labels = torch.tensor([c + 1 for c, _, _ in objects], dtype=torch.int64)
         out.append((image, {"boxes": boxes, "labels": labels}))
     return out
 
