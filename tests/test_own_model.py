@@ -283,3 +283,13 @@ def test_coco_scoring_of_known_answers(tmp_path):
     moved = score(data, answers(shift=0.4), model_order, keys)
     assert moved["bbox"] == {"map": 0.0, "map50": 0.0} and moved["segm"]["map"] == 100.0
     assert score(data, answers(swap=True), model_order, keys)["bbox"]["map"] == 0.0
+
+
+def test_map_gate_refuses_beyond_the_manifest_tolerance(manifest):
+    """The rule `zoo build --eval` applies after parity (the trained detector's artifacts all land at +0.00)."""
+    from zoo.errors import ParityError
+    from zoo.pipeline import _check_map
+    eager = {"bbox": {"map": 66.9, "map50": 85.2}, "segm": {"map": 60.0, "map50": 80.0}}
+    _check_map(manifest, eager, {"bbox": {"map": 66.85, "map50": 85.0}, "segm": {"map": 60.1, "map50": 80.0}})
+    with pytest.raises(ParityError, match=r"more than eval.map_tolerance 0.1 points: segm 59.80 vs eager 60.00"):
+        _check_map(manifest, eager, {"bbox": {"map": 66.9, "map50": 85.2}, "segm": {"map": 59.8, "map50": 80.0}})
