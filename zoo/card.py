@@ -20,8 +20,8 @@ def model_card(manifest: Manifest, entry: dict) -> str:
     yaml.append("---")
     provenance = (f"**Seeded random weights** (seed {w['seed']}, recipe v{w['recipe']['recipe_version']}): built offline, "
                   "the detections are meaningless; use them to test deployment, not to detect objects."
-                  if random else f"Your own checkpoint `{w['file_name']}` (sha256 `{w['source_sha256']}`)." if own
-                  else f"Official torchvision weights `{w.get('enum')}` from {w.get('url')}.")
+                  if random else f"the checkpoint `{w['file_name']}` (sha256 `{w['source_sha256']}`), not torchvision's "
+                  "official weights." if own else f"Official torchvision weights `{w.get('enum')}` from {w.get('url')}.")
     rows = ["| method | runtime | format | batch | devices | parity (min matched) |", "|---|---|---|---|---|---|"]
     for a in entry["artifacts"]:
         batch = "dynamic" if a["batch"] is None else f"fixed {a['batch']}"
