@@ -117,6 +117,17 @@ def test_load_by_name_from_the_store_alone(own_store, heldout, tmp_path):
     assert "cannot be imported" in out["eager trained"] and "exported artifacts load without it" in out["eager trained"]
 
 
+@pytest.mark.slow
+def test_info_download_and_verify_know_the_model_from_the_index(own_store, tmp_path):
+    """The store's own model is found by `zoo info`, `zoo download` and `zoo verify` without its manifest file."""
+    env = pythonpath(False)
+    info = run_zoo("info", "my_detector", "--source", own_store, env=env).stdout
+    assert 'builder:  trained.detector:build {"num_classes": 4}' in info and "store weights: file" in info
+    run_zoo("download", "my_detector", "--runtime", "onnxruntime", "--source", own_store, "--to", tmp_path / "b", env=env)
+    out = run_zoo("verify", tmp_path / "b", "my_detector", env=env).stdout
+    assert "my_detector onnxruntime/onnx" in out and "0 bad" in out
+
+
 def _iou(a, b):
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
