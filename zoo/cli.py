@@ -27,12 +27,20 @@ def cmd_list(a) -> int:
 
 def cmd_info(a) -> int:
     from .manifest import resolve
-    m = resolve(a.name)
+    index = None
+    if a.source:  # a model of your own is known from the store's index alone
+        from .loader import manifest_for
+        from .sources import open_source
+        src = open_source(a.source)
+        index = src.index()
+    m = manifest_for(a.name, index, src.description) if index is not None else resolve(a.name)
     w = m.weights
     print(f"{m.name}  ({', '.join(m.aliases) or 'no alias'})  {m.description}")
-    print(f"builder:  {m.builder}")
-    print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w['license']}")
-    print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
+    print(f"builder:  {m.builder}" + (f" {json.dumps(m.builder_args)}" if m.builder_args else ""))
+    if "url" in w:
+        print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w.get('license')}")
+    if "metrics" in w:
+        print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
     print(f"input:    {json.dumps(m.input)}")
     print(f"outputs:  {', '.join(m.outputs)}   categories: {len(m.categories)}")
     for e in m.exports:
@@ -40,14 +48,14 @@ def cmd_info(a) -> int:
               f"devices {', '.join(e.devices)}, tolerance {e.tolerance}")
     for u in m.unsupported:
         print(f"unsupported: {u.method}/{u.runtime}: {u.reason}")
-    if a.source:
-        from .sources import open_source
-        entry = open_source(a.source).index().get("models", {}).get(m.name)
+    if index is not None:
+        entry = index.get("models", {}).get(m.name)
         if not entry:
             print(f"store {a.source}: not built")
             return 0
         wi = entry["weights"]
         print(f"store weights: {wi['kind']}" + (f" (seed {wi['seed']}; detections are meaningless)" if wi["kind"] == "random" else "")
+              + (f" {wi['file_name']} (sha256 {wi['source_sha256']})" if wi["kind"] == "file" else "")
               + f", sha256 {wi['file']['sha256']}")
         for art in entry["artifacts"]:
             par = art.get("parity", {}).get("min_matched_fraction")
@@ -61,12 +69,13 @@ def cmd_build(a) -> int:
     if a.check:
         from .reproduce import check
         return check(a.check, a.names or None, progress=not a.quiet)
-    names = a.names or list(all_manifests())
+    names = a.names or ([] if a.manifest else list(all_manifests()))
     if not a.out:
         raise ZooError("zoo build needs --out STORE (a directory)")
     from .pipeline import build
     t0 = time.perf_counter()
-    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet)
+    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
+                   eval_dir=a.eval)
     print("\n".join(result.lines))
     print(f"built {len(result.built)} artifacts into {a.out} in {time.perf_counter() - t0:.0f}s"
           + (f"; {len(result.failed)} FAILED parity or export and were not stored: {', '.join(result.failed)}" if result.failed else ""))
@@ -75,6 +84,25 @@ def cmd_build(a) -> int:
         write_lock(a.out, a.lock)
         print(f"wrote lock {a.lock}")
     return 1 if result.failed else 0
+
+
+def cmd_eval(a) -> int:
+    from .coco_eval import evaluate_store
+    manifest, rows = evaluate_store(a.name, a.data, a.source, a.runtime, a.method, a.revision, progress=not a.quiet)
+    print(table(rows, ["artifact", *(k for k in rows[0] if k not in ("artifact", "ok"))]))
+    bad = [r["artifact"] for r in rows if not r["ok"]]
+    print(f"{len(rows) - 1} artifact(s) against eager on {a.data}; tolerance {manifest.map_tolerance} mAP points"
+          + (f"; OUTSIDE it: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+def cmd_new_manifest(a) -> int:
+    from .scaffold import write
+    categories = [c.strip() for c in a.categories.split(",")] if a.categories else None
+    path = write(a.name, a.builder, a.out or f"{a.name}.toml", a.num_classes, categories, a.force)
+    print(f"wrote {path}: check builder_args, input, parity and export, then: "
+          f"zoo build --manifest {path} --weights CHECKPOINT --out STORE")
+    return 0
 
 
 def cmd_verify(a) -> int:
@@ -132,12 +160,11 @@ def cmd_path(a) -> int:
 
 
 def _artifact_path(a) -> Path:
-    from .loader import select
-    from .manifest import resolve
+    from .loader import channel_name, manifest_for, select
     from .sources import open_source
-    manifest = resolve(a.model)
-    src = open_source(a.source, offline=True if a.offline else None, model=manifest.name)
-    entry = select(manifest, src.index(a.revision), a.runtime, a.method, a.device)
+    src = open_source(a.source, offline=True if a.offline else None, model=channel_name(a.model))
+    index = src.index(a.revision)
+    entry = select(manifest_for(a.model, index, src.description), index, a.runtime, a.method, a.device)
     role = "model" if "model" in entry["artifact"]["files"] else "weights"
     return src.fetch(entry["artifact"]["files"][role])
 
@@ -251,12 +278,34 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build", help="export, parity-check and store models")
     s.add_argument("names", nargs="*", help="models (default: all)")
     s.add_argument("--method", action="append", choices=["tracing", "scripting", "onnx"])
-    s.add_argument("--weights", default="random:0", help="official | random:SEED (default random:0)")
+    s.add_argument("--weights", default="random:0",
+                   help="official | random:SEED | a checkpoint FILE (.pth state dict or .safetensors) (default random:0)")
+    s.add_argument("--manifest", action="append", metavar="FILE", help="a manifest of your own (any file name)")
+    s.add_argument("--eval", metavar="DATASET", help="refuse artifacts whose COCO mAP on this COCO-format directory "
+                   "differs from eager's by more than the manifest's eval.map_tolerance")
     s.add_argument("--out", help="store directory")
     s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
     s.add_argument("--lock", metavar="LOCK", help="after building, write a lock of the store's digests")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=cmd_build)
+    s = sub.add_parser("eval", help="COCO mAP of eager and each stored artifact on a COCO-format dataset")
+    s.add_argument("name")
+    s.add_argument("--data", required=True, help="directory with images and a COCO instances JSON")
+    s.add_argument("--source", default=None, help="store dir, mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"], help="only this runtime's artifacts")
+    s.add_argument("--method", choices=["onnx", "tracing", "scripting"], help="only this method's artifact")
+    s.add_argument("--revision", default=None)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_eval)
+    s = sub.add_parser("new-manifest", help="write a starting manifest for a model of your own")
+    s.add_argument("name", help="the model's name (lower-case letters, digits, _)")
+    s.add_argument("--builder", required=True,
+                   help="torchvision.models.detection.NAME or package.module:function returning a detection model")
+    s.add_argument("--num-classes", type=_count(2), help="classes including the background (builder_args.num_classes)")
+    s.add_argument("--categories", help="comma-separated label names, index 0 first (default __background__, class1, ...)")
+    s.add_argument("--out", help="the file to write (default NAME.toml)")
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    s.set_defaults(fn=cmd_new_manifest)
     s = sub.add_parser("verify", help="re-hash a store, bundle or cache and replay reference inputs")
     s.add_argument("path")
     s.add_argument("name", nargs="?")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import store
 from .errors import IntegrityError, NotAvailableError, ZooError
-from .manifest import resolve
+from .loader import channel_name, manifest_for
 from .sources import open_source
 
 
@@ -44,12 +44,12 @@ def download(names: list[str], to: str | Path, runtime: str | None = None, metho
     to = Path(to)
     models, jobs = {}, {}
     for name in names:
-        manifest = resolve(name)
-        key = "" if explicit else manifest.name
+        key = "" if explicit else channel_name(name)
         if key not in opened:
-            src = open_source(source, model=manifest.name)
+            src = open_source(source, model=channel_name(name))
             opened[key] = (src, src.index(revision))
         src, index = opened[key]
+        manifest = manifest_for(name, index, src.description)  # a model of your own: the index's manifest
         entry = index["models"].get(manifest.name)
         if entry is None:
             raise NotAvailableError(f"{manifest.name} is not in {src.description}")

@@ -32,3 +32,7 @@ class InputError(ZooError, TypeError):
 
 class ParityError(ZooError):
     """An exported artifact's outputs differ from eager PyTorch beyond its manifest's tolerance."""
+
+
+class DataError(ZooError, ValueError):
+    """An evaluation dataset is malformed: names the file and what was expected."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from . import store
-from .errors import NotAvailableError, UnsupportedError
-from .manifest import RUNTIMES, resolve
+from .errors import NotAvailableError, UnknownModelError, UnsupportedError
+from .manifest import RUNTIMES, Manifest, from_dict, resolve
 from .runtimes import open_backend
 from .runtimes.base import Detector
 from .sources import default_home, open_source
@@ -37,11 +37,37 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str)
     return {**entry, "artifact": artifact}
 
 
+def channel_name(name: str) -> str:
+    """The model name the channel pins ``name`` under: a shipped manifest's name for a name or alias; any other name
+    is looked up as it is (only an explicit source can hold a model of your own)."""
+    try:
+        return resolve(name).name
+    except UnknownModelError:
+        return name
+
+
+def manifest_for(name: str, index: dict, origin: str) -> Manifest:
+    """The manifest a store's model was built with: the copy its index entry carries (so a model of your own loads
+    without its manifest file), else the shipped manifest of that name or alias."""
+    models = index.get("models", {})
+    entry = models.get(name) or next((e for e in models.values() if name in e.get("aliases", [])), None)
+    if entry is None:
+        try:
+            entry = models.get(resolve(name).name)
+        except UnknownModelError as e:
+            raise UnknownModelError(f"{e}; {origin} has: {', '.join(sorted(models)) or 'no models'}") from None
+    if entry is None or "manifest" not in entry:
+        return resolve(name)
+    return from_dict(entry["manifest"], f"{origin}: index entry {entry['name']!r}", entry.get("manifest_sha256", ""),
+                     source="index")
+
+
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
          revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None) -> Detector:
-    manifest = resolve(name)
-    src = open_source(source, cache_dir=cache_dir, offline=offline, model=manifest.name)
-    entry = select(manifest, src.index(revision), runtime, method, device)
+    src = open_source(source, cache_dir=cache_dir, offline=offline, model=channel_name(name))
+    index = src.index(revision)
+    manifest = manifest_for(name, index, src.description)
+    entry = select(manifest, index, runtime, method, device)
     artifact = entry["artifact"]
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}

@@ -1,8 +1,10 @@
-"""Eager torchvision models from manifests, with official, seeded or stored weights. Needs torch."""
+"""Eager torchvision models from manifests, with official, seeded, stored or the user's own weights. Needs torch."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -12,30 +14,137 @@ from .errors import IntegrityError, ZooError
 from .manifest import Manifest
 
 
+TRUSTED_BUILDERS = "torchvision.models.detection."  # what a store's index may name without the user's say-so
+CHECKPOINTS = (".pth", ".pt", ".safetensors")
+
+
+def _trusted(manifest: Manifest) -> bool:
+    """A manifest from a store's index names code to run: torchvision's builders, or modules the user lists in
+    $ZOO_TRUSTED_BUILDERS (comma-separated module prefixes). A manifest file the user gave is trusted."""
+    if manifest.source != "index" or manifest.builder.startswith(TRUSTED_BUILDERS):
+        return True
+    module = manifest.builder.split(":")[0]
+    allowed = [p.strip() for p in os.environ.get("ZOO_TRUSTED_BUILDERS", "").split(",") if p.strip()]
+    return any(module == p or module.startswith(p + ".") for p in allowed)
+
+
 def builder(manifest: Manifest):
-    module, _, fn = manifest.builder.rpartition(".")
+    """The manifest's builder: 'package.module:function' or the dotted 'module.function'."""
+    module, sep, fn = manifest.builder.partition(":")
+    if not sep:
+        module, _, fn = manifest.builder.rpartition(".")
+    if not _trusted(manifest):
+        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} comes from the store's index, and running code a "
+                       f"store names needs your consent: add its module to $ZOO_TRUSTED_BUILDERS (comma-separated), "
+                       f"or use an exported artifact (onnx, tracing, scripting), which needs no builder")
     try:
         return getattr(importlib.import_module(module), fn)
     except (ImportError, AttributeError) as e:
-        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} cannot be imported: {e}") from None
+        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} cannot be imported ({e}): the eager method and "
+                       f"building need the model's code importable (install it or put it on PYTHONPATH); exported "
+                       f"artifacts load without it") from None
 
 
 def architecture(manifest: Manifest) -> torch.nn.Module:
-    """The model with torchvision's architecture and no weights loaded (eval mode)."""
-    return builder(manifest)(weights=None, weights_backbone=None).eval()
+    """The model the builder makes with the manifest's ``builder_args`` and no weights loaded (eval mode).
+    torchvision's builders also get ``weights=None, weights_backbone=None`` (no download)."""
+    fn = builder(manifest)
+    kwargs = dict(manifest.builder_args)
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    for key in ("weights", "weights_backbone"):
+        if key in params:
+            kwargs.setdefault(key, None)
+    try:
+        model = fn(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ZooError(f"{manifest.path}: builder {manifest.builder}(**{manifest.builder_args}) failed: {e}; "
+                       f"check builder_args") from None
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "transform"):
+        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} returned {type(model).__name__}, expected a "
+                       f"torchvision detection model (an nn.Module with a .transform, like FasterRCNN)")
+    classes = num_classes(model)
+    if classes is not None and classes != len(manifest.categories):
+        raise ZooError(f"{manifest.path}: the builder makes a model of {classes} classes but weights.categories names "
+                       f"{len(manifest.categories)}: one name per class, the background included")
+    return model.eval()
+
+
+def num_classes(model: torch.nn.Module) -> int | None:
+    """The classes (background included) of an R-CNN's box predictor or a RetinaNet/FCOS head; None for others."""
+    predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
+    if predictor is not None and hasattr(predictor, "cls_score"):
+        return predictor.cls_score.out_features
+    return getattr(getattr(getattr(model, "head", None), "classification_head", None), "num_classes", None)
 
 
 def parse_weights(spec: str) -> tuple[str, int | None]:
-    """'official' or 'random:SEED'."""
+    """'official', 'random:SEED' or a checkpoint file (kind 'file'; the spec is its path)."""
     if spec == "official":
         return "official", None
     kind, _, seed = spec.partition(":")
     if kind == "random" and seed.isdigit():
         return "random", int(seed)
-    raise ZooError(f"--weights must be 'official' or 'random:SEED' (SEED an integer), got {spec!r}")
+    if spec.endswith(CHECKPOINTS):
+        return "file", None
+    raise ZooError(f"--weights must be 'official' or 'random:SEED' (SEED an integer), or a checkpoint file "
+                   f"({', '.join(CHECKPOINTS)}), got {spec!r}")
+
+
+def _fit(model: torch.nn.Module, state: dict, what: str, name: str) -> torch.nn.Module:
+    """Load ``state`` strictly: a missing, unexpected or differently shaped tensor is an error that names the keys
+    (``num_batches_tracked`` may be missing: FrozenBatchNorm checkpoints lack it and eval mode never reads it)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (model: {tuple(own[k].shape)})" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {len(keys)}: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
+        raise IntegrityError(f"{what} does not fit {name}'s architecture: {'; '.join(parts)}. Check the manifest's "
+                             f"builder and builder_args (num_classes counts the background) against the checkpoint")
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or ``.pth``/``.pt``. A ``.pth`` is unpickled with ``weights_only=True``:
+    tensors and plain containers only, so a pickled object is refused before any of its code runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0][:300]
+        raise ZooError(f"{path} is not a plain state dict: loading it with weights_only=True refused it ({first}); "
+                       f"save model.state_dict() with torch.save, or use .safetensors") from None
+    except Exception as e:  # a truncated or foreign file: torch and safetensors raise many kinds
+        raise ZooError(f"{path} cannot be read as a {path.suffix} checkpoint: {type(e).__name__}: {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        inner = [k for k in ("model", "state_dict") if isinstance(state, dict) and isinstance(state.get(k), dict)]
+        hint = f" (it holds {inner[0]!r}: save checkpoint[{inner[0]!r}] alone)" if inner else ""
+        raise ZooError(f"{path} holds a {type(state).__name__}, not a state dict of name -> tensor{hint}")
+    return state
+
+
+def file_model(manifest: Manifest, path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The manifest's architecture with the user's checkpoint (``--weights FILE``)."""
+    from .store import sha256_file
+    model = _fit(architecture(manifest), read_checkpoint(path), str(path), manifest.name)
+    return model, {"kind": "file", "file_name": Path(path).name, "source_sha256": sha256_file(path)}
 
 
 def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
+    if not manifest.random_weights:
+        raise ZooError(f"{manifest.path} has no [random_weights] table: build it from a checkpoint (--weights FILE)")
     torch.manual_seed(seed)
     model = architecture(manifest)
     rw = manifest.random_weights
@@ -72,6 +181,9 @@ def official_model(manifest: Manifest, cache_dir: str | Path | None = None, prog
     from .http import download
     from .store import sha256_file
 
+    if "url" not in manifest.weights:
+        raise ZooError(f"{manifest.path} names no official weights (weights.url): build it from a checkpoint "
+                       f"(--weights FILE)")
     url, sha = manifest.weights["url"], manifest.weights["sha256"]
     path, digest = torch_hub_checkpoint(url, sha)
     if path is None:
@@ -82,15 +194,9 @@ def official_model(manifest: Manifest, cache_dir: str | Path | None = None, prog
         if not path.exists():
             download(url, path, sha, progress=progress)
         digest = sha256_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = architecture(manifest)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # torchvision's official checkpoints come from FrozenBatchNorm models: no num_batches_tracked, unused in eval
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise IntegrityError(f"{url} does not fit {manifest.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model.eval(), {"kind": "official", "url": url, "sha256_expected": sha, "checkpoint_sha256": digest,
-                          "enum": manifest.weights.get("enum")}
+    model = _fit(architecture(manifest), torch.load(path, map_location="cpu", weights_only=True), url, manifest.name)
+    return model, {"kind": "official", "url": url, "sha256_expected": sha, "checkpoint_sha256": digest,
+                   "enum": manifest.weights.get("enum")}
 
 
 def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -101,10 +207,4 @@ def stored_model(manifest: Manifest, weights_file: str | Path, device: str = "cp
     """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle)."""
     from safetensors.torch import load_file
 
-    model = architecture(manifest)
-    state = load_file(str(weights_file))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise IntegrityError(f"{weights_file} does not fit {manifest.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model.eval().to(device)
+    return _fit(architecture(manifest), load_file(str(weights_file)), str(weights_file), manifest.name).to(device)

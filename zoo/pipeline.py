@@ -17,7 +17,7 @@ import numpy as np
 
 from . import card, parity, store
 from .errors import ParityError, ZooError
-from .manifest import Manifest, resolve
+from .manifest import Manifest, parse, resolve
 
 GREY = (300, 400)
 
@@ -83,6 +83,8 @@ def as_float(images: list[np.ndarray]) -> list[np.ndarray]:
 def _weights(manifest: Manifest, spec: str):
     from . import models
     kind, seed = models.parse_weights(spec)
+    if kind == "file":
+        return models.file_model(manifest, spec)
     return models.random_model(manifest, seed) if kind == "random" else models.official_model(manifest)
 
 
@@ -107,8 +109,10 @@ def load_reference(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] | None, bar, result: BuildResult,
-                command: str) -> dict:
-    """Build one model into ``out``; returns its index entry. Artifacts failing parity are removed and reported."""
+                command: str, eval_data=None) -> dict:
+    """Build one model into ``out``; returns its index entry. Artifacts failing parity are removed and reported; with
+    ``eval_data`` (a coco_eval.Dataset) so is an artifact whose COCO mAP differs from eager's by more than the
+    manifest's map_tolerance."""
     import torch
     from safetensors.torch import save_file
 
@@ -126,7 +130,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     weights_rel = f"models/{name}/weights.safetensors"
     # one metadata key: safetensors writes its metadata map in a per-process random order (a Rust HashMap)
     save_file(models.state_dict_for_store(model), str(out / weights_rel),
-              metadata={"zoo": json.dumps({"model": name, "weights": weights}, sort_keys=True)})
+              metadata={"zoo": json.dumps({"model": name, "weights": _label(weights)}, sort_keys=True)})
     del model
     weights_record = store.file_record(out, weights_rel)
     weights_info["sha256"] = weights_record["sha256"]
@@ -155,9 +159,12 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
 
     entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
              "outputs": list(manifest.outputs), "weights": {**weights_info, "file": weights_record},
-             "manifest_sha256": manifest.digest, "score_spread": spread,
+             "manifest_sha256": manifest.digest, "manifest": manifest.raw, "score_spread": spread,
              "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
                             "devices": ["cpu", "cuda"], "files": {"weights": weights_record}}]}
+    eager_map = _eval(eager, eval_data, f"{name} eager", bar)
+    if eager_map:
+        entry["eval"] = {"dataset": eval_data.root.name, "images": len(eval_data.files), "eager": eager_map}
     for spec in manifest.exports:
         if methods and spec.method not in methods:
             continue
@@ -183,6 +190,9 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
             failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]
             if failures:
                 raise ParityError("; ".join(failures[:6]))
+            art_map = _eval(detector, eval_data, f"{name} {spec.method}", bar)
+            if art_map:
+                _check_map(manifest, eager_map, art_map)
         except ZooError as e:
             shutil.rmtree(adir, ignore_errors=True)
             result.failed.append(f"{name}/{spec.method}")
@@ -201,6 +211,8 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
                        "batch_sizes": [list(im.shape[-2:]) for im in batch],
                        "results": {k: r.summary() for k, r in checks.items()}},
         }
+        if art_map:
+            metadata["eval"] = {**entry["eval"], "artifact": art_map}
         meta_rel = f"models/{name}/{spec.method}/metadata.json"
         store.atomic_write(out / meta_rel, store.canonical_json(metadata))
         entry["artifacts"].append({
@@ -220,6 +232,31 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     return entry
 
 
+def _label(weights: str) -> str:
+    """The weights spec as recorded: a checkpoint by its file name (no absolute path in a store)."""
+    from .models import parse_weights
+    return Path(weights).name if parse_weights(weights)[0] == "file" else weights
+
+
+def _eval(detector, dataset, desc: str, bar) -> dict | None:
+    """COCO mAP of ``detector`` on ``dataset`` (None without one)."""
+    if dataset is None:
+        return None
+    from .coco_eval import evaluate
+    bar.set_postfix_str(desc + ": eval")
+    return evaluate(detector, dataset, desc=desc, progress=not bar.disable)
+
+
+def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
+    from .coco_eval import differences
+    diffs = differences(eager_map, art_map)
+    off = {t: d for t, d in diffs.items() if abs(d) > manifest.map_tolerance}
+    if off:
+        raise ParityError("COCO mAP differs from eager's by more than eval.map_tolerance "
+                          f"{manifest.map_tolerance} points: " + ", ".join(
+                              f"{t} {art_map[t]['map']:.2f} vs eager {eager_map[t]['map']:.2f}" for t in off))
+
+
 def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
 
@@ -230,13 +267,22 @@ def write_index(out: Path, models: dict) -> None:
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
-          progress: bool = True, manifest_dir: str | None = None) -> BuildResult:
+          progress: bool = True, manifest_dir: str | None = None, manifest_files: list[str] | None = None,
+          eval_dir: str | Path | None = None) -> BuildResult:
+    """``manifest_files``: manifests of your own (any file name) built with the named ones; ``eval_dir``: a
+    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's."""
     from tqdm.auto import tqdm
 
     from .models import parse_weights
-    parse_weights(weights)  # a malformed spec is the user's error, not a model's build failure
+    if parse_weights(weights)[0] == "file" and not Path(weights).is_file():
+        raise ZooError(f"--weights {weights}: no such checkpoint file")
     out = Path(out)
-    manifests = [resolve(n, manifest_dir) for n in names]
+    own = [parse(f) for f in manifest_files or []]
+    manifests = [resolve(n, manifest_dir) for n in names] + own
+    eval_data = None
+    if eval_dir is not None:
+        from .coco_eval import open_dataset
+        eval_data = open_dataset(eval_dir)  # a broken dataset fails before any export
     out.mkdir(parents=True, exist_ok=True)
     existing = store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
@@ -244,9 +290,11 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     method_arg = "".join(f" --method {m}" for m in methods or [])
     with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
-            command = f"zoo build {m.name}{method_arg} --weights {weights}"
+            what = f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name
+            command = (f"zoo build {what}{method_arg} --weights {_label(weights)}"
+                       + (f" --eval {eval_data.root.name}" if eval_data else ""))
             try:
-                entry = build_model(m, out, weights, methods, bar, result, command)
+                entry = build_model(m, out, weights, methods, bar, result, command, eval_data)
             except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
                 # its files may be half replaced: drop the model from the store rather than leave a stale entry
                 shutil.rmtree(out / "models" / m.name, ignore_errors=True)

@@ -51,13 +51,12 @@ def verify_cache(home: Path) -> list[Line]:
 def replay(root: Path, index: dict, model: str | None = None, runtime: str | None = None) -> list[Line]:
     """Run each artifact on its stored reference input and compare with the eager outputs recorded at build time."""
     from . import parity
-    from .loader import load
-    from .manifest import resolve
+    from .loader import load, manifest_for
     from .pipeline import load_reference
 
     lines = []
     for name, entry in sorted(index["models"].items()):
-        if model and resolve(model).name != name:
+        if model and manifest_for(model, index, str(root)).name != name:
             continue
         for artifact in entry["artifacts"]:
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime):
