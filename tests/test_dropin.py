@@ -95,29 +95,17 @@ def test_models_page_example(light_store, tmp_path, method):
 SEEDED_THRESHOLD = 0.2  # the gallery's 0.75 is for official weights; seeded ones score lower
 
 
-def gallery_mask_rcnn(model, dog_list, score_threshold):
-    """The visualization gallery's Mask R-CNN part, as written there after its model line."""
+def gallery_mask_rcnn(model, dog_int, score_threshold):
+    """The visualization gallery's Mask R-CNN part, as written there after its model line (on one image)."""
+    dog_list = [dog_int]
     transforms = MaskRCNN_ResNet50_FPN_Weights.DEFAULT.transforms()
     images = [transforms(d) for d in dog_list]
     model = model.eval()
     output = model(images)
     proba_threshold = 0.5
     boolean_masks = [out['masks'][out['scores'] > score_threshold] > proba_threshold for out in output]
-    drawn = [draw_segmentation_masks(img, masks=mask.squeeze(1)) for img, mask in zip(dog_list, boolean_masks)]
-    return output, drawn
-
-
-@pytest.mark.slow
-def test_gallery_mask_rcnn(full_store, tmp_path):
-    store, name = full_store[0], "maskrcnn_resnet50_fpn"
-    dog_list = [read_image(decisive_image_file(store, name, tmp_path))]
-    eager, eager_drawn = gallery_mask_rcnn(torchvision_model(store, name), dog_list, SEEDED_THRESHOLD)
-    assert (eager[0]["scores"] > SEEDED_THRESHOLD).sum() > 0
-    for method in exported_methods(store, name):
-        model = zoo.load(name, runtime=RUNTIME[method], method=method, source=store)
-        output, drawn = gallery_mask_rcnn(model, dog_list, SEEDED_THRESHOLD)
-        assert_like(eager[0], output[0], tolerance(name, method))
-        assert_drawn_alike(drawn[0], eager_drawn[0])
+    dogs_with_masks = [draw_segmentation_masks(img, masks=mask.squeeze(1)) for img, mask in zip(dog_list, boolean_masks)]
+    return output, dogs_with_masks[0]
 
 
 def gallery_keypoint_rcnn(model, person_int, detect_threshold):
@@ -137,16 +125,18 @@ def gallery_keypoint_rcnn(model, person_int, detect_threshold):
 
 
 @pytest.mark.slow
-def test_gallery_keypoint_rcnn(full_store, tmp_path):
-    store, name = full_store[0], "keypointrcnn_resnet50_fpn"
-    person_int = read_image(decisive_image_file(store, name, tmp_path))
-    eager, eager_drawn = gallery_keypoint_rcnn(torchvision_model(store, name), person_int, SEEDED_THRESHOLD)
+@pytest.mark.parametrize("name, example", [("maskrcnn_resnet50_fpn", gallery_mask_rcnn),
+                                           ("keypointrcnn_resnet50_fpn", gallery_keypoint_rcnn)])
+def test_gallery_example(full_store, tmp_path, name, example):
+    store = full_store[0]
+    image = read_image(decisive_image_file(store, name, tmp_path))
+    eager, eager_drawn = example(torchvision_model(store, name), image, SEEDED_THRESHOLD)
     assert (eager[0]["scores"] > SEEDED_THRESHOLD).sum() > 0
     for method in exported_methods(store, name):
         model = zoo.load(name, runtime=RUNTIME[method], method=method, source=store)
-        outputs, res = gallery_keypoint_rcnn(model, person_int, SEEDED_THRESHOLD)
-        assert_like(eager[0], outputs[0], tolerance(name, method))
-        assert_drawn_alike(res, eager_drawn)
+        output, drawn = example(model, image, SEEDED_THRESHOLD)
+        assert_like(eager[0], output[0], tolerance(name, method))
+        assert_drawn_alike(drawn, eager_drawn)
 
 
 # --- score_thresh / detections_per_img ---------------------------------------------------------------------------------
