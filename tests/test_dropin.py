@@ -48,7 +48,7 @@ def assert_like(reference: dict, got: dict, tol: parity.Tolerance) -> None:
     assert p.max_mask_diff <= tol.mask_atol and p.max_keypoint_diff <= tol.keypoint_atol, p
 
 
-def assert_drawn_alike(a: torch.Tensor, b: torch.Tensor, at_most: float = 0.01) -> None:
+def assert_drawn_alike(a: torch.Tensor, b: torch.Tensor, at_most: float = 0.001) -> None:
     assert a.shape == b.shape and a.dtype == b.dtype == torch.uint8
     differ = float((a != b).any(dim=0).float().mean())
     assert differ <= at_most, f"{differ:.2%} of the pixels drawn differently"
