@@ -77,7 +77,7 @@ class Detector:
         if self.backend.wants == "numpy":
             images = [_to_numpy(im) for im in images]
         else:
-            images = [_to_torch(im) for im in images]
+            images = [_to_torch(im, self.device) for im in images]
         step = self.backend.batch or len(images)
         results: list[dict] = []
         for start in range(0, len(images), step):
