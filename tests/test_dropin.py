@@ -87,6 +87,7 @@ def test_models_page_example(light_store, tmp_path, method):
     eager = models_page_example(torchvision_model(light_store, RCNN, box_score_thresh=thresh), weights,
                                 weights.meta["categories"], image_file)
     assert 0 < len(ours[1]) < 100
+    assert model.categories == weights.meta["categories"]  # either spelling of the labels line works
     assert_like(eager[0], ours[0], tolerance(RCNN, method))
     assert sorted(ours[1]) == sorted(eager[1])
     assert_drawn_alike(ours[2], eager[2])
@@ -125,15 +126,17 @@ def gallery_keypoint_rcnn(model, person_int, detect_threshold):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, example", [("maskrcnn_resnet50_fpn", gallery_mask_rcnn),
-                                           ("keypointrcnn_resnet50_fpn", gallery_keypoint_rcnn)])
-def test_gallery_example(full_store, tmp_path, name, example):
+@pytest.mark.parametrize("name, example, weights", [
+    ("maskrcnn_resnet50_fpn", gallery_mask_rcnn, MaskRCNN_ResNet50_FPN_Weights.DEFAULT),
+    ("keypointrcnn_resnet50_fpn", gallery_keypoint_rcnn, KeypointRCNN_ResNet50_FPN_Weights.DEFAULT)])
+def test_gallery_example(full_store, tmp_path, name, example, weights):
     store = full_store[0]
     image = read_image(decisive_image_file(store, name, tmp_path))
     eager, eager_drawn = example(torchvision_model(store, name), image, SEEDED_THRESHOLD)
     assert (eager[0]["scores"] > SEEDED_THRESHOLD).sum() > 0
     for method in exported_methods(store, name):
         model = zoo.load(name, runtime=RUNTIME[method], method=method, source=store)
+        assert model.categories == weights.meta["categories"]
         output, drawn = example(model, image, SEEDED_THRESHOLD)
         assert_like(eager[0], output[0], tolerance(name, method))
         assert_drawn_alike(drawn, eager_drawn)
