@@ -1,12 +1,13 @@
 """`zoo.load`: find the artifact in a source's index, fetch and verify it, return a callable detector."""
 from __future__ import annotations
 
+import functools
 import json
 
 from . import store
 from .errors import NotAvailableError, UnknownModelError, UnsupportedError
 from .manifest import RUNTIMES, Manifest, from_dict, resolve
-from .runtimes import open_backend
+from .runtimes import open_backend, thresholds
 from .runtimes.base import Detector
 from .sources import default_home, open_source
 from .stamps import home_for_stamps
@@ -63,12 +64,17 @@ def manifest_for(name: str, index: dict, origin: str) -> Manifest:
 
 
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
-         revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None) -> Detector:
+         revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None,
+         score_thresh: float | None = None, detections_per_img: int | None = None, **torchvision_names) -> Detector:
+    """``score_thresh`` / ``detections_per_img`` (or torchvision's names for the family, e.g. box_score_thresh) raise
+    the artifact's threshold / lower its count, exactly; see runtimes/thresholds.py."""
     src = open_source(source, cache_dir=cache_dir, offline=offline, model=channel_name(name))
     index = src.index(revision)
     manifest = manifest_for(name, index, src.description)
     entry = select(manifest, index, runtime, method, device)
     artifact = entry["artifact"]
+    wanted = dict(score_thresh=score_thresh, detections_per_img=detections_per_img, **torchvision_names)
+    limits = thresholds.resolve(entry.get("settings"), wanted, model=manifest.name)
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
@@ -80,4 +86,6 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         path, record["sha256"], f"{record['path']} from {src.description}",
         lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
         stamp_home=home_for_stamps(default_home(cache_dir)))
-    return Detector(backend, entry["outputs"], info, entry["categories"])
+    reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
+                               offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
+    return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)

@@ -45,11 +45,12 @@ def builder(manifest: Manifest):
                        f"artifacts load without it") from None
 
 
-def architecture(manifest: Manifest) -> torch.nn.Module:
-    """The model the builder makes with the manifest's ``builder_args`` and no weights loaded (eval mode).
+def architecture(manifest: Manifest, **extra) -> torch.nn.Module:
+    """The model the builder makes with the manifest's ``builder_args`` (and ``extra`` keyword arguments, e.g.
+    box_score_thresh) and no weights loaded (eval mode).
     torchvision's builders also get ``weights=None, weights_backbone=None`` (no download)."""
     fn = builder(manifest)
-    kwargs = dict(manifest.builder_args)
+    kwargs = {**manifest.builder_args, **extra}
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -60,7 +61,7 @@ def architecture(manifest: Manifest) -> torch.nn.Module:
     try:
         model = fn(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ZooError(f"{manifest.path}: builder {manifest.builder}(**{manifest.builder_args}) failed: {e}; "
+        raise ZooError(f"{manifest.path}: builder {manifest.builder}(**{kwargs}) failed: {e}; "
                        f"check builder_args") from None
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "transform"):
         raise ZooError(f"{manifest.path}: builder {manifest.builder!r} returned {type(model).__name__}, expected a "
@@ -203,8 +204,34 @@ def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
 
 
-def stored_model(manifest: Manifest, weights_file: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle)."""
+def stored_model(manifest: Manifest, weights_file: str | Path, device: str = "cpu", **kwargs) -> torch.nn.Module:
+    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle);
+    ``kwargs`` go to the builder (e.g. box_score_thresh)."""
     from safetensors.torch import load_file
 
-    return _fit(architecture(manifest), load_file(str(weights_file)), str(weights_file), manifest.name).to(device)
+    return _fit(architecture(manifest, **kwargs), load_file(str(weights_file)), str(weights_file),
+                manifest.name).to(device)
+
+
+def baked_settings(model: torch.nn.Module) -> dict:
+    """The torchvision keyword arguments an export freezes into the artifact, with the eager model's values, and which
+    of them are the score threshold and the detection count (the two a loaded model can still raise / lower).
+
+    R-CNNs name them ``box_score_thresh`` / ``box_detections_per_img``; RetinaNet, FCOS and SSD ``score_thresh`` /
+    ``detections_per_img``. All compare ``scores > threshold`` and keep the first k after NMS, highest score first."""
+    t = model.transform
+    values: dict = {"image_mean": [float(v) for v in t.image_mean], "image_std": [float(v) for v in t.image_std]}
+    if t.fixed_size is not None:
+        values["fixed_size"] = [int(v) for v in t.fixed_size]
+    else:
+        values.update(min_size=int(t.min_size[-1]), max_size=int(t.max_size))
+    if hasattr(model, "roi_heads"):
+        rpn, heads = model.rpn, model.roi_heads
+        values.update(box_score_thresh=float(heads.score_thresh), box_detections_per_img=int(heads.detections_per_img),
+                      box_nms_thresh=float(heads.nms_thresh), rpn_pre_nms_top_n_test=int(rpn._pre_nms_top_n["testing"]),
+                      rpn_post_nms_top_n_test=int(rpn._post_nms_top_n["testing"]), rpn_nms_thresh=float(rpn.nms_thresh),
+                      rpn_score_thresh=float(rpn.score_thresh))
+        return {"score_thresh": "box_score_thresh", "detections_per_img": "box_detections_per_img", "baked": values}
+    values.update(score_thresh=float(model.score_thresh), detections_per_img=int(model.detections_per_img),
+                  nms_thresh=float(model.nms_thresh), topk_candidates=int(model.topk_candidates))
+    return {"score_thresh": "score_thresh", "detections_per_img": "detections_per_img", "baked": values}

@@ -160,6 +160,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
              "outputs": list(manifest.outputs), "weights": {**weights_info, "file": weights_record},
              "manifest_sha256": manifest.digest, "manifest": manifest.raw, "score_spread": spread,
+             "settings": models.baked_settings(eager_backend.model),  # what a loaded model can and cannot change
              "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
                             "devices": ["cpu", "cuda"], "files": {"weights": weights_record}}]}
     eager_map = _eval(eager, eval_data, f"{name} eager", bar)
