@@ -63,12 +63,17 @@ def zoo_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def hashes(monkeypatch):
-    """The paths zoo.store.sha256_file is called on, in order, while the test runs."""
-    from zoo import store
-    calls, real = [], store.sha256_file
+    """The paths hashed (zoo.store.sha256_file, or zoo.verified.hash_loaded for a load), in order, while the test runs."""
+    from zoo import store, verified
+    calls, real_file, real_loaded = [], store.sha256_file, verified.hash_loaded
 
-    def counting(path, *args):
+    def counting_file(path):
         calls.append(Path(path))
-        return real(path, *args)
-    monkeypatch.setattr(store, "sha256_file", counting)
+        return real_file(path)
+
+    def counting_loaded(path, data):
+        calls.append(Path(path))
+        return real_loaded(path, data)
+    monkeypatch.setattr(store, "sha256_file", counting_file)
+    monkeypatch.setattr(verified, "hash_loaded", counting_loaded)
     return calls

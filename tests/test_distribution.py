@@ -134,8 +134,7 @@ def test_always_500_is_a_clear_error_in_bounded_time(faulty, tmp_path):
 
 
 def test_stalled_server_is_a_clear_error_in_bounded_time(faulty, tmp_path, monkeypatch):
-    import zoo.http
-    monkeypatch.setattr(zoo.http, "TIMEOUT", (2.0, 1.0))
+    monkeypatch.setenv("ZOO_HTTP_TIMEOUT", "1")
     faulty.always = "stall"
     t0 = time.time()
     with pytest.raises(NotAvailableError, match="cannot fetch|cannot download"):

@@ -32,3 +32,11 @@ class InputError(ZooError, TypeError):
 
 class ParityError(ZooError):
     """An exported artifact's outputs differ from eager PyTorch beyond its manifest's tolerance."""
+
+
+class MissingExtraError(ZooError, ImportError):
+    """A runtime the call needs is not installed: names the package and the pip command."""
+
+
+class RuntimeFailure(ZooError, RuntimeError):
+    """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""

@@ -1,15 +1,14 @@
 """`zoo.load`: find the artifact in a source's index, fetch and verify it, return a callable detector."""
 from __future__ import annotations
 
-import json
-
-from . import store
-from .errors import NotAvailableError, UnsupportedError
+from . import schema
+from .errors import IntegrityError, NotAvailableError, RuntimeFailure, UnsupportedError, ZooError
 from .manifest import RUNTIMES, resolve
-from .runtimes import open_backend
+from .runtimes import open_backend, require
 from .runtimes.base import Detector
 from .sources import default_home, open_source
 from .stamps import home_for_stamps
+from .verified import load_verified
 
 
 def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
@@ -40,18 +39,50 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str)
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
          revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None) -> Detector:
     manifest = resolve(name)
+    if runtime in RUNTIMES:
+        require(runtime)  # before anything is downloaded
     src = open_source(source, cache_dir=cache_dir, offline=offline)
     entry = select(manifest, src.index(revision), runtime, method, device)
     artifact = entry["artifact"]
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
-        info["metadata"] = json.loads(src.fetch(artifact["files"]["metadata"]).read_text())
+        meta = artifact["files"]["metadata"]
+        info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(), f"{meta['path']} from {src.description}")
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
     path = src.fetch(record, verify=False)  # hashed below while the runtime reads it, unless stamped as verified
-    backend = store.load_verified(
-        path, record["sha256"], f"{record['path']} from {src.description}",
-        lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
-        stamp_home=home_for_stamps(default_home(cache_dir)))
+    what = f"{record['path']} from {src.description}"
+
+    def open_verified(data: bytes):
+        try:
+            return open_backend(manifest, artifact["method"], artifact["runtime"], data, artifact["batch"], device,
+                                threads)
+        except ZooError:
+            raise
+        except Exception as e:  # the runtime's own failure on bytes that may still prove bad: load_verified decides
+            raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: "
+                                 f"{_first_line(e)}; the file's sha256 matched, so the installed runtime differs from "
+                                 f"the one that built it (see model.info['metadata']['toolchain'] of a working "
+                                 f"install, or `zoo verify` the store) and must be upgraded or matched") from e
+
+    stamp_home = home_for_stamps(default_home(cache_dir))
+    try:
+        backend = load_verified(path, record["sha256"], what, open_verified, stamp_home=stamp_home)
+    except IntegrityError:
+        cache = getattr(src, "cache", None)
+        if cache is None or not cache.holds(path):
+            raise
+        if src.offline:
+            path.unlink(missing_ok=True)
+            raise IntegrityError(f"{what}: the cached copy at {path} did not match its sha256 {record['sha256']} and "
+                                 "was removed; offline, it cannot be fetched again: go online and load again") from None
+        cache.evict(record, src.description)  # a damaged cached copy: fetched once more, verified as it arrives
+        backend = load_verified(src.fetch(record, verify=False), record["sha256"], what, open_verified,
+                                stamp_home=stamp_home)
     return Detector(backend, entry["outputs"], info, entry["categories"])
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"

@@ -46,7 +46,7 @@ def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
 
 def official_model(manifest: Manifest, cache_dir: str | Path | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """Download the manifest's official checkpoint, check its hash, load it with ``weights_only=True``."""
-    from .http import download
+    from .download import download
 
     url, sha = manifest.weights["url"], manifest.weights["sha256"]
     cache = Path(cache_dir or os.environ.get("ZOO_HOME", Path.home() / ".cache" / "zoo")) / "official"
@@ -71,14 +71,15 @@ def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
 
 
-def stored_model(manifest: Manifest, weights_file: str | Path, device: str = "cpu") -> torch.nn.Module:
-    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle)."""
-    from safetensors.torch import load_file
+def stored_model(manifest: Manifest, weights_file: str | Path | bytes, device: str = "cpu") -> torch.nn.Module:
+    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle), from a
+    file name or from the file's bytes."""
+    from safetensors.torch import load, load_file
 
     model = architecture(manifest)
-    state = load_file(str(weights_file))
+    state = load(weights_file) if isinstance(weights_file, bytes) else load_file(str(weights_file))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise IntegrityError(f"{weights_file} does not fit {manifest.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise IntegrityError(f"{'the stored weights' if isinstance(weights_file, bytes) else weights_file} does not fit {manifest.name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval().to(device)

@@ -5,6 +5,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import RuntimeFailure
 from .inputs import check_images
 
 
@@ -49,9 +50,21 @@ class Detector:
             chunk = images[start:start + step]
             real = len(chunk)
             chunk = chunk + [chunk[-1]] * (step - real)  # a fixed-batch artifact gets a full batch
-            results += unflatten(self.backend.run(chunk), self.keys, step)[:real]
+            results += unflatten(self._run(chunk), self.keys, step)[:real]
         convert = _to_torch if kind == "torch" else _to_numpy
         return [{k: convert(v) for k, v in r.items()} for r in results]
+
+    def _run(self, chunk: list) -> list:
+        """The backend on one batch; a failure of onnxruntime or torch becomes a RuntimeFailure saying what to do."""
+        try:
+            return self.backend.run(chunk)
+        except Exception as e:
+            a = self.info.get("artifact", {})
+            text = str(e).strip().splitlines()[0][:300] if str(e).strip() else "(no message)"
+            raise RuntimeFailure(
+                f"{self.info.get('model', 'the model')} ({a.get('runtime', '?')}/{a.get('method', '?')}) failed on "
+                f"images of shape {[list(im.shape) for im in chunk]}: {type(e).__name__}: {text}; check the device "
+                "and memory, or try another runtime/method (zoo.load(..., runtime=, method=))") from e
 
     def __repr__(self) -> str:
         a = self.info.get("artifact", {})

@@ -37,8 +37,10 @@ class HubSource:
 
     def index(self, revision: str | None = None) -> dict:
         self.revision = revision or "main"
-        path = self._download(store.INDEX)
-        return store.read_index_bytes(path.read_bytes(), f"hf://{self.repo}/{store.INDEX}")
+        data = self._download(store.INDEX).read_bytes()
+        index = store.read_index_bytes(data, f"hf://{self.repo}/{store.INDEX}")
+        self.cache.record_index(data)  # `zoo cache prune` keeps the blobs of every index recorded
+        return index
 
     def fetch(self, record: dict, verify: bool = True) -> Path:
         rel = store.safe_relpath(record["path"])
