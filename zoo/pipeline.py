@@ -5,11 +5,15 @@ gives the same bytes (checked by `zoo build --check`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,13 +228,96 @@ def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
 
 
+def index_bytes(models: dict) -> bytes:
+    return store.canonical_json({"format": store.FORMAT, "models": dict(sorted(models.items()))})
+
+
 def write_index(out: Path, models: dict) -> None:
-    index = {"format": store.FORMAT, "models": dict(sorted(models.items()))}
-    store.atomic_write(out / store.INDEX, store.canonical_json(index))
+    store.atomic_write(out / store.INDEX, index_bytes(models))
+
+
+STAGING = ".staging"   # OUT/.staging/NAME-PID-XXXX: one model being built; never listed in the index
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(out: Path) -> list[Path]:
+    """Remove what killed builds left in OUT/.staging (a directory whose builder process is gone); returns them."""
+    stale = []
+    for d in sorted((out / STAGING).glob("*")):
+        pid = d.name.split("-")[-2] if d.name.count("-") >= 2 else ""
+        if not (pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid()):
+            shutil.rmtree(d, ignore_errors=True)
+            stale.append(d)
+    return stale
+
+
+def _staging_dir(out: Path, name: str) -> Path:
+    (out / STAGING).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-{os.getpid()}-", dir=out / STAGING))
+
+
+def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
+                        stage: Path) -> list[str]:
+    """Add to ``entry`` the previous artifacts a partial rebuild (``--method``) did not replace, copying their files
+    into the staging tree; returns the previous artifacts that would be lost because a requested method failed."""
+    if not old:
+        return []
+    name = entry["name"]
+    built = {a["method"] for a in entry["artifacts"]}
+    same_weights = old.get("weights", {}).get("file") == entry["weights"]["file"]
+    new_records = {(r["path"], r["sha256"]) for r in store.iter_files({"models": {name: entry}})}
+    kept, lost = [], []
+    for a in old["artifacts"]:
+        if a["method"] in built:
+            continue
+        own = f"models/{name}/{a['method']}/"
+        shared_ok = all(r["path"].startswith(own) or (r["path"], r["sha256"]) in new_records for r in a["files"].values())
+        if methods and same_weights and shared_ok:
+            src_dir, dest_dir = out / own, stage / own
+            if src_dir.is_dir():
+                shutil.copytree(src_dir, dest_dir, copy_function=_link_or_copy)
+            kept.append(a)
+        elif a["method"] in failed:
+            lost.append(a["method"])
+    entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
+    return lost
+
+
+def _link_or_copy(src: str, dest: str) -> None:
+    try:
+        os.link(src, dest)   # the staged tree replaces the old one by rename: the old inode stays untouched
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def _commit(out: Path, stage: Path, name: str, models: dict, entry: dict) -> None:
+    """Swap the staged model in: the new index is written in full (in staging) first, then the model's directory is
+    replaced by rename and the index renamed over the old one."""
+    models = {**models, name: entry}
+    staged_index = stage / store.INDEX
+    store.atomic_write(staged_index, index_bytes(models))
+    live, aside = out / "models" / name, stage / "previous"
+    live.parent.mkdir(parents=True, exist_ok=True)
+    if live.exists():
+        os.rename(live, aside)
+    os.rename(stage / "models" / name, live)
+    os.replace(staged_index, out / store.INDEX)
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
           progress: bool = True, manifest_dir: str | None = None) -> BuildResult:
+    """Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
+    ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other
+    models still build. (A KeyboardInterrupt stops the build, leaving the store as it was before that model.)"""
     from tqdm.auto import tqdm
 
     from .models import parse_weights
@@ -238,29 +325,41 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     out = Path(out)
     manifests = [resolve(n, manifest_dir) for n in names]
     out.mkdir(parents=True, exist_ok=True)
-    existing = store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
+    clean_stale_staging(out)
+    if (out / store.INDEX).exists():
+        existing = store.load_index(out)["models"]
+    else:
+        existing = {}
+        write_index(out, existing)  # an empty store is still a store
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
     result = BuildResult()
     method_arg = "".join(f" --method {m}" for m in methods or [])
     with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
             command = f"zoo build {m.name}{method_arg} --weights {weights}"
+            stage = _staging_dir(out, m.name)
+            failed_before, built_before = len(result.failed), len(result.built)
             try:
-                entry = build_model(m, out, weights, methods, bar, result, command)
-            except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
-                # its files may be half replaced: drop the model from the store rather than leave a stale entry
-                shutil.rmtree(out / "models" / m.name, ignore_errors=True)
-                existing.pop(m.name, None)
-                write_index(out, existing)
+                entry = build_model(m, stage, weights, methods, bar, result, command)
+                failed = {f.split("/", 1)[1] for f in result.failed[failed_before:]}
+                lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage)
+                if lost:
+                    raise ZooError(f"{', '.join(lost)} failed and the new weights differ from the stored ones: "
+                                   "the previous entry is kept as it was")
+                _commit(out, stage, m.name, existing, entry)
+                existing[m.name] = entry
+            except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
+                del result.built[built_before:]  # built, but not stored
                 skipped = [x.method for x in m.exports if not methods or x.method in methods]
-                result.failed += [f"{m.name}/{x}" for x in skipped]
-                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {e}")
-                bar.update(1 + len(skipped))
-                continue
-            old = existing.get(m.name)
-            if old and methods and old.get("weights", {}).get("file") == entry["weights"]["file"]:
-                kept = [a for a in old["artifacts"] if a["method"] not in {x["method"] for x in entry["artifacts"]}]
-                entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
-            existing[m.name] = entry
-            write_index(out, existing)
+                result.failed += [f"{m.name}/{x}" for x in skipped if f"{m.name}/{x}" not in result.failed]
+                what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {e} (unexpected; run with "
+                                                               "ZOO_DEBUG=1 for the traceback)")
+                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {what}; the store keeps its previous "
+                                    f"{m.name} entry" + ("" if m.name in existing else " (none)"))
+                if os.environ.get("ZOO_DEBUG") and not isinstance(e, ZooError):
+                    traceback.print_exc()
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (out / STAGING).rmdir()  # only when empty: another build may be staging there
     return result

@@ -28,6 +28,9 @@ class LocalSource:
     def fetch(self, record: dict, verify: bool = True) -> Path:
         rel = store.safe_relpath(record["path"])
         path = self.root / rel
+        if path.is_symlink() or not path.resolve().is_relative_to(self.root.resolve()):
+            raise IntegrityError(f"{rel} in {self.root} is a symbolic link or leads outside the store: refused "
+                                 "(a store holds plain files; copy the file in instead)")
         if not path.is_file():
             raise NotAvailableError(f"{rel} is listed in the index but missing from {self.root}")
         if verify:
