@@ -30,6 +30,16 @@ def light_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def onnx_store(tmp_path_factory):
+    """SSDlite, ONNX only, seeded weights 0 (~10 s): for tests that need a real store but not every method."""
+    from zoo.pipeline import build
+    out = tmp_path_factory.mktemp("onnx") / "store"
+    result = build([LIGHT[0]], out, "random:0", ["onnx"], progress=False)
+    assert not result.failed, "\n".join(result.lines)
+    return out
+
+
+@pytest.fixture(scope="session")
 def full_store(tmp_path_factory):
     """Every model of the manifests, every method, seeded weights: the build checks each artifact's parity.
 

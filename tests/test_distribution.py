@@ -168,17 +168,32 @@ def test_tampered_file_on_the_mirror_is_refused(mirror, tmp_path):
     assert not [p for p in blobs if p.name.endswith(".part")]
 
 
-def test_tampered_file_in_the_cache_is_refused_and_found_by_verify(faulty, tmp_path):
+def test_tampered_file_in_the_cache_is_fetched_again_once_and_found_by_verify(faulty, tmp_path):
     home = tmp_path / "home"
     load_ssd(faulty.url, home)
     assert "0 bad" in run_zoo("verify", home).stdout
     want = store.sha256_file(faulty.root / SSD_ONNX)
     blob = home / "blobs" / "sha256" / want[:2] / want
     blob.write_bytes(blob.read_bytes() + b"x")
-    with pytest.raises(IntegrityError, match=want):
-        load_ssd(faulty.url, home)
     proc = run_zoo("verify", home, check=False)
     assert proc.returncode == 1 and "hash mismatch" in proc.stdout and want in proc.stdout
+    gets = [p for p, _ in faulty.log].count(SSD_ONNX)
+    with pytest.warns(UserWarning, match=f"cached copy of {SSD_ONNX} .*{want}.* did not match its sha256 and was "
+                                         f"removed; fetching it again from {faulty.url}"):
+        model = load_ssd(faulty.url, home)
+    assert len(model(grey())) == 1 and store.sha256_file(blob) == want
+    assert [p for p, _ in faulty.log].count(SSD_ONNX) == gets + 1
+    # the mirror's copy damaged too: fetched once more, then a clear error naming the file and the source
+    blob.write_bytes(b"damaged")
+    (faulty.root / SSD_ONNX).rename(faulty.root / (SSD_ONNX + ".good"))
+    (faulty.root / SSD_ONNX).write_bytes(b"damaged on the mirror")
+    try:
+        with pytest.warns(UserWarning, match="fetching it again"), pytest.raises(IntegrityError) as e:
+            load_ssd(faulty.url, home)
+    finally:
+        (faulty.root / (SSD_ONNX + ".good")).replace(faulty.root / SSD_ONNX)
+    assert SSD_ONNX in str(e.value) and want in str(e.value) and "deleted it" in str(e.value)
+    assert not blob.exists()
 
 
 def test_index_path_leaving_the_store_is_refused(mirror, tmp_path):

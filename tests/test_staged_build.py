@@ -20,15 +20,6 @@ SSD = "ssdlite320_mobilenet_v3_large"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def onnx_store(tmp_path_factory):
-    """SSDlite, ONNX only, seeded weights 0: the store every test here starts from (a copy of it)."""
-    out = tmp_path_factory.mktemp("staged") / "store"
-    result = build([SSD], out, "random:0", ["onnx"], progress=False)
-    assert not result.failed, result.lines
-    return out
-
-
 @pytest.fixture
 def copy_of(onnx_store, tmp_path):
     dest = tmp_path / "store"

@@ -1,7 +1,7 @@
 """Runtimes: the callables `zoo.load` returns. ``base`` holds the interface (no torch); one module per backend."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from ..errors import MissingExtraError
 
@@ -13,7 +13,12 @@ def require(runtime: str) -> None:
     """MissingExtraError (with the pip command) unless ``runtime``'s packages can be imported; checked before any
     download, so that a missing extra does not cost a fetch first."""
     packages, extra = NEEDS[runtime]
-    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    missing = []
+    for p in packages:
+        try:
+            importlib.import_module(p)  # needed next anyway; a broken install shows here too
+        except ImportError:
+            missing.append(p)
     if missing:
         raise MissingExtraError(f"runtime={runtime!r} needs {', '.join(missing)}, which is not installed: "
                                 f"pip install 'zoo[{extra}]'")
