@@ -14,7 +14,7 @@ import zoo
 from conftest import run_zoo
 from zoo import parity, store
 from zoo.errors import ParityError
-from zoo.pipeline import STAGING, build
+from zoo.pipeline import STAGING, build, clean_stale_staging
 
 SSD = "ssdlite320_mobilenet_v3_large"
 pytestmark = pytest.mark.slow
@@ -68,6 +68,13 @@ elif stage == "index":          # everything passed: the new index is half writt
             die()
         real(path, data)
     store.atomic_write = atomic_write
+elif stage == "swap":           # the old model directory moved aside, the new one not yet moved in
+    real_rename = os.rename
+    def rename(src, dest):
+        real_rename(src, dest)
+        if Path(dest).name == "previous":
+            die()
+    os.rename = rename
 pipeline.build([sys.argv[3]], sys.argv[1], "random:1", ["onnx"], progress=False)
 print("not killed")
 """
@@ -81,6 +88,22 @@ def test_a_build_killed_at_any_stage_leaves_the_store_as_it_was(copy_of, stage):
     assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr[-2000:])
     assert list((copy_of / STAGING).iterdir()), "the killed build left no staging directory: nothing was tested"
     assert_store_intact(copy_of, before)
+
+
+def test_a_build_killed_in_the_middle_of_its_swap_is_finished_by_the_next_one(copy_of):
+    """The one window a kill can leave the store inconsistent: `zoo verify` names it and says what to do, and the
+    next build (its first step) finishes the swap."""
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(copy_of), "swap", SSD], capture_output=True, timeout=600)
+    assert proc.returncode == -9 and not (copy_of / "models" / SSD).exists()
+    report = run_zoo("verify", copy_of, "--no-replay", check=False)
+    assert report.returncode == 1 and f"interrupted build    {SSD}-" in report.stdout
+    assert f"killed while swapping this model in: any `zoo build ... --out {copy_of}` finishes it" in report.stdout
+    assert clean_stale_staging(copy_of) == [f"finished swapping in {SSD}"]
+    assert store.load_index(copy_of)["models"][SSD]["weights"]["seed"] == 1
+    assert not list((copy_of / STAGING).iterdir())
+    proc = run_zoo("verify", copy_of)
+    assert proc.stdout.strip().endswith("0 bad"), proc.stdout
+    zoo.load(SSD, runtime="onnxruntime", source=copy_of, cache_dir=copy_of.parent / "home")
 
 
 def test_the_next_build_removes_what_a_killed_one_left(copy_of):

@@ -249,15 +249,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_staging(out: Path) -> list[Path]:
-    """Remove what killed builds left in OUT/.staging (a directory whose builder process is gone); returns them."""
-    stale = []
+def clean_stale_staging(out: Path) -> list[str]:
+    """Finish or discard what killed builds left in OUT/.staging (a directory whose builder process is gone).
+
+    A model whose swap had begun (its staged index is complete and its old directory was moved aside, or its new one
+    already moved in) is swapped in the rest of the way; anything earlier is discarded. Returns what was done."""
+    done = []
     for d in sorted((out / STAGING).glob("*")):
-        pid = d.name.split("-")[-2] if d.name.count("-") >= 2 else ""
-        if not (pid.isdigit() and _alive(int(pid)) and int(pid) != os.getpid()):
-            shutil.rmtree(d, ignore_errors=True)
-            stale.append(d)
-    return stale
+        name, pid = _staged_name_pid(d)
+        if pid and _alive(pid) and pid != os.getpid():
+            continue  # another build is staging there right now
+        staged, live = d / "models" / name, out / "models" / name
+        if swap_begun(d):
+            if staged.exists() and not live.exists():
+                os.rename(staged, live)
+            os.replace(d / store.INDEX, out / store.INDEX)
+            done.append(f"finished swapping in {name}")
+        else:
+            done.append(f"discarded {d.name}")
+        shutil.rmtree(d, ignore_errors=True)
+    return done
+
+
+def _staged_name_pid(d: Path) -> tuple[str, int | None]:
+    name, _, pid = d.name.rpartition("-")[0].rpartition("-")
+    return name, int(pid) if pid.isdigit() else None
+
+
+def swap_begun(d: Path) -> bool:
+    """Whether the staging directory ``d`` was killed in the middle of its swap (see _commit)."""
+    name = _staged_name_pid(d)[0]
+    return bool(name) and (d / store.INDEX).is_file() and ((d / "previous").exists()
+                                                             or not (d / "models" / name).exists())
 
 
 def _staging_dir(out: Path, name: str) -> Path:

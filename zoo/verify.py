@@ -91,7 +91,10 @@ def verify_path(path: str | Path, model: str | None = None, runtime: str | None 
     root = Path(path)
     if (root / store.INDEX).is_file():
         index = store.load_index(root)
-        lines = verify_files(root, index)
+        from .pipeline import STAGING, swap_begun
+        lines = [Line("interrupted build", d.name, "killed while swapping this model in: any `zoo build ... --out "
+                      f"{root}` finishes it") for d in sorted((root / STAGING).glob("*")) if swap_begun(d)]
+        lines += verify_files(root, index)
         if do_replay and all(x.ok for x in lines):
             lines += replay(root, index, model, runtime)
         return lines
