@@ -50,9 +50,13 @@ def official_model(manifest: Manifest, cache_dir: str | Path | None = None, prog
 
     url, sha = manifest.weights["url"], manifest.weights["sha256"]
     cache = Path(cache_dir or os.environ.get("ZOO_HOME", Path.home() / ".cache" / "zoo")) / "official"
-    path = cache / url.rsplit("/", 1)[-1]
+    from .store import PART, sha256_file
+    filename = url.rsplit("/", 1)[-1]
+    if not PART.fullmatch(filename):  # it names a file in the cache: a plain name only
+        raise ZooError(f"{manifest.path}: weights url {url!r} must end in a plain file name (letters, digits, '_', "
+                       "'.', '+', '-'), as torchvision's checkpoint URLs do")
+    path = cache / filename
     if path.exists():
-        from .store import sha256_file
         if not sha256_file(path).startswith(sha):
             path.unlink()
     if not path.exists():
