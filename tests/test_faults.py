@@ -65,6 +65,33 @@ def test_a_digest_is_checked_before_it_names_a_cache_path(tmp_path, digest):
     assert not list(tmp_path.iterdir())  # not even the home directory
 
 
+def test_a_damaged_cached_blob_is_fetched_again_once_then_a_clear_error(tmp_path):
+    good = b"the artifact"
+    record = {"path": "models/m/onnx/model.onnx", "size": len(good), "sha256": store.sha256_bytes(good)}
+    cache, fetched = Cache(tmp_path / "home"), []
+
+    def fetch(data):
+        return lambda dest: fetched.append(1) or dest.write_bytes(data)
+    blob = cache.get(record, fetch(good), "the mirror")
+    blob.write_bytes(b"the artefact")  # same size, one byte changed on disk
+    with pytest.warns(UserWarning, match=f"the cached copy of models/m/onnx/model.onnx \\({blob}\\) did not match its "
+                                         "sha256 and was removed; fetching it again from the mirror"):
+        assert cache.get(record, fetch(good), "the mirror").read_bytes() == good
+    assert len(fetched) == 2
+    blob.write_bytes(b"the artefact")
+    with pytest.warns(UserWarning, match="fetching it again"), pytest.raises(IntegrityError) as e:
+        cache.get(record, fetch(b"still wrong!"), "the mirror")
+    assert str(e.value).startswith(f"sha256 mismatch for models/m/onnx/model.onnx (cached at {blob}): index says "
+                                   f"{record['sha256']}")
+    assert str(e.value).endswith("it came from the mirror, which serves a damaged file: removed it, tell the source's "
+                                 "publisher (`zoo verify` on their store finds it)")
+    assert not blob.exists() and len(fetched) == 3
+    blob.write_bytes(b"the artefact")
+    with pytest.raises(IntegrityError, match="offline, it cannot be fetched again: go online"):
+        cache.get(record, None, "the mirror")
+    assert not blob.exists()
+
+
 def test_a_revision_is_checked_before_it_names_a_file(files, tmp_path):
     with pytest.raises(IntegrityError) as e:
         zoo.load(SSD, source=files.url, cache_dir=tmp_path / "home", revision="../../evil")

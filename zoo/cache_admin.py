@@ -79,7 +79,7 @@ def extra_dirs(home: Path) -> list[tuple[str, int]]:
 def _remove_blob(cache: Cache, path: Path) -> None:
     with cache.lock(path.name):  # the fetch's own lock: never under a download in progress
         path.unlink(missing_ok=True)
-    Path(str(path) + ".lock").unlink(missing_ok=True)
+    # the lock file stays: deleting it could let a process waiting on it and a new one both hold "the" lock
 
 
 def prune(home: Path, dry_run: bool = False) -> list[Blob]:
