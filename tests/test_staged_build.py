@@ -14,7 +14,8 @@ import zoo
 from conftest import run_zoo
 from zoo import parity, store
 from zoo.errors import ParityError
-from zoo.pipeline import STAGING, build, clean_stale_staging
+from zoo.pipeline import build
+from zoo.staging import STAGING, clean_stale
 
 SSD = "ssdlite320_mobilenet_v3_large"
 pytestmark = pytest.mark.slow
@@ -98,7 +99,7 @@ def test_a_build_killed_in_the_middle_of_its_swap_is_finished_by_the_next_one(co
     report = run_zoo("verify", copy_of, "--no-replay", check=False)
     assert report.returncode == 1 and f"interrupted build    {SSD}-" in report.stdout
     assert f"killed while swapping this model in: any `zoo build ... --out {copy_of}` finishes it" in report.stdout
-    assert clean_stale_staging(copy_of) == [f"finished swapping in {SSD}"]
+    assert clean_stale(copy_of) == [f"finished swapping in {SSD}"]
     assert store.load_index(copy_of)["models"][SSD]["weights"]["seed"] == 1
     assert not list((copy_of / STAGING).iterdir())
     proc = run_zoo("verify", copy_of)

@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import card, parity, store
+from . import card, parity, staging, store
 from .errors import ParityError, ZooError
 from .manifest import Manifest, resolve
 
@@ -228,64 +227,8 @@ def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
 
 
-def index_bytes(models: dict) -> bytes:
-    return store.canonical_json({"format": store.FORMAT, "models": dict(sorted(models.items()))})
-
-
 def write_index(out: Path, models: dict) -> None:
-    store.atomic_write(out / store.INDEX, index_bytes(models))
-
-
-STAGING = ".staging"   # OUT/.staging/NAME-PID-XXXX: one model being built; never listed in the index
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale_staging(out: Path) -> list[str]:
-    """Finish or discard what killed builds left in OUT/.staging (a directory whose builder process is gone).
-
-    A model whose swap had begun (its staged index is complete and its old directory was moved aside, or its new one
-    already moved in) is swapped in the rest of the way; anything earlier is discarded. Returns what was done."""
-    done = []
-    for d in sorted((out / STAGING).glob("*")):
-        name, pid = _staged_name_pid(d)
-        if pid and _alive(pid) and pid != os.getpid():
-            continue  # another build is staging there right now
-        staged, live = d / "models" / name, out / "models" / name
-        if swap_begun(d):
-            if staged.exists() and not live.exists():
-                os.rename(staged, live)
-            os.replace(d / store.INDEX, out / store.INDEX)
-            done.append(f"finished swapping in {name}")
-        else:
-            done.append(f"discarded {d.name}")
-        shutil.rmtree(d, ignore_errors=True)
-    return done
-
-
-def _staged_name_pid(d: Path) -> tuple[str, int | None]:
-    name, _, pid = d.name.rpartition("-")[0].rpartition("-")
-    return name, int(pid) if pid.isdigit() else None
-
-
-def swap_begun(d: Path) -> bool:
-    """Whether the staging directory ``d`` was killed in the middle of its swap (see _commit)."""
-    name = _staged_name_pid(d)[0]
-    return bool(name) and (d / store.INDEX).is_file() and ((d / "previous").exists()
-                                                             or not (d / "models" / name).exists())
-
-
-def _staging_dir(out: Path, name: str) -> Path:
-    (out / STAGING).mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{name}-{os.getpid()}-", dir=out / STAGING))
+    store.atomic_write(out / store.INDEX, store.index_bytes(models))
 
 
 def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
@@ -307,33 +250,12 @@ def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None
         if methods and same_weights and shared_ok:
             src_dir, dest_dir = out / own, stage / own
             if src_dir.is_dir():
-                shutil.copytree(src_dir, dest_dir, copy_function=_link_or_copy)
+                shutil.copytree(src_dir, dest_dir, copy_function=staging.link_or_copy)
             kept.append(a)
         elif a["method"] in failed:
             lost.append(a["method"])
     entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
     return lost
-
-
-def _link_or_copy(src: str, dest: str) -> None:
-    try:
-        os.link(src, dest)   # the staged tree replaces the old one by rename: the old inode stays untouched
-    except OSError:
-        shutil.copy2(src, dest)
-
-
-def _commit(out: Path, stage: Path, name: str, models: dict, entry: dict) -> None:
-    """Swap the staged model in: the new index is written in full (in staging) first, then the model's directory is
-    replaced by rename and the index renamed over the old one."""
-    models = {**models, name: entry}
-    staged_index = stage / store.INDEX
-    store.atomic_write(staged_index, index_bytes(models))
-    live, aside = out / "models" / name, stage / "previous"
-    live.parent.mkdir(parents=True, exist_ok=True)
-    if live.exists():
-        os.rename(live, aside)
-    os.rename(stage / "models" / name, live)
-    os.replace(staged_index, out / store.INDEX)
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
@@ -348,7 +270,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     out = Path(out)
     manifests = [resolve(n, manifest_dir) for n in names]
     out.mkdir(parents=True, exist_ok=True)
-    clean_stale_staging(out)
+    staging.clean_stale(out)
     if (out / store.INDEX).exists():
         existing = store.load_index(out)["models"]
     else:
@@ -360,7 +282,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
             command = f"zoo build {m.name}{method_arg} --weights {weights}"
-            stage = _staging_dir(out, m.name)
+            stage = staging.new_dir(out, m.name)
             failed_before, built_before = len(result.failed), len(result.built)
             try:
                 entry = build_model(m, stage, weights, methods, bar, result, command)
@@ -369,7 +291,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
                 if lost:
                     raise ZooError(f"{', '.join(lost)} failed and the new weights differ from the stored ones: "
                                    "the previous entry is kept as it was")
-                _commit(out, stage, m.name, existing, entry)
+                staging.commit(out, stage, m.name, existing, entry)
                 existing[m.name] = entry
             except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
                 del result.built[built_before:]  # built, but not stored
@@ -384,5 +306,5 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
     with contextlib.suppress(OSError):
-        (out / STAGING).rmdir()  # only when empty: another build may be staging there
+        (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
     return result

@@ -109,6 +109,11 @@ def compare_digest(actual: str, expected: str, name: str) -> None:
                              "every such file)")
 
 
+def index_bytes(models: dict) -> bytes:
+    """A whole index of ``models``, canonically written."""
+    return canonical_json({"format": FORMAT, "models": dict(sorted(models.items()))})
+
+
 def read_index_bytes(data: bytes, where: str) -> dict:
     """The index in ``data``, after it passed the schema (zoo/schemas/index.schema.json); IntegrityError otherwise."""
     index = schema.parse("index", data, where)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import schema, store
+from .staging import STAGING, swap_begun
 from .errors import ZooError
 
 
@@ -91,7 +92,6 @@ def verify_path(path: str | Path, model: str | None = None, runtime: str | None 
     root = Path(path)
     if (root / store.INDEX).is_file():
         index = store.load_index(root)
-        from .pipeline import STAGING, swap_begun
         lines = [Line("interrupted build", d.name, "killed while swapping this model in: any `zoo build ... --out "
                       f"{root}` finishes it") for d in sorted((root / STAGING).glob("*")) if swap_begun(d)]
         lines += verify_files(root, index)
