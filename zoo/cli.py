@@ -327,8 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         import os
         if os.environ.get("ZOO_DEBUG"):
             raise
-        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"zoo: unexpected {type(e).__name__}: {text}\nrun with ZOO_DEBUG=1 for the traceback", file=sys.stderr)
+        from .errors import first_line
+        print(f"zoo: unexpected {type(e).__name__}: {first_line(e)}\nrun with ZOO_DEBUG=1 for the traceback",
+              file=sys.stderr)
         return 1
 
 

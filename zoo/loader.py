@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import schema
-from .errors import IntegrityError, NotAvailableError, RuntimeFailure, UnsupportedError, ZooError
+from .errors import IntegrityError, NotAvailableError, RuntimeFailure, UnsupportedError, ZooError, first_line
 from .manifest import RUNTIMES, resolve
 from .runtimes import open_backend, require
 from .runtimes.base import Detector
@@ -48,7 +48,8 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
         meta = artifact["files"]["metadata"]
-        info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(), f"{meta['path']} from {src.description}")
+        info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
+                                        f"{meta['path']} from {src.description}")
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
     path = src.fetch(record, verify=False)  # hashed below while the runtime reads it, unless stamped as verified
@@ -61,10 +62,11 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         except ZooError:
             raise
         except Exception as e:  # the runtime's own failure on bytes that may still prove bad: load_verified decides
-            raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: "
-                                 f"{_first_line(e)}; the file's sha256 matched, so the installed runtime differs from "
-                                 f"the one that built it (see model.info['metadata']['toolchain'] of a working "
-                                 f"install, or `zoo verify` the store) and must be upgraded or matched") from e
+            built = {k: v for k, v in info.get("metadata", {}).get("toolchain", {}).items()
+                     if k in ("onnxruntime", "torch", "torchvision")}
+            raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: {first_line(e)}; "
+                                 "the file's sha256 matched, so the installed runtime differs from the one that built "
+                                 f"it ({built or 'see its metadata.json'}): install those versions") from e
 
     stamp_home = home_for_stamps(default_home(cache_dir))
     try:
@@ -82,7 +84,3 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
                                 stamp_home=stamp_home)
     return Detector(backend, entry["outputs"], info, entry["categories"])
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else "(no message)"

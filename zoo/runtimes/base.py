@@ -5,7 +5,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import RuntimeFailure
+from ..errors import RuntimeFailure, first_line
 from .inputs import check_images
 
 
@@ -60,11 +60,10 @@ class Detector:
             return self.backend.run(chunk)
         except Exception as e:
             a = self.info.get("artifact", {})
-            text = str(e).strip().splitlines()[0][:300] if str(e).strip() else "(no message)"
             raise RuntimeFailure(
                 f"{self.info.get('model', 'the model')} ({a.get('runtime', '?')}/{a.get('method', '?')}) failed on "
-                f"images of shape {[list(im.shape) for im in chunk]}: {type(e).__name__}: {text}; check the device "
-                "and memory, or try another runtime/method (zoo.load(..., runtime=, method=))") from e
+                f"images of shape {[list(im.shape) for im in chunk]}: {type(e).__name__}: {first_line(e)}; check the "
+                "device and memory, or try another runtime/method (zoo.load(..., runtime=, method=))") from e
 
     def __repr__(self) -> str:
         a = self.info.get("artifact", {})
