@@ -116,6 +116,32 @@ def cmd_verify(a) -> int:
     return 1 if bad else 0
 
 
+def cmd_cache(a) -> int:
+    from . import cache_admin
+    from .sources import default_home
+    home = default_home(a.cache_dir)
+    if a.action == "list":
+        rows = cache_admin.list_rows(home)
+        if rows:
+            print(table(rows, ["model", "file", "size", "sha256"]))
+        blobs = cache_admin.blobs(home)
+        unused = [b for b in blobs if not b.uses]
+        for name, size in cache_admin.extra_dirs(home):
+            print(f"{name + '/':10s} {cache_admin.human(size)}")
+        print(f"{home}: {len(blobs)} blob(s), {cache_admin.human(sum(b.size for b in blobs))}"
+              + (f"; {len(unused)} listed by no recorded index ({cache_admin.human(sum(b.size for b in unused))}): "
+                 "zoo cache prune" if unused else ""))
+    elif a.action == "prune":
+        gone = cache_admin.prune(home, dry_run=a.dry_run)
+        for b in gone:
+            print(f"{'would remove' if a.dry_run else 'removed'} {b.path} ({cache_admin.human(b.size)})")
+        print(f"{'would free' if a.dry_run else 'freed'} {cache_admin.human(sum(b.size for b in gone))} "
+              f"in {len(gone)} blob(s) that no recorded index lists")
+    else:
+        print(f"freed {cache_admin.human(cache_admin.clear(home))} from {home}")
+    return 0
+
+
 def _load(a):
     from .loader import load
     return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source, revision=a.revision,
@@ -365,6 +391,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_image_size, default=(480, 640), help="input HxW (default 480x640)")
     s.add_argument("--json", help="also write the figures as JSON here")
     s.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("cache", help="what the download cache holds (list), remove unreferenced blobs (prune), or all")
+    s.add_argument("action", choices=["list", "prune", "clear"])
+    s.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    s.add_argument("--cache-dir", default=None, help="the zoo home (default $ZOO_HOME, else ~/.cache/zoo)")
+    s.set_defaults(fn=cmd_cache)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
     s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
     s.add_argument("--out", default="zoo-demo")
@@ -383,6 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an environment problem: one line, the traceback on request
+        import os
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        from .errors import first_line
+        print(f"zoo: unexpected {type(e).__name__}: {first_line(e)}\nrun with ZOO_DEBUG=1 for the traceback",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import functools
-import json
 
-from . import store
-from .errors import NotAvailableError, UnknownModelError, UnsupportedError
+from . import schema
+from .errors import (IntegrityError, NotAvailableError, RuntimeFailure, UnknownModelError, UnsupportedError, ZooError,
+                     first_line)
 from .manifest import RUNTIMES, Manifest, from_dict, resolve
-from .runtimes import open_backend, thresholds
+from .runtimes import open_backend, require, thresholds
 from .runtimes.base import Detector
 from .sources import default_home, open_source
 from .stamps import home_for_stamps
+from .verified import load_verified
 
 
 def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
@@ -68,6 +69,8 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
          score_thresh: float | None = None, detections_per_img: int | None = None, **torchvision_names) -> Detector:
     """``score_thresh`` / ``detections_per_img`` (or torchvision's names for the family, e.g. box_score_thresh) raise
     the artifact's threshold / lower its count, exactly; see runtimes/thresholds.py."""
+    if runtime in RUNTIMES:
+        require(runtime)  # before anything is downloaded
     src = open_source(source, cache_dir=cache_dir, offline=offline, model=channel_name(name))
     index = src.index(revision)
     manifest = manifest_for(name, index, src.description)
@@ -78,14 +81,42 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
-        info["metadata"] = json.loads(src.fetch(artifact["files"]["metadata"]).read_text())
+        meta = artifact["files"]["metadata"]
+        info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
+                                        f"{meta['path']} from {src.description}")
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
     path = src.fetch(record, verify=False)  # hashed below while the runtime reads it, unless stamped as verified
-    backend = store.load_verified(
-        path, record["sha256"], f"{record['path']} from {src.description}",
-        lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
-        stamp_home=home_for_stamps(default_home(cache_dir)))
+    what = f"{record['path']} from {src.description}"
+
+    def open_verified(data: bytes):
+        try:
+            return open_backend(manifest, artifact["method"], artifact["runtime"], data, artifact["batch"], device,
+                                threads)
+        except ZooError:
+            raise
+        except Exception as e:  # the runtime's own failure on bytes that may still prove bad: load_verified decides
+            built = {k: v for k, v in info.get("metadata", {}).get("toolchain", {}).items()
+                     if k in ("onnxruntime", "torch", "torchvision")}
+            raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: {first_line(e)}; "
+                                 "the file's sha256 matched, so the installed runtime differs from the one that built "
+                                 f"it ({built or 'see its metadata.json'}): install those versions") from e
+
+    stamp_home = home_for_stamps(default_home(cache_dir))
+    try:
+        backend = load_verified(path, record["sha256"], what, open_verified, stamp_home=stamp_home)
+    except IntegrityError:
+        cache = getattr(src, "cache", None)
+        if cache is None or not cache.holds(path):
+            raise
+        if src.offline:
+            path.unlink(missing_ok=True)
+            raise IntegrityError(f"{what}: the cached copy at {path} did not match its sha256 {record['sha256']} and "
+                                 "was removed; offline, it cannot be fetched again: go online and load again") from None
+        cache.evict(record, src.description)  # a damaged cached copy: fetched once more, verified as it arrives
+        backend = load_verified(src.fetch(record, verify=False), record["sha256"], what, open_verified,
+                                stamp_home=stamp_home)
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
                                offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
     return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
+

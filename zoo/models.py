@@ -179,17 +179,21 @@ def official_model(manifest: Manifest, cache_dir: str | Path | None = None, prog
     """The manifest's official checkpoint: from torchvision's own download cache when it is there and passes
     torchvision's check, else downloaded with a hash check; loaded with ``weights_only=True``. The full sha256 of the
     file used is recorded (``checkpoint_sha256``)."""
-    from .http import download
-    from .store import sha256_file
+    from .download import download
+    from .store import PART, sha256_file
 
     if "url" not in manifest.weights:
         raise ZooError(f"{manifest.path} names no official weights (weights.url): build it from a checkpoint "
                        f"(--weights FILE)")
     url, sha = manifest.weights["url"], manifest.weights["sha256"]
+    filename = url.rsplit("/", 1)[-1]
+    if not PART.fullmatch(filename):  # it names a file in the cache: a plain name only
+        raise ZooError(f"{manifest.path}: weights url {url!r} must end in a plain file name (letters, digits, '_', "
+                       "'.', '+', '-'), as torchvision's checkpoint URLs do")
     path, digest = torch_hub_checkpoint(url, sha)
     if path is None:
         cache = Path(cache_dir or os.environ.get("ZOO_HOME", Path.home() / ".cache" / "zoo")) / "official"
-        path = cache / url.rsplit("/", 1)[-1]
+        path = cache / filename
         if path.exists() and not sha256_file(path).startswith(sha):
             path.unlink()
         if not path.exists():
@@ -204,13 +208,15 @@ def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
 
 
-def stored_model(manifest: Manifest, weights_file: str | Path, device: str = "cpu", **kwargs) -> torch.nn.Module:
-    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle);
-    ``kwargs`` go to the builder (e.g. box_score_thresh)."""
-    from safetensors.torch import load_file
+def stored_model(manifest: Manifest, weights_file: str | Path | bytes, device: str = "cpu", **kwargs) -> torch.nn.Module:
+    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle), from a
+    file name or from the file's bytes; ``kwargs`` go to the builder (e.g. box_score_thresh)."""
+    from safetensors.torch import load, load_file
 
-    return _fit(architecture(manifest, **kwargs), load_file(str(weights_file)), str(weights_file),
-                manifest.name).to(device)
+    is_bytes = isinstance(weights_file, bytes)
+    state = load(weights_file) if is_bytes else load_file(str(weights_file))
+    what = "the stored weights" if is_bytes else str(weights_file)
+    return _fit(architecture(manifest, **kwargs), state, what, manifest.name).to(device)
 
 
 def baked_settings(model: torch.nn.Module) -> dict:

@@ -5,17 +5,20 @@ gives the same bytes (checked by `zoo build --check`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import shutil
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import card, parity, store
+from . import card, parity, staging, store
 from .errors import ParityError, ZooError
 from .manifest import Manifest, parse, resolve
 
@@ -263,15 +266,45 @@ def one_by_one(detector, images: list) -> list[dict]:
 
 
 def write_index(out: Path, models: dict) -> None:
-    index = {"format": store.FORMAT, "models": dict(sorted(models.items()))}
-    store.atomic_write(out / store.INDEX, store.canonical_json(index))
+    store.atomic_write(out / store.INDEX, store.index_bytes(models))
+
+
+def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
+                        stage: Path) -> list[str]:
+    """Add to ``entry`` the previous artifacts a partial rebuild (``--method``) did not replace, copying their files
+    into the staging tree; returns the previous artifacts that would be lost because a requested method failed."""
+    if not old:
+        return []
+    name = entry["name"]
+    built = {a["method"] for a in entry["artifacts"]}
+    same_weights = old.get("weights", {}).get("file") == entry["weights"]["file"]
+    new_records = {(r["path"], r["sha256"]) for r in store.iter_files({"models": {name: entry}})}
+    kept, lost = [], []
+    for a in old["artifacts"]:
+        if a["method"] in built:
+            continue
+        own = f"models/{name}/{a['method']}/"
+        shared_ok = all(r["path"].startswith(own) or (r["path"], r["sha256"]) in new_records for r in a["files"].values())
+        if methods and same_weights and shared_ok:
+            src_dir, dest_dir = out / own, stage / own
+            if src_dir.is_dir():
+                shutil.copytree(src_dir, dest_dir, copy_function=staging.link_or_copy)
+            kept.append(a)
+        elif a["method"] in failed:
+            lost.append(a["method"])
+    entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
+    return lost
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
           progress: bool = True, manifest_dir: str | None = None, manifest_files: list[str] | None = None,
           eval_dir: str | Path | None = None) -> BuildResult:
     """``manifest_files``: manifests of your own (any file name) built with the named ones; ``eval_dir``: a
-    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's."""
+    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's.
+
+    Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
+    ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other
+    models still build. (A KeyboardInterrupt stops the build, leaving the store as it was before that model.)"""
     from tqdm.auto import tqdm
 
     from .models import parse_weights
@@ -285,7 +318,12 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
         from .coco_eval import open_dataset
         eval_data = open_dataset(eval_dir)  # a broken dataset fails before any export
     out.mkdir(parents=True, exist_ok=True)
-    existing = store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
+    staging.clean_stale(out)
+    if (out / store.INDEX).exists():
+        existing = store.load_index(out)["models"]
+    else:
+        existing = {}
+        write_index(out, existing)  # an empty store is still a store
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
     result = BuildResult()
     method_arg = "".join(f" --method {m}" for m in methods or [])
@@ -294,22 +332,29 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
             what = f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name
             command = (f"zoo build {what}{method_arg} --weights {_label(weights)}"
                        + (f" --eval {eval_data.root.name}" if eval_data else ""))
+            stage = staging.new_dir(out, m.name)
+            failed_before, built_before = len(result.failed), len(result.built)
             try:
-                entry = build_model(m, out, weights, methods, bar, result, command, eval_data)
-            except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
-                # its files may be half replaced: drop the model from the store rather than leave a stale entry
-                shutil.rmtree(out / "models" / m.name, ignore_errors=True)
-                existing.pop(m.name, None)
-                write_index(out, existing)
+                entry = build_model(m, stage, weights, methods, bar, result, command, eval_data)
+                failed = {f.split("/", 1)[1] for f in result.failed[failed_before:]}
+                lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage)
+                if lost:
+                    raise ZooError(f"{', '.join(lost)} failed and the new weights differ from the stored ones: "
+                                   "the previous entry is kept as it was")
+                staging.commit(out, stage, m.name, existing, entry)
+                existing[m.name] = entry
+            except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
+                del result.built[built_before:]  # built, but not stored
                 skipped = [x.method for x in m.exports if not methods or x.method in methods]
-                result.failed += [f"{m.name}/{x}" for x in skipped]
-                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {e}")
-                bar.update(1 + len(skipped))
-                continue
-            old = existing.get(m.name)
-            if old and methods and old.get("weights", {}).get("file") == entry["weights"]["file"]:
-                kept = [a for a in old["artifacts"] if a["method"] not in {x["method"] for x in entry["artifacts"]}]
-                entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
-            existing[m.name] = entry
-            write_index(out, existing)
+                result.failed += [f"{m.name}/{x}" for x in skipped if f"{m.name}/{x}" not in result.failed]
+                what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {e} (unexpected; run with "
+                                                               "ZOO_DEBUG=1 for the traceback)")
+                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {what}; the store keeps its previous "
+                                    f"{m.name} entry" + ("" if m.name in existing else " (none)"))
+                if os.environ.get("ZOO_DEBUG") and not isinstance(e, ZooError):
+                    traceback.print_exc()
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
     return result

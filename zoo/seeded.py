@@ -1,4 +1,4 @@
-"""Seeded random weights that make decisive detectors (see FINDINGS.md).
+"""Seeded random weights that make decisive detectors (why they must be: below).
 
 Plain ``weights=None`` models score every detection 1/91, so every top-k and NMS choice is a tie and a parity check
 means nothing. The recipe (recorded in each artifact's metadata) has two steps:

@@ -5,7 +5,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import RuntimeFailure, UnsupportedError, first_line
 from .inputs import check_images
 from .thresholds import Limits, keep_indices, resolve
 
@@ -84,7 +84,7 @@ class Detector:
             chunk = images[start:start + step]
             real = len(chunk)
             chunk = chunk + [chunk[-1]] * (step - real)  # a fixed-batch artifact gets a full batch
-            results += unflatten(self.backend.run(chunk), self.keys, step)[:real]
+            results += unflatten(self._run(chunk), self.keys, step)[:real]
         if kind == "torch":
             convert = lambda x: _to_torch(x, self.device)  # noqa: E731
         else:
@@ -134,6 +134,17 @@ class Detector:
         moved = self._reopen(device=device)
         self.backend, self.info, self.device = moved.backend, moved.info, moved.device
         return self
+
+    def _run(self, chunk: list) -> list:
+        """The backend on one batch; a failure of onnxruntime or torch becomes a RuntimeFailure saying what to do."""
+        try:
+            return self.backend.run(chunk)
+        except Exception as e:
+            a = self.info.get("artifact", {})
+            raise RuntimeFailure(
+                f"{self.info.get('model', 'the model')} ({a.get('runtime', '?')}/{a.get('method', '?')}) failed on "
+                f"images of shape {[list(im.shape) for im in chunk]}: {type(e).__name__}: {first_line(e)}; check the "
+                "device and memory, or try another runtime/method (zoo.load(..., runtime=, method=))") from e
 
     def __repr__(self) -> str:
         a = self.info.get("artifact", {})

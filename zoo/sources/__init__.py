@@ -4,7 +4,7 @@ A source is written as a directory path, an ``http(s)://`` URL of a mirror's roo
 Precedence: the ``source=`` argument, then ``$ZOO_SOURCE``, then the official channel (zoo/channel.py); the cache
 is ``cache_dir=``, then ``$ZOO_HOME``, then ``~/.cache/zoo``; offline is ``offline=``, then ``$ZOO_OFFLINE=1``.
 Every source returns local paths only after their sha256 matches the index; with ``fetch(record, verify=False)`` a
-file already present comes back unhashed and the caller must load it through ``store.load_verified``, which hashes
+file already present comes back unhashed and the caller must load it through ``zoo.verified.load_verified``, which hashes
 it while the runtime reads it (a download is always verified as it arrives).
 """
 from __future__ import annotations

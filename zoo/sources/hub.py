@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from .. import http, store
+from .. import download, store
 from ..channel import COMMIT, check_repo_id, endpoint
 from ..errors import IntegrityError, NotAvailableError, UnsupportedError, ZooError
 from .cache import Cache
@@ -58,7 +58,7 @@ class HubSource:
     @property
     def session(self):
         if self._session is None:
-            self._session = http.session()
+            self._session = download.session()
             try:  # a token for private repositories, as huggingface_hub would send it
                 from huggingface_hub.utils import build_hf_headers
                 self._session.headers.update({k: v for k, v in build_hf_headers().items() if k == "authorization"})
@@ -113,7 +113,7 @@ class HubSource:
                 raise NotAvailableError(f"offline and the index of hf://{self.repo}@{commit} is not cached here; "
                                         + self._hint())
             try:
-                data = http.get_bytes(self.url(store.INDEX, commit), self.session)
+                data = download.get_bytes(self.url(store.INDEX, commit), self.session)
             except NotAvailableError as e:
                 raise NotAvailableError(f"{e}; {self._hint()}") from None
         digest = store.sha256_bytes(data)
@@ -124,7 +124,7 @@ class HubSource:
         if want and digest != want:
             raise IntegrityError(f"{where} has sha256 {digest}, but it had {want} when first read here: a commit's "
                                  "content cannot change, so the server is not serving that commit faithfully: refused")
-        store.atomic_write(self.home / "indexes" / f"{digest}.json", data)
+        self.cache.record_index(data)  # `zoo cache prune` keeps the blobs of every index recorded
         store.atomic_write(self._state("commits", commit), (digest + "\n").encode())
         self.revision, self.index_sha256, self.index_data = commit, digest, data
         return index
@@ -141,7 +141,7 @@ class HubSource:
         rel = store.safe_relpath(record["path"])
         url = self.url(rel, self.revision)
         fetch = None if self.offline else (
-            lambda dest: http.download(url, dest, record["sha256"], record.get("size"), self.session, desc=rel))
+            lambda dest: download.download(url, dest, record["sha256"], record.get("size"), self.session, desc=rel))
         try:
             return self.cache.get(record, fetch, f"hf://{self.repo}@{self.revision[:12]}/{rel}", verify)
         except NotAvailableError as e:
