@@ -214,10 +214,14 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
                             f"{art_time:.2f}s/img vs eager {eager_time:.2f}s/img")
         bar.update(1)
-    card_rel = f"models/{name}/README.md"
+    write_card(manifest, out, entry)
+    return entry
+
+
+def write_card(manifest: Manifest, out: Path, entry: dict) -> None:
+    card_rel = f"models/{manifest.name}/README.md"
     store.atomic_write(out / card_rel, card.model_card(manifest, entry).encode("utf-8"))
     entry["card"] = store.file_record(out, card_rel)
-    return entry
 
 
 def one_by_one(detector, images: list) -> list[dict]:
@@ -230,7 +234,9 @@ def write_index(out: Path, models: dict) -> None:
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
-          progress: bool = True, manifest_dir: str | None = None) -> BuildResult:
+          progress: bool = True, manifest_dir: str | None = None, builder=None) -> BuildResult:
+    """``builder`` builds one model (build_model's signature and result); the default builds here, see
+    zoo.raybuild for a Ray cluster."""
     from tqdm.auto import tqdm
 
     from .models import parse_weights
@@ -246,7 +252,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
         for m in manifests:
             command = f"zoo build {m.name}{method_arg} --weights {weights}"
             try:
-                entry = build_model(m, out, weights, methods, bar, result, command)
+                entry = (builder or build_model)(m, out, weights, methods, bar, result, command)
             except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
                 # its files may be half replaced: drop the model from the store rather than leave a stale entry
                 shutil.rmtree(out / "models" / m.name, ignore_errors=True)

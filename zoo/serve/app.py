@@ -1,0 +1,64 @@
+"""The Ray Serve application: one deployment whose replicas each hold a model from `zoo.load` (verified, cached).
+
+Routes: ``POST /predict`` (body: PNG/JPEG bytes or a .npy float array; query ``score_thresh``) -> detections as JSON;
+``GET /health`` -> the artifact served and the replica's process id. A bad body or parameter is a 400 whose JSON
+``error`` says what was expected."""
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+
+from ..errors import InputError, ZooError
+from . import codec
+from .config import ServeSpec
+
+api = FastAPI(title="zoo detector")
+
+
+@serve.deployment(name="ZooDetector")
+@serve.ingress(api)
+class ZooDetector:
+    def __init__(self, spec: dict):
+        from ..loader import load
+        self.spec = ServeSpec.from_args(spec)
+        if self.spec.runtime == "pytorch":
+            import torch
+            torch.set_num_threads(self.spec.threads)
+        self.model = load(self.spec.model, runtime=self.spec.runtime, method=self.spec.method, source=self.spec.source,
+                          threads=self.spec.threads)
+        self.pool = ThreadPoolExecutor(1)  # one inference at a time per replica: threads are the runtime's
+
+    @api.get("/health")
+    def health(self) -> dict:
+        art = self.model.info["artifact"]
+        record = art["files"].get("model", art["files"].get("weights"))
+        return {"status": "ok", "model": self.model.info["model"], "runtime": art["runtime"], "method": art["method"],
+                "sha256": record["sha256"], "weights": self.model.info["weights"]["kind"], "pid": os.getpid()}
+
+    @api.post("/predict")
+    async def predict(self, request: Request):
+        body = await request.body()
+        try:
+            thresh = codec.parse_score_thresh(request.query_params.get("score_thresh"))
+            image = codec.decode_image(body)
+            det = await asyncio.get_running_loop().run_in_executor(self.pool, self.infer, image, thresh)
+        except InputError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        except ZooError as e:
+            return JSONResponse({"error": str(e)}, status_code=500)
+        return JSONResponse(det)
+
+    def infer(self, image, thresh: float | None) -> dict:
+        det = codec.apply_score_thresh(self.model([image])[0], thresh)
+        return codec.to_json(det, self.model.categories)
+
+
+def app_builder(args: dict):
+    """Serve's application builder (the config file's import_path): ``args`` are a ServeSpec's fields."""
+    spec = ServeSpec.from_args(dict(args))
+    return ZooDetector.options(**spec.deployment_options()).bind(spec.args())
