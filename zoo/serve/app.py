@@ -3,9 +3,7 @@
 Routes: ``POST /predict`` (body: PNG/JPEG bytes or a .npy float array; query ``score_thresh``) -> detections as JSON;
 ``GET /health`` -> the artifact served and the replica's process id. A bad body or parameter is a 400 whose JSON
 ``error`` says what was expected."""
-from __future__ import annotations
-
-import asyncio
+import asyncio  # no `from __future__ import annotations`: FastAPI reads the handlers' annotations as types
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,9 +49,9 @@ class ZooDetector:
             return JSONResponse({"error": str(e)}, status_code=400)
         except ZooError as e:
             return JSONResponse({"error": str(e)}, status_code=500)
-        return JSONResponse(det)
+        return JSONResponse(det, headers={"x-zoo-replica": str(os.getpid())})
 
-    def infer(self, image, thresh: float | None) -> dict:
+    def infer(self, image, thresh) -> dict:
         det = codec.apply_score_thresh(self.model([image])[0], thresh)
         return codec.to_json(det, self.model.categories)
 

@@ -28,8 +28,10 @@ def decode_image(body: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(body)) as im:
             rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255)
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputError(f"the body is not an image Pillow can read ({type(e).__name__}: {e}): expected {EXPECTED}") from None
+    except UnidentifiedImageError:
+        raise InputError(f"the body is not an image format Pillow knows: expected {EXPECTED}") from None
+    except OSError as e:  # a truncated or corrupt PNG/JPEG
+        raise InputError(f"the image could not be decoded ({e}): expected {EXPECTED}") from None
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
 
