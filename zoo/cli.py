@@ -185,7 +185,9 @@ def _count(minimum: int):
 
 
 def cmd_serve(a) -> int:
+    from .serve import require_ray
     from .serve.config import ServeSpec
+    require_ray("zoo serve")
     spec = ServeSpec(a.model, a.runtime, a.method, a.source, a.threads, a.replicas, a.min_replicas, a.max_replicas)
     if a.config_out:
         from .serve.config import write_config
@@ -194,6 +196,16 @@ def cmd_serve(a) -> int:
         return 0
     from .serve.run import serve_forever
     return serve_forever(spec, a.host or "127.0.0.1", a.port, a.address)
+
+
+def cmd_bench_serve(a) -> int:
+    from .serve import require_ray
+    require_ray("zoo bench-serve")
+    from .serve.bench import bench_serve, table
+    rows = bench_serve(a.model, a.source, a.runtime, a.method, a.threads, a.replicas, a.requests, a.port, a.image,
+                       a.json)
+    print(table(rows))
+    return 0
 
 
 def cmd_demo(a) -> int:
@@ -306,6 +318,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--address", default=None, help="Ray cluster to serve on (default $RAY_ADDRESS or a local Ray)")
     s.add_argument("--config-out", metavar="FILE", help="write a Serve config for `serve deploy FILE` and exit")
     s.set_defaults(fn=cmd_serve)
+    s = sub.add_parser("bench-serve", help="requests/s and p50/p95 served on Ray Serve (1, 2, 4 replicas) vs in-process")
+    s.add_argument("model")
+    s.add_argument("--source", default=None)
+    s.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", default=None, choices=["onnx", "tracing", "scripting", "eager"])
+    s.add_argument("--threads", type=_count(1), default=1, help="runtime threads, in-process and per replica")
+    s.add_argument("--replicas", type=_count(1), nargs="+", default=[1, 2, 4])
+    s.add_argument("--requests", type=_count(1), default=40, help="timed requests per row (default 40)")
+    s.add_argument("--port", type=_count(1), default=8011)
+    s.add_argument("--image", help="JPEG/PNG to send (default: the shipped astronaut.jpg)")
+    s.add_argument("--json", help="also write the figures as JSON here")
+    s.set_defaults(fn=cmd_bench_serve)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
     s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
     s.add_argument("--out", default="zoo-demo")

@@ -42,6 +42,8 @@ class RayBuilder:
     """A ``builder`` for ``pipeline.build``: fans one model's methods out as Ray tasks and gathers them into ``out``."""
 
     def __init__(self, address: str | None = None, threads: int | None = None):
+        from .serve import require_ray
+        require_ray("zoo build --ray")
         import ray
         import torch
         ray.init(address=address or None, log_to_driver=False)
