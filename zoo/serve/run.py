@@ -18,7 +18,7 @@ def start(spec: ServeSpec, host: str, port: int, address: str | None, name: str 
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address or None, log_to_driver=False)
     else:  # a local Ray with enough logical CPUs for the replicas asked (their threads share the real cores)
-        ray.init(num_cpus=max(os.cpu_count() or 1, spec.cpus_needed), log_to_driver=False)
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, spec.cpus_needed), log_to_driver=False)
     serve.start(http_options={"host": host, "port": port})
     name = name or spec.model
     serve.run(app_builder(spec.args()), name=name, route_prefix="/")
