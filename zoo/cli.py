@@ -260,7 +260,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="export and check each (model, method) as a task on a Ray cluster (ADDRESS, or $RAY_ADDRESS, "
-                        "or a local Ray); needs zoo[serve]")
+                        "or a local Ray; put it after the model names); needs zoo[serve]")
     s.set_defaults(fn=cmd_build)
     s = sub.add_parser("verify", help="re-hash a store, bundle or cache and replay reference inputs")
     s.add_argument("path")
