@@ -137,14 +137,17 @@ def test_detections_become_json_with_names_and_masks_as_rle():
     assert np.array_equal(codec.decode_masks(out["masks"], (6, 5)), masks[:, 0] >= 0.5)
 
 
-def test_config_file_is_what_serve_deploy_accepts(tmp_path, light_store):
-    run_zoo("serve", "ssdlite", "--source", light_store, "--min-replicas", "1", "--max-replicas", "3",
-            "--threads", "2", "--config-out", tmp_path / "serve.yaml")
+def test_config_file_is_what_serve_deploy_accepts(tmp_path):
+    """Checked against Serve's own schema when written; a relative store path is written absolute (nodes differ in
+    their working directory)."""
+    (tmp_path / "store").mkdir()
+    run_zoo("serve", "ssdlite", "--source", "store", "--min-replicas", "1", "--max-replicas", "3",
+            "--threads", "2", "--config-out", "serve.yaml", cwd=tmp_path)
     import yaml
     config = yaml.safe_load((tmp_path / "serve.yaml").read_text())
     app = config["applications"][0]
     assert app["import_path"] == "zoo.serve.app:app_builder" and "working_dir" not in app["runtime_env"]
-    assert app["args"] == {"model": MODEL, "runtime": "onnxruntime", "source": str(light_store), "threads": 2,
+    assert app["args"] == {"model": MODEL, "runtime": "onnxruntime", "source": str(tmp_path / "store"), "threads": 2,
                            "replicas": 1, "min_replicas": 1, "max_replicas": 3}
     assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}
     options = ServeSpec.from_args(app["args"]).deployment_options()
