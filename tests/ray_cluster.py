@@ -26,29 +26,37 @@ class Cluster:
                                            start_new_session=True))
 
     def __enter__(self) -> "Cluster":
+        """Starts both nodes and connects this process to the cluster as its driver."""
+        import ray
         self.logs.mkdir(parents=True, exist_ok=True)
-        self._start(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                     "--num-cpus", str(self.cpus[0]), "--dashboard-host", "127.0.0.1",
-                     "--dashboard-port", str(self.dashboard_port)], "head.log")
-        self.wait_nodes(1)
-        self._start(["--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(self.cpus[1])],
-                    "worker.log")
-        self.wait_nodes(2)
+        try:
+            self._start(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
+                         "--num-cpus", str(self.cpus[0]), "--dashboard-host", "127.0.0.1",
+                         "--dashboard-port", str(self.dashboard_port)], "head.log")
+            self.wait_for(lambda: b"Ray runtime started" in (self.logs / "head.log").read_bytes(), "the head node")
+            ray.init(address=self.address, log_to_driver=False)
+            self._start(["--address", self.address, "--node-ip-address", "127.0.0.1",
+                         "--num-cpus", str(self.cpus[1])], "worker.log")
+            self.wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "two live nodes")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
-    def wait_nodes(self, n: int, timeout: float = 120) -> None:
+    def wait_for(self, condition, what: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for p in self.procs:
                 if p.poll() is not None:
                     raise RuntimeError(f"ray start exited {p.returncode}: see {self.logs}")
-            proc = subprocess.run(RAY + ["status", "--address", self.address], capture_output=True, text=True)
-            if proc.returncode == 0 and proc.stdout.count(" node_") >= n:
+            if condition():
                 return
-            time.sleep(2)
-        raise RuntimeError(f"the Ray cluster did not reach {n} node(s) in {timeout:.0f}s: see {self.logs}")
+            time.sleep(1)
+        raise RuntimeError(f"the Ray cluster did not reach {what} in {timeout:.0f}s: see {self.logs}")
 
     def __exit__(self, *exc) -> None:
+        import ray
+        ray.shutdown()
         for p in reversed(self.procs):  # each `ray start` leads a process group holding its node's processes
             try:
                 os.killpg(p.pid, signal.SIGTERM)

@@ -233,6 +233,11 @@ def write_index(out: Path, models: dict) -> None:
     store.atomic_write(out / store.INDEX, store.canonical_json(index))
 
 
+def build_command(name: str, methods: list[str] | None, weights: str) -> str:
+    """The command recorded in each artifact's metadata (so it must not depend on where or how the build ran)."""
+    return f"zoo build {name}{''.join(f' --method {m}' for m in methods or [])} --weights {weights}"
+
+
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
           progress: bool = True, manifest_dir: str | None = None, builder=None) -> BuildResult:
     """``builder`` builds one model (build_model's signature and result); the default builds here, see
@@ -247,10 +252,11 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     existing = store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
     result = BuildResult()
-    method_arg = "".join(f" --method {m}" for m in methods or [])
+    if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.raybuild)
+        builder.prepare(manifests, weights, methods)
     with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
-            command = f"zoo build {m.name}{method_arg} --weights {weights}"
+            command = build_command(m.name, methods, weights)
             try:
                 entry = (builder or build_model)(m, out, weights, methods, bar, result, command)
             except ZooError as e:  # e.g. weights that are not decisive: report, build the other models

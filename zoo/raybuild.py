@@ -39,7 +39,8 @@ def _build_method(manifest_text: bytes, name: str, weights: str, methods: list[s
 
 
 class RayBuilder:
-    """A ``builder`` for ``pipeline.build``: fans one model's methods out as Ray tasks and gathers them into ``out``."""
+    """A ``builder`` for ``pipeline.build``: each (model, method) is a Ray task (all started by ``prepare``), gathered
+    into ``out`` one model at a time."""
 
     def __init__(self, address: str | None = None, threads: int | None = None):
         from .serve import require_ray
@@ -54,16 +55,31 @@ class RayBuilder:
             "env_vars": {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}})(_build_method)
         self.nodes: set[str] = set()
         self.tasks = 0
+        self.pending: dict[tuple, list] = {}
+
+    def _submit(self, manifest, weights: str, methods: list[str] | None, command: str) -> tuple[list[str], list]:
+        selected = [e.method for e in manifest.exports if not methods or e.method in methods]
+        jobs = [[m] for m in selected] or [list(methods or [])]  # none of the methods asked: the eager entry alone
+        text = Path(manifest.path).read_bytes()
+        return selected, [self.task.remote(text, manifest.name, weights, job, command) for job in jobs]
+
+    def prepare(self, manifests: list, weights: str, methods: list[str] | None) -> None:
+        """Start the tasks of every model now, so that models build in parallel too (``pipeline.build`` then asks for
+        them one model at a time)."""
+        from .pipeline import build_command
+        for m in manifests:
+            command = build_command(m.name, methods, weights)
+            self.pending[(m.name, m.digest, weights, tuple(methods or ()), command)] = self._submit(
+                m, weights, methods, command)
 
     def __call__(self, manifest, out: Path, weights: str, methods: list[str] | None, bar, result, command: str) -> dict:
         import ray
 
         from .pipeline import write_card
-        selected = [e.method for e in manifest.exports if not methods or e.method in methods]
-        jobs = [[m] for m in selected] or [list(methods or [])]  # none of the methods asked: the eager entry alone
-        text = Path(manifest.path).read_bytes()
-        bar.set_postfix_str(f"{manifest.name}: {len(jobs)} Ray task(s)")
-        outs = ray.get([self.task.remote(text, manifest.name, weights, job, command) for job in jobs])
+        key = (manifest.name, manifest.digest, weights, tuple(methods or ()), command)
+        selected, refs = self.pending.pop(key, None) or self._submit(manifest, weights, methods, command)
+        bar.set_postfix_str(f"{manifest.name}: {len(refs)} Ray task(s)")
+        outs = ray.get(refs)
         errors = [o["error"] for o in outs if "error" in o]
         if errors:
             raise ZooError(errors[0])
@@ -86,13 +102,16 @@ class RayBuilder:
             for rel, data in o["files"].items():
                 if rel == card:
                     continue
-                if written.setdefault(rel, data) != data:
-                    raise IntegrityError(f"{manifest.name}: Ray tasks disagree on {rel}")
+                if rel in written:  # the weights and reference every task made: equal, written once
+                    if written[rel] != data:
+                        raise IntegrityError(f"{manifest.name}: Ray tasks disagree on {rel}")
+                    continue
+                written[rel] = data
                 store.atomic_write(out / rel, data)
         write_card(manifest, out, entry)
         for o in outs:
-            for key, values in o["result"].items():
-                getattr(result, key).extend(values)
+            for name, values in o["result"].items():
+                getattr(result, name).extend(values)
         bar.update(1 + len(selected))
         return entry
 
