@@ -66,17 +66,23 @@ def cmd_info(a) -> int:
 
 def cmd_build(a) -> int:
     from .manifest import all_manifests
+    if not a.check and not a.out:
+        raise ZooError("zoo build needs --out STORE (a directory)")
+    builder = None
+    if a.ray is not None:
+        from .raybuild import RayBuilder
+        builder = RayBuilder(a.ray)
     if a.check:
         from .reproduce import check
-        return check(a.check, a.names or None, progress=not a.quiet)
+        rc = check(a.check, a.names or None, progress=not a.quiet, builder=builder)
+        print(builder.summary() if builder else "", end="\n" if builder else "")
+        return rc
     names = a.names or ([] if a.manifest else list(all_manifests()))
-    if not a.out:
-        raise ZooError("zoo build needs --out STORE (a directory)")
     from .pipeline import build
     t0 = time.perf_counter()
     result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
-                   eval_dir=a.eval)
-    print("\n".join(result.lines))
+                   eval_dir=a.eval, builder=builder)
+    print("\n".join(result.lines + ([builder.summary()] if builder else [])))
     print(f"built {len(result.built)} artifacts into {a.out} in {time.perf_counter() - t0:.0f}s"
           + (f"; {len(result.failed)} FAILED parity or export and were not stored: {', '.join(result.failed)}" if result.failed else ""))
     if a.lock:
@@ -259,6 +265,30 @@ def _count(minimum: int):
     return parse
 
 
+def cmd_serve(a) -> int:
+    from .serve import require_ray
+    from .serve.config import ServeSpec
+    require_ray("zoo serve")
+    spec = ServeSpec(a.model, a.runtime, a.method, a.source, a.threads, a.replicas, a.min_replicas, a.max_replicas)
+    if a.config_out:
+        from .serve.config import write_config
+        print(f"wrote {write_config(spec, a.config_out, a.host or '0.0.0.0', a.port)}: "
+              f"deploy it with `serve deploy {a.config_out}`")
+        return 0
+    from .serve.run import serve_forever
+    return serve_forever(spec, a.host or "127.0.0.1", a.port, a.address)
+
+
+def cmd_bench_serve(a) -> int:
+    from .serve import require_ray
+    require_ray("zoo bench-serve")
+    from .serve.bench import bench_serve, table
+    rows = bench_serve(a.model, a.source, a.runtime, a.method, a.threads, a.replicas, a.requests, a.port, a.image,
+                       a.json)
+    print(table(rows))
+    return 0
+
+
 def cmd_demo(a) -> int:
     """Build a small model into a local store with seeded weights, then load it as a user would and run it."""
     from importlib.resources import files
@@ -313,6 +343,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
     s.add_argument("--lock", metavar="LOCK", help="after building, write a lock of the store's digests")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="export and check each (model, method) as a task on a Ray cluster (ADDRESS, or $RAY_ADDRESS, "
+                        "or a local Ray; put it after the model names); needs zoo[serve]")
     s.set_defaults(fn=cmd_build)
     s = sub.add_parser("eval", help="COCO mAP of eager and each stored artifact on a COCO-format dataset")
     s.add_argument("name")
@@ -396,6 +429,32 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     s.add_argument("--cache-dir", default=None, help="the zoo home (default $ZOO_HOME, else ~/.cache/zoo)")
     s.set_defaults(fn=cmd_cache)
+    s = sub.add_parser("serve", help="serve a model over HTTP on Ray Serve (or write a config for `serve deploy`)")
+    s.add_argument("model", help="model name or alias")
+    s.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", default=None, choices=["onnx", "tracing", "scripting", "eager"])
+    s.add_argument("--source", default=None, help="store, mirror URL or hf://ORG/REPO; every node must reach it")
+    s.add_argument("--replicas", type=_count(1), default=1)
+    s.add_argument("--min-replicas", type=_count(0), default=None, help="autoscaling lower bound (with --max-replicas)")
+    s.add_argument("--max-replicas", type=_count(1), default=None, help="autoscaling upper bound")
+    s.add_argument("--threads", type=_count(1), default=1, help="runtime threads (and CPUs held) per replica")
+    s.add_argument("--host", default=None, help="HTTP host (default 127.0.0.1, in a --config-out file 0.0.0.0)")
+    s.add_argument("--port", type=_count(1), default=8000)
+    s.add_argument("--address", default=None, help="Ray cluster to serve on (default $RAY_ADDRESS or a local Ray)")
+    s.add_argument("--config-out", metavar="FILE", help="write a Serve config for `serve deploy FILE` and exit")
+    s.set_defaults(fn=cmd_serve)
+    s = sub.add_parser("bench-serve", help="requests/s and p50/p95 served on Ray Serve (1, 2, 4 replicas) vs in-process")
+    s.add_argument("model")
+    s.add_argument("--source", default=None)
+    s.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", default=None, choices=["onnx", "tracing", "scripting", "eager"])
+    s.add_argument("--threads", type=_count(1), default=1, help="runtime threads, in-process and per replica")
+    s.add_argument("--replicas", type=_count(1), nargs="+", default=[1, 2, 4])
+    s.add_argument("--requests", type=_count(1), default=40, help="timed requests per row (default 40)")
+    s.add_argument("--port", type=_count(1), default=8011)
+    s.add_argument("--image", help="JPEG/PNG to send (default: the shipped astronaut.jpg)")
+    s.add_argument("--json", help="also write the figures as JSON here")
+    s.set_defaults(fn=cmd_bench_serve)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
     s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
     s.add_argument("--out", default="zoo-demo")

@@ -230,10 +230,14 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
                             f"{art_time:.2f}s/img vs eager {eager_time:.2f}s/img")
         bar.update(1)
-    card_rel = f"models/{name}/README.md"
+    write_card(manifest, out, entry)
+    return entry
+
+
+def write_card(manifest: Manifest, out: Path, entry: dict) -> None:
+    card_rel = f"models/{manifest.name}/README.md"
     store.atomic_write(out / card_rel, card.model_card(manifest, entry).encode("utf-8"))
     entry["card"] = store.file_record(out, card_rel)
-    return entry
 
 
 def _label(weights: str) -> str:
@@ -296,15 +300,24 @@ def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None
     return lost
 
 
+def build_command(what: str, methods: list[str] | None, weights: str, eval_data=None) -> str:
+    """The command recorded in each artifact's metadata (so it must not depend on where or how the build ran):
+    ``what`` is the model's name, or ``--manifest FILE`` for a manifest of your own."""
+    return (f"zoo build {what}{''.join(f' --method {m}' for m in methods or [])} --weights {_label(weights)}"
+            + (f" --eval {eval_data.root.name}" if eval_data else ""))
+
+
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
           progress: bool = True, manifest_dir: str | None = None, manifest_files: list[str] | None = None,
-          eval_dir: str | Path | None = None) -> BuildResult:
+          eval_dir: str | Path | None = None, builder=None) -> BuildResult:
     """``manifest_files``: manifests of your own (any file name) built with the named ones; ``eval_dir``: a
     COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's.
 
     Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
     ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other
-    models still build. (A KeyboardInterrupt stops the build, leaving the store as it was before that model.)"""
+    models still build. (A KeyboardInterrupt stops the build, leaving the store as it was before that model.)
+    ``builder`` builds one model (build_model's signature and result); the default builds here, see zoo.raybuild
+    for a Ray cluster."""
     from tqdm.auto import tqdm
 
     from .models import parse_weights
@@ -326,16 +339,17 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
         write_index(out, existing)  # an empty store is still a store
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
     result = BuildResult()
-    method_arg = "".join(f" --method {m}" for m in methods or [])
+    commands = {m.name: build_command(f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name,
+                                      methods, weights, eval_data) for m in manifests}
+    if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.raybuild)
+        builder.prepare([(m, commands[m.name]) for m in manifests], weights, methods)
     with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
-            what = f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name
-            command = (f"zoo build {what}{method_arg} --weights {_label(weights)}"
-                       + (f" --eval {eval_data.root.name}" if eval_data else ""))
+            command = commands[m.name]
             stage = staging.new_dir(out, m.name)
             failed_before, built_before = len(result.failed), len(result.built)
             try:
-                entry = build_model(m, stage, weights, methods, bar, result, command, eval_data)
+                entry = (builder or build_model)(m, stage, weights, methods, bar, result, command, eval_data)
                 failed = {f.split("/", 1)[1] for f in result.failed[failed_before:]}
                 lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage)
                 if lost:

@@ -63,7 +63,8 @@ def compare(lock: dict, rebuilt: dict, names: list[str]) -> list[str]:
     return problems
 
 
-def check(lock_path: str | Path, names: list[str] | None = None, progress: bool = True, keep: str | None = None) -> int:
+def check(lock_path: str | Path, names: list[str] | None = None, progress: bool = True, keep: str | None = None,
+          builder=None) -> int:
     """Rebuild the models of a lock (or those named) in a fresh directory and compare every file's sha256."""
     from .manifest import resolve
     from .pipeline import build, toolchain
@@ -83,7 +84,7 @@ def check(lock_path: str | Path, names: list[str] | None = None, progress: bool 
             every = sorted(e.method for e in resolve(name).exports)
             # the same arguments as the reference build, so the command recorded in the metadata is the same too
             methods = None if spec["methods"] == every else spec["methods"]
-            result = build([name], tmp, spec["weights"], methods, progress=progress)
+            result = build([name], tmp, spec["weights"], methods, progress=progress, builder=builder)
             for line in result.lines:
                 print(line)
         rebuilt = lock_of(tmp)
