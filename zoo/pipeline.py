@@ -23,6 +23,10 @@ from .errors import ParityError, ZooError
 from .manifest import Manifest, parse, resolve
 
 GREY = (300, 400)
+# Seeded weights, eager references and parity figures are float reductions whose rounding depends on the number of
+# threads torch and onnxruntime split them over (seen: 1 and 2 threads gave different seeded weights). A build pins
+# both, so that any machine with the same toolchain rebuilds the same bytes; the lock records it.
+BUILD_THREADS = 2
 
 
 @dataclass
@@ -32,11 +36,23 @@ class BuildResult:
     lines: list[str] = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def fixed_threads(n: int = BUILD_THREADS):
+    """torch's intra-op thread count set to ``n`` while the block runs (see BUILD_THREADS)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def toolchain() -> dict:
     import torch
     import torchvision
     versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-                "numpy": np.__version__}
+                "numpy": np.__version__, "build_threads": BUILD_THREADS}
     for mod in ("onnx", "onnxruntime", "safetensors"):
         try:
             versions[mod] = __import__(mod).__version__
@@ -180,7 +196,8 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         art_rel = f"models/{name}/{spec.method}/{FILENAMES[spec.method]}"
         try:
             settings = export_in_child(manifest.path, str(out / weights_rel), spec.method, str(out / art_rel))
-            backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch)
+            backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch,
+                                   threads=BUILD_THREADS)
             detector = Detector(backend, manifest.outputs, {}, manifest.categories)
             tol = parity.Tolerance.from_dict(spec.tolerance)
             t0 = time.perf_counter()
@@ -343,7 +360,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
                                       methods, weights, eval_data) for m in manifests}
     if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.raybuild)
         builder.prepare([(m, commands[m.name]) for m in manifests], weights, methods)
-    with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
+    with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
             command = commands[m.name]
             stage = staging.new_dir(out, m.name)

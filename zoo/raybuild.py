@@ -23,7 +23,7 @@ def _build_method(manifest_text: bytes, name: str, weights: str, methods: list[s
     from tqdm.auto import tqdm
 
     from .manifest import parse
-    from .pipeline import BuildResult, build_model
+    from .pipeline import BuildResult, build_model, fixed_threads
     with tempfile.TemporaryDirectory(prefix="zoo-raybuild-") as tmp:
         root = Path(tmp)
         (root / "manifest").mkdir()
@@ -31,7 +31,8 @@ def _build_method(manifest_text: bytes, name: str, weights: str, methods: list[s
         manifest = parse(root / "manifest" / f"{name}.toml")
         stage, result = root / "store", BuildResult()
         try:
-            entry = build_model(manifest, stage, weights, methods, tqdm(disable=True), result, command)
+            with fixed_threads():
+                entry = build_model(manifest, stage, weights, methods, tqdm(disable=True), result, command)
         except ZooError as e:
             return {"error": str(e)}
         files = {p.relative_to(stage).as_posix(): p.read_bytes() for p in sorted(stage.rglob("*")) if p.is_file()}
@@ -46,11 +47,11 @@ class RayBuilder:
         from .serve import require_ray
         require_ray("zoo build --ray")
         import ray
-        import torch
+
+        from .pipeline import BUILD_THREADS
         ray.init(address=address or None, log_to_driver=False)
-        # seeded weights and parity figures depend on torch's thread count (float reductions): a task runs with the
-        # threads a local build here would use, not the 1 thread Ray gives a 1-CPU task, so that the bytes agree
-        self.threads = threads or torch.get_num_threads()
+        # a task builds with the pipeline's fixed thread count (the bytes depend on it); its environment says so too
+        self.threads = threads or BUILD_THREADS
         self.task = ray.remote(num_cpus=1, max_retries=1, runtime_env={
             "env_vars": {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}})(_build_method)
         self.nodes: set[str] = set()
