@@ -38,8 +38,7 @@ def parse_weights(spec: str) -> tuple[str, int | None]:
 def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     model = architecture(manifest)
-    rw = manifest.random_weights
-    recipe = seeded.make_decisive(model, seed, rw["spread"], rw["bn_recalibration"], rw.get("bias"))
+    recipe = seeded.make_decisive(model, seed, manifest.random_weights, len(manifest.categories))
     return model, {"kind": "random", "seed": seed, "recipe": recipe,
                    "note": "seeded random weights for offline builds: detections are meaningless"}
 
