@@ -38,7 +38,7 @@ def parse_weights(spec: str) -> tuple[str, int | None]:
 def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     model = architecture(manifest)
-    recipe = seeded.make_decisive(model, seed, manifest.random_weights, len(manifest.categories))
+    recipe = seeded.apply_recipe(model, seed, manifest.random_weights, len(manifest.categories))
     return model, {"kind": "random", "seed": seed, "recipe": recipe,
                    "note": "seeded random weights for offline builds: detections are meaningless"}
 

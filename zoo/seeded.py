@@ -93,12 +93,12 @@ def redraw_heads(model: nn.Module, rw: Mapping, gen: torch.Generator, num_classe
 def classes(layer: str, outputs: int, num_classes: int) -> torch.Tensor:
     """The class of each output channel of a classification layer (anchors x classes, class-major per anchor)."""
     if outputs % num_classes:
-        raise ManifestError(f"random-weights recipe gives layer {layer!r} class settings, but its {outputs} outputs are not "
-                       f"a multiple of the {num_classes} classes")
+        raise ManifestError(f"random-weights recipe gives layer {layer!r} class settings, but its {outputs} outputs "
+                            f"are not a multiple of the {num_classes} classes")
     return torch.arange(outputs) % num_classes
 
 
-def make_decisive(model: nn.Module, seed: int, rw: Mapping, num_classes: int) -> dict:
+def apply_recipe(model: nn.Module, seed: int, rw: Mapping, num_classes: int) -> dict:
     """Apply the recipe of a manifest's ``[random_weights]`` table in place; returns its description for the metadata."""
     gen = torch.Generator().manual_seed(seed + 1)
     redraw_heads(model, rw, gen, num_classes)
