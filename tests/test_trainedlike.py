@@ -38,7 +38,7 @@ def test_saturated_outputs_fail_naming_counts_ties_and_the_setting():
     rng = np.random.default_rng(1)
     found = check([detections(300, rng, scores=np.ones(300)) for _ in range(2)])
     assert any("image 0: 300 detections, more than a trained model's 60" in f for f in found), found
-    assert any("image 1: 300 of 300 scores tied" in f and "random_weights.background_bias" in f for f in found), found
+    assert any("image 1: 300 of 300 scores tied" in f and "scores saturate" in f and "random_weights.background_bias" in f for f in found), found
 
 
 def test_too_few_detections_fail():
@@ -51,7 +51,7 @@ def test_top_scores_must_be_distinct_to_four_decimals_and_ties_few():
     rng = np.random.default_rng(3)
     close = 0.5 + np.arange(30)[::-1] * 2e-5  # all distinct, but 20 of them only ~5 apart at 4 decimals
     found = check([detections(30, rng, scores=close)])
-    assert len(found) == 1 and "the top 20 scores are only" in found[0], found
+    assert len(found) == 1 and "the top 20 scores are only" in found[0] and "scores crowd together" in found[0], found
     few_ties = np.sort(rng.uniform(0.05, 0.95, 30))[::-1]
     few_ties[-3:] = few_ties[-3]  # three equal low scores: allowed
     assert check([detections(30, rng, scores=few_ties)]) == []

@@ -19,6 +19,7 @@ import numpy as np
 MIN_DETECTIONS, MAX_DETECTIONS = 2, 60
 MAX_TIED = 3
 TOP, DECIMALS = 20, 4
+SATURATED = 0.999  # a top score this high: ties come from saturation, else from scores crowding together
 MIN_SIDE, MAX_ASPECT, MIN_PLAUSIBLE = 2.0, 10.0, 0.8
 
 # which [random_weights] setting moves each criterion (see zoo/seeded.py)
@@ -28,7 +29,9 @@ ADVICE = {
     "few": "raise random_weights.bias of the classification layers (sigmoid heads) or lower their "
            "random_weights.background_bias (softmax heads)",
     "many": FEWER,
-    "tied": f"scores saturate: {FEWER}, or lower random_weights.spread of the classification layers",
+    "saturated": f"scores saturate: {FEWER}, or lower random_weights.spread of the classification layers",
+    "crowded": "scores crowd together: raise random_weights.spread of the classification layers (and their "
+               "random_weights.weight_mean in proportion, to keep the count)",
     "labels": "lower random_weights.class_bias (one class dominates) or raise random_weights.spread of the "
               "classification layers",
     "boxes": "lower random_weights.spread of the box regression layers (boxes then stay near their anchors)",
@@ -73,12 +76,13 @@ def failures(figures: dict, num_classes: int) -> list[str]:
             found.append(("few", f"image {k}: {n} detections, fewer than {MIN_DETECTIONS}"))
         elif n > MAX_DETECTIONS:
             found.append(("many", f"image {k}: {n} detections, more than a trained model's {MAX_DETECTIONS}"))
+        tied = "saturated" if (im["score_max"] or 0) >= SATURATED else "crowded"
         if im["tied"] > MAX_TIED:
-            found.append(("tied", f"image {k}: {im['tied']} of {n} scores tied (at most {MAX_TIED}; scores "
+            found.append((tied, f"image {k}: {im['tied']} of {n} scores tied (at most {MAX_TIED}; scores "
                                   f"{im['score_min']}..{im['score_max']})"))
         elif im["top_distinct"] < im["top"]:
-            found.append(("tied", f"image {k}: the top {im['top']} scores are only {im['top_distinct']} distinct "
-                                  f"to {DECIMALS} decimals"))
+            found.append((tied, f"image {k}: the top {im['top']} scores are only {im['top_distinct']} distinct "
+                                  f"to {DECIMALS} decimals (scores {im['score_min']}..{im['score_max']})"))
         if n and im["plausible_boxes"] < MIN_PLAUSIBLE * n:
             found.append(("boxes", f"image {k}: {n - im['plausible_boxes']} of {n} boxes implausible (a side under "
                                    f"{MIN_SIDE} px or an aspect ratio over {MAX_ASPECT}; at most "
