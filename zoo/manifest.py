@@ -21,6 +21,8 @@ DEVICES = ("cpu", "cuda")
 TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "keypoint_atol", "max_borderline")
 MAP_TOLERANCE = 0.1  # points of COCO mAP an artifact may differ from eager under `zoo build --eval` ([eval] map_tolerance)
 BUILDER = r"[A-Za-z_][\w.]*(\.|:)[A-Za-z_]\w*"  # module.function or package.module:function
+# [random_weights]: layer name -> number tables of the seeded recipe (see zoo/seeded.py), `spread` first
+RANDOM_WEIGHT_TABLES = ("spread", "weight_mean", "background_weight_mean", "bias", "class_bias", "background_bias")
 
 
 @dataclass(frozen=True)
@@ -190,15 +192,16 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
 
     # needed only for `--weights random:SEED` (checked there): a model of your own builds from its checkpoint
     rw = c.get(doc, "random_weights", "", dict, "a [random_weights] table", required=False) or {}
-    c.no_unknown(rw, {"bn_recalibration", "spread", "bias"}, "random_weights")
+    c.no_unknown(rw, {"bn_recalibration", *RANDOM_WEIGHT_TABLES}, "random_weights")
     c.get(rw, "bn_recalibration", "random_weights", bool, "true or false", required=bool(rw))
     spread = c.get(rw, "spread", "random_weights", dict, "a table of layer name = std", required=bool(rw)) or {}
     for k, v in spread.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
             c.fail(f"random_weights.spread.{k}", "a positive number", v)
-    for k, v in (c.get(rw, "bias", "random_weights", dict, "a table of layer name = bias", required=False) or {}).items():
-        if k not in spread or not isinstance(v, (int, float)) or isinstance(v, bool):
-            c.fail(f"random_weights.bias.{k}", "a number, for a layer also listed under spread", v)
+    for table in RANDOM_WEIGHT_TABLES[1:]:
+        for k, v in (c.get(rw, table, "random_weights", dict, f"a table of layer name = {table}", required=False) or {}).items():
+            if k not in spread or not isinstance(v, (int, float)) or isinstance(v, bool):
+                c.fail(f"random_weights.{table}.{k}", "a number, for a layer also listed under spread", v)
 
     par = c.get(doc, "parity", "", dict, "a [parity] table")
     c.no_unknown(par, {"export_size", "sizes", "batch"}, "parity")

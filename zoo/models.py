@@ -148,8 +148,7 @@ def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
         raise ZooError(f"{manifest.path} has no [random_weights] table: build it from a checkpoint (--weights FILE)")
     torch.manual_seed(seed)
     model = architecture(manifest)
-    rw = manifest.random_weights
-    recipe = seeded.make_decisive(model, seed, rw["spread"], rw["bn_recalibration"], rw.get("bias"))
+    recipe = seeded.apply_recipe(model, seed, manifest.random_weights, len(manifest.categories))
     return model, {"kind": "random", "seed": seed, "recipe": recipe,
                    "note": "seeded random weights for offline builds: detections are meaningless"}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import card, parity, staging, store
+from . import card, parity, staging, store, trainedlike
 from .errors import ParityError, ZooError
 from .manifest import Manifest, parse, resolve
 
@@ -81,18 +81,6 @@ def parity_images(manifest: Manifest) -> dict[str, list[np.ndarray]]:
         "grey": [np.full((3, *GREY), 128, np.uint8)],
         "batch": [smooth(h, w) for h, w in manifest.parity["batch"]],
     }
-
-
-MIN_SCORE_RANGE = 0.05
-
-
-def decisive(outputs: list[dict]) -> bool:
-    """Parity is meaningful only where scores are spread out: no ties, and a range wide enough that the top-k and
-    threshold cut-offs do not fall among near-equal scores."""
-    if any(parity.is_tied(out["scores"]) for out in outputs):
-        return False
-    scores = np.concatenate([np.asarray(out["scores"]).reshape(-1) for out in outputs])
-    return scores.size >= 10 and float(scores.max() - scores.min()) >= MIN_SCORE_RANGE
 
 
 def as_float(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -167,14 +155,13 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     ref_batches: dict = {}  # eager on the same chunks the artifact runs (padding a batch changes the features)
     ref_rel = f"models/{name}/reference.npz"
     _save_reference(out / ref_rel, images["sizes"][0], ref_single[0])
-    scores = np.concatenate([r["scores"] for r in ref_single[:-1]])
-    spread = {"detections": int(scores.size), "distinct_scores": int(np.unique(scores).size),
-              "score_min": round(float(scores.min()), 4) if scores.size else None,
-              "score_max": round(float(scores.max()), 4) if scores.size else None}
-    if weights_info["kind"] == "random" and not decisive(ref_single[:-1]):
-        raise ZooError(f"{name}: seeded weights are not decisive ({spread}): the parity images need untied scores "
-                       f"spread over {MIN_SCORE_RANGE} or more; raise random_weights.spread in "
-                       f"{manifest.path}")
+    # the content images (not the grey one), one by one: seeded weights must behave like a trained detector's
+    spread = trainedlike.summary(ref_single[:-1] + one_by_one(eager, batch))
+    missed = trainedlike.failures(spread, len(manifest.categories)) if weights_info["kind"] == "random" else []
+    if missed:
+        raise ZooError(f"{name}: seeded weights (recipe {weights_info['recipe']['recipe_version']}) do not behave like "
+                       f"a trained detector on the parity images: " + "; ".join(missed[:4])
+                       + f"; change [random_weights] in {manifest.path} (see zoo/seeded.py)")
 
     entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
              "outputs": list(manifest.outputs), "weights": {**weights_info, "file": weights_record},
