@@ -37,6 +37,16 @@ def light_store(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def onnx_store(tmp_path_factory):
+    """SSDlite, ONNX only, seeded weights 0 (~10 s): for tests that need a real store but not every method."""
+    from zoo.pipeline import build
+    out = tmp_path_factory.mktemp("onnx") / "store"
+    result = build([LIGHT[0]], out, "random:0", ["onnx"], progress=False)
+    assert not result.failed, "\n".join(result.lines)
+    return out
+
+
+@pytest.fixture(scope="session")
 def full_store(tmp_path_factory):
     """Every model of the manifests, every method, seeded weights: the build checks each artifact's parity.
 
@@ -71,12 +81,17 @@ def zoo_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def hashes(monkeypatch):
-    """The paths zoo.store.sha256_file is called on, in order, while the test runs."""
-    from zoo import store
-    calls, real = [], store.sha256_file
+    """The paths hashed (zoo.store.sha256_file, or zoo.verified.hash_loaded for a load), in order, while the test runs."""
+    from zoo import store, verified
+    calls, real_file, real_loaded = [], store.sha256_file, verified.hash_loaded
 
-    def counting(path, *args):
+    def counting_file(path):
         calls.append(Path(path))
-        return real(path, *args)
-    monkeypatch.setattr(store, "sha256_file", counting)
+        return real_file(path)
+
+    def counting_loaded(path, data):
+        calls.append(Path(path))
+        return real_loaded(path, data)
+    monkeypatch.setattr(store, "sha256_file", counting_file)
+    monkeypatch.setattr(verified, "hash_loaded", counting_loaded)
     return calls

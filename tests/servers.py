@@ -77,8 +77,9 @@ http {{
 
 
 class FaultServer:
-    """Serves files from ``root`` with Range support, misbehaving as told: per path, a list of faults consumed one
-    per request ('500', 'stall', 'truncate'), or ``always`` a fault for every request."""
+    """Serves files from ``root`` with Range support (416 for a range starting at or past the end), misbehaving as
+    told: per path, a list of faults consumed one per request ('500', 'stall', 'truncate', 'badrange': a 206 whose
+    Content-Range starts at 0 whatever was asked), or ``always`` a fault for every request."""
 
     def __init__(self, root: Path, stall_seconds: float = 60):
         self.root, self.faults, self.always, self.log = Path(root), {}, None, []
@@ -106,7 +107,13 @@ class FaultServer:
                 data = f.read_bytes()
                 start = 0
                 if self.headers.get("Range"):
-                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
+                    start = 0 if fault == "badrange" else int(self.headers["Range"].split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:

@@ -78,6 +78,10 @@ def _broken(tmp_path, edit):
     (lambda t: t.replace("opset = 17", 'opset = 17\nexporter = "torchscript"'), "export[2].exporter", '"legacy"'),
     (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter", "only method onnx"),
     (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
+    (lambda t: t.replace("[parity]", "[eval]\nmap_tolerance = -1\n\n[parity]"), "eval.map_tolerance", "non-negative"),
+    (lambda t: t.replace("torchvision.models.detection.ssd300_vgg16", "ssd300_vgg16:"), "builder", "package.module:function"),
+    (lambda t: t.replace("[weights]", "builder_args = 4\n\n[weights]"), "builder_args", "keyword arguments"),
+    (lambda t: re.sub(r'\nsha256 = "\w+"', "", t), "weights.sha256", "missing"),
 ])
 def test_bad_manifest_names_file_key_and_expectation(tmp_path, edit, key, expected):
     path = _broken(tmp_path, edit)
@@ -87,6 +91,22 @@ def test_bad_manifest_names_file_key_and_expectation(tmp_path, edit, key, expect
     assert str(path) in msg and expected in msg
     if key:
         assert f"key '{key}'" in msg
+
+
+def test_own_model_keys_and_the_file_name_rule(tmp_path):
+    """A manifest of your own: module:function builder, builder_args, [eval], no official weights; any file name when
+    given as a file, the model's name in a manifest directory."""
+    def own(t):
+        t = t.replace('builder = "torchvision.models.detection.ssd300_vgg16"',
+                      'builder = "mypkg.det:build"\nbuilder_args = { num_classes = 3 }')
+        t = t[:t.index("[weights]")] + '[weights]\ncategories = ["__background__", "a", "b"]\n' + t[t.index("[input]"):]
+        return t.replace("[parity]", "[eval]\nmap_tolerance = 0.5\n\n[parity]")
+    path = _broken(tmp_path, own)
+    m = mf.parse(path.rename(path.with_name("anything.toml")))
+    assert (m.builder, m.builder_args, m.map_tolerance, m.categories) == ("mypkg.det:build", {"num_classes": 3}, 0.5,
+                                                                          ["__background__", "a", "b"])
+    with pytest.raises(ManifestError, match=r"anything.toml: key 'name': expected the file's stem 'anything'"):
+        mf.all_manifests(path.parent)
 
 
 def test_bad_manifest_in_a_directory_fails_loading(tmp_path):

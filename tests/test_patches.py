@@ -45,7 +45,8 @@ def test_traced_and_scripted_resize_match_eager_sizes(min_size, max_size):
 
 
 def test_unpatched_torchvision_still_rounds_differently_when_traced():
-    """The bug the patch exists for (FINDINGS.md). If torchvision fixes it, this fails and the patch can go."""
+    """The bug the patch exists for: traced torchvision resizes 1 px short at some sizes. If torchvision fixes it,
+    this fails and the patch can go."""
     plain = GeneralizedRCNNTransform(800, 1333, MEAN, STD).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -2,22 +2,28 @@ import json
 
 import pytest
 
-from zoo import store
+from zoo import store, verified
 from zoo.errors import IntegrityError
 
 
-@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../b", "C:/x", "a\\b", "", "./a", "a//b"])
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../b", "C:/x", "a\\b", "", "./a", "a//b",
+                                 "%2e%2e/x", "a/%2E%2E/b", "a\x00b", ".hidden", "a/", "\\\\server/x"])
 def test_paths_leaving_the_store_are_refused(bad):
-    with pytest.raises(IntegrityError, match="refused|non-empty"):
+    with pytest.raises(IntegrityError, match="leaves the store.*refused|non-empty"):
         store.safe_relpath(bad)
 
 
 def test_index_with_escaping_path_is_refused(tmp_path):
-    index = {"format": store.FORMAT, "models": {"m": {"weights": {"file": {"path": "../evil", "sha256": "0" * 64}},
-                                                      "artifacts": []}}}
+    record = {"path": "../evil", "size": 1, "sha256": "0" * 64}
+    index = {"format": store.FORMAT, "models": {"m": {
+        "name": "m", "categories": ["bg"], "outputs": ["boxes"], "weights": {"kind": "random", "file": record},
+        "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
+                       "devices": ["cpu"], "files": {"weights": record}}]}}}
     (tmp_path / "index.json").write_text(json.dumps(index))
-    with pytest.raises(IntegrityError, match="leaves the store"):
+    with pytest.raises(IntegrityError) as e:
         store.load_index(tmp_path)
+    assert "index.json" in str(e.value) and "models.m.artifacts[0].files.weights.path" in str(e.value)
+    assert "a relative path inside the store" in str(e.value) and '"../evil"' in str(e.value)
 
 
 def test_digest_mismatch_names_file_and_both_digests(tmp_path):
@@ -53,11 +59,11 @@ def test_load_verified_returns_the_load_only_when_the_digest_matches(tmp_path):
     path = tmp_path / "model.bin"
     path.write_bytes(b"weights" * 1000)
     good = store.sha256_file(path)
-    assert store.load_verified(path, good, "model.bin", lambda p: p.read_bytes()[:7]) == b"weights"
+    assert verified.load_verified(path, good, "model.bin", lambda data: data[:7]) == b"weights"
     loaded = []
     with pytest.raises(IntegrityError, match="model.bin.*" + "0" * 64):
-        store.load_verified(path, "0" * 64, "model.bin", lambda p: loaded.append(p) or "session")
-    assert loaded == [path]  # the runtime read it alongside the hash; its result was dropped
+        verified.load_verified(path, "0" * 64, "model.bin", lambda data: loaded.append(data) or "session")
+    assert loaded == [b"weights" * 1000]  # the runtime read it alongside the hash; its result was dropped
 
 
 def test_load_verified_blames_bad_bytes_before_the_runtime_error(tmp_path):
@@ -67,8 +73,8 @@ def test_load_verified_blames_bad_bytes_before_the_runtime_error(tmp_path):
     def fails(p):
         raise ValueError("runtime could not parse the file")
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
-        store.load_verified(path, "0" * 64, "model.bin", fails)
+        verified.load_verified(path, "0" * 64, "model.bin", fails)
     with pytest.raises(ValueError, match="could not parse"):  # good bytes: the runtime's own error stands
-        store.load_verified(path, store.sha256_file(path), "model.bin", fails)
+        verified.load_verified(path, store.sha256_file(path), "model.bin", fails)
     with pytest.raises(FileNotFoundError):
-        store.load_verified(tmp_path / "missing", "0" * 64, "missing", lambda p: None)
+        verified.load_verified(tmp_path / "missing", "0" * 64, "missing", lambda p: None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import os
 import statistics
 import threading
 import time
@@ -100,6 +101,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
     """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``)."""
     import torch
 
+    from .errors import NotAvailableError
     from .loader import load
     from .manifest import resolve
     from .sources import open_source
@@ -107,14 +109,24 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
 
     torch.set_num_threads(threads)
     image = sample_image(size)
-    index = open_source(source).index()
-    rows = []
+    rows, unpinned, shared_index = [], [], None
+    shared = open_source(source) if source or os.environ.get("ZOO_SOURCE") else None
     for name in names:
         manifest = resolve(name)
-        entry = index["models"].get(manifest.name)
+        try:  # no source: the channel's repository for this model
+            src = shared or open_source(None, model=manifest.name)
+        except NotAvailableError as e:
+            if explicit:
+                raise
+            unpinned.append(e)
+            continue
+        if src is not shared or shared_index is None:
+            index = src.index()
+            shared_index = index if src is shared else None
+        entry = index.get("models", {}).get(manifest.name)
         if entry is None:
             if explicit:
-                print(f"{manifest.name}: not in {source}, skipped")
+                print(f"{manifest.name}: not in {src.description}, skipped")
             continue
         def open_model(runtime_: str, method_: str):
             return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
@@ -128,7 +140,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
             m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
             row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
                        artifact["files"]["model"]["size"], eager_size)
-            if Path(source).is_dir():  # the raw runtime needs the file's local path
+            if source and Path(source).is_dir():  # the raw runtime needs the file's local path
                 path = str(Path(source) / artifact["files"]["model"]["path"])
                 raw = min(_raw_load(artifact, path, threads) for _ in range(2))
                 warm = min(_timed(lambda: open_model(artifact["runtime"], artifact["method"])) for _ in range(2))
@@ -137,6 +149,8 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
                 row.update(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,
                            sha256_gb_s=artifact["files"]["model"]["size"] / (time.perf_counter() - t0) / 1e9)
             rows.append(row)
+    if not rows and unpinned:
+        raise unpinned[0]
     print(table(rows, size, threads))
     if json_out:
         Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "rows": rows}, indent=2))

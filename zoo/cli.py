@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 from .errors import ZooError
+from .manifest import METHODS
+
+EXPORTED = tuple(METHODS)           # the methods a build makes
+LOADABLE = EXPORTED + ("eager",)  # and the reference a store also holds
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -27,12 +31,20 @@ def cmd_list(a) -> int:
 
 def cmd_info(a) -> int:
     from .manifest import resolve
-    m = resolve(a.name)
+    index = None
+    if a.source:  # a model of your own is known from the store's index alone
+        from .loader import manifest_for
+        from .sources import open_source
+        src = open_source(a.source)
+        index = src.index()
+    m = manifest_for(a.name, index, src.description) if index is not None else resolve(a.name)
     w = m.weights
     print(f"{m.name}  ({', '.join(m.aliases) or 'no alias'})  {m.description}")
-    print(f"builder:  {m.builder}")
-    print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w['license']}")
-    print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
+    print(f"builder:  {m.builder}" + (f" {json.dumps(m.builder_args)}" if m.builder_args else ""))
+    if "url" in w:
+        print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w.get('license')}")
+    if "metrics" in w:
+        print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
     print(f"input:    {json.dumps(m.input)}")
     print(f"outputs:  {', '.join(m.outputs)}   categories: {len(m.categories)}")
     for e in m.exports:
@@ -40,14 +52,14 @@ def cmd_info(a) -> int:
               f"devices {', '.join(e.devices)}, tolerance {e.tolerance}")
     for u in m.unsupported:
         print(f"unsupported: {u.method}/{u.runtime}: {u.reason}")
-    if a.source:
-        from .sources import open_source
-        entry = open_source(a.source).index().get("models", {}).get(m.name)
+    if index is not None:
+        entry = index.get("models", {}).get(m.name)
         if not entry:
             print(f"store {a.source}: not built")
             return 0
         wi = entry["weights"]
         print(f"store weights: {wi['kind']}" + (f" (seed {wi['seed']}; detections are meaningless)" if wi["kind"] == "random" else "")
+              + (f" {wi['file_name']} (sha256 {wi['source_sha256']})" if wi["kind"] == "file" else "")
               + f", sha256 {wi['file']['sha256']}")
         for art in entry["artifacts"]:
             par = art.get("parity", {}).get("min_matched_fraction")
@@ -58,16 +70,23 @@ def cmd_info(a) -> int:
 
 def cmd_build(a) -> int:
     from .manifest import all_manifests
+    if not a.check and not a.out:
+        raise ZooError("zoo build needs --out STORE (a directory)")
+    builder = None
+    if a.ray is not None:
+        from .raybuild import RayBuilder
+        builder = RayBuilder(a.ray)
     if a.check:
         from .reproduce import check
-        return check(a.check, a.names or None, progress=not a.quiet)
-    names = a.names or list(all_manifests())
-    if not a.out:
-        raise ZooError("zoo build needs --out STORE (a directory)")
+        rc = check(a.check, a.names or None, progress=not a.quiet, builder=builder)
+        print(builder.summary() if builder else "", end="\n" if builder else "")
+        return rc
+    names = a.names or ([] if a.manifest else list(all_manifests()))
     from .pipeline import build
     t0 = time.perf_counter()
-    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet)
-    print("\n".join(result.lines))
+    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
+                   eval_dir=a.eval, builder=builder)
+    print("\n".join(result.lines + ([builder.summary()] if builder else [])))
     print(f"built {len(result.built)} artifacts into {a.out} in {time.perf_counter() - t0:.0f}s"
           + (f"; {len(result.failed)} FAILED parity or export and were not stored: {', '.join(result.failed)}" if result.failed else ""))
     if a.lock:
@@ -75,6 +94,25 @@ def cmd_build(a) -> int:
         write_lock(a.out, a.lock)
         print(f"wrote lock {a.lock}")
     return 1 if result.failed else 0
+
+
+def cmd_eval(a) -> int:
+    from .coco_eval import evaluate_store
+    manifest, rows = evaluate_store(a.name, a.data, a.source, a.runtime, a.method, a.revision, progress=not a.quiet)
+    print(table(rows, ["artifact", *(k for k in rows[0] if k not in ("artifact", "ok"))]))
+    bad = [r["artifact"] for r in rows if not r["ok"]]
+    print(f"{len(rows) - 1} artifact(s) against eager on {a.data}; tolerance {manifest.map_tolerance} mAP points"
+          + (f"; OUTSIDE it: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+def cmd_new_manifest(a) -> int:
+    from .scaffold import write
+    categories = [c.strip() for c in a.categories.split(",")] if a.categories else None
+    path = write(a.name, a.builder, a.out or f"{a.name}.toml", a.num_classes, categories, a.force)
+    print(f"wrote {path}: check builder_args, input, parity and export, then: "
+          f"zoo build --manifest {path} --weights CHECKPOINT --out STORE")
+    return 0
 
 
 def cmd_verify(a) -> int:
@@ -86,6 +124,32 @@ def cmd_verify(a) -> int:
     bad = [x for x in lines if not x.ok]
     print(f"{len(lines) - len(bad)} ok, {len(bad)} bad")
     return 1 if bad else 0
+
+
+def cmd_cache(a) -> int:
+    from . import cache_admin
+    from .sources import default_home
+    home = default_home(a.cache_dir)
+    if a.action == "list":
+        rows = cache_admin.list_rows(home)
+        if rows:
+            print(table(rows, ["model", "file", "size", "sha256"]))
+        blobs = cache_admin.blobs(home)
+        unused = [b for b in blobs if not b.uses]
+        for name, size in cache_admin.extra_dirs(home):
+            print(f"{name + '/':10s} {cache_admin.human(size)}")
+        print(f"{home}: {len(blobs)} blob(s), {cache_admin.human(sum(b.size for b in blobs))}"
+              + (f"; {len(unused)} listed by no recorded index ({cache_admin.human(sum(b.size for b in unused))}): "
+                 "zoo cache prune" if unused else ""))
+    elif a.action == "prune":
+        gone = cache_admin.prune(home, dry_run=a.dry_run)
+        for b in gone:
+            print(f"{'would remove' if a.dry_run else 'removed'} {b.path} ({cache_admin.human(b.size)})")
+        print(f"{'would free' if a.dry_run else 'freed'} {cache_admin.human(sum(b.size for b in gone))} "
+              f"in {len(gone)} blob(s) that no recorded index lists")
+    else:
+        print(f"freed {cache_admin.human(cache_admin.clear(home))} from {home}")
+    return 0
 
 
 def _load(a):
@@ -132,12 +196,11 @@ def cmd_path(a) -> int:
 
 
 def _artifact_path(a) -> Path:
-    from .loader import select
-    from .manifest import resolve
+    from .loader import channel_name, manifest_for, select
     from .sources import open_source
-    manifest = resolve(a.model)
-    src = open_source(a.source, offline=True if a.offline else None)
-    entry = select(manifest, src.index(a.revision), a.runtime, a.method, a.device)
+    src = open_source(a.source, offline=True if a.offline else None, model=channel_name(a.model))
+    index = src.index(a.revision)
+    entry = select(manifest_for(a.model, index, src.description), index, a.runtime, a.method, a.device)
     role = "model" if "model" in entry["artifact"]["files"] else "weights"
     return src.fetch(entry["artifact"]["files"][role])
 
@@ -146,6 +209,34 @@ def cmd_download(a) -> int:
     from .distribute import download
     digest = download(a.names, a.to, runtime=a.runtime, method=a.method, source=a.source, revision=a.revision)
     print(f"bundle {a.to}: index sha256 {digest} (pin it: revision='{digest}')")
+    return 0
+
+
+def cmd_import(a) -> int:
+    from .distribute import import_bundle
+    added, present, indexes = import_bundle(a.bundle)
+    print(f"imported {a.bundle}: {added} file(s) added to the cache, {present} already there (all hashed), "
+          f"{indexes} pinned index(es); zoo.load(NAME, runtime=...) now needs no network for these")
+    return 0
+
+
+def cmd_pin(a) -> int:
+    from .channel import pin
+    ch = pin(a.specs, a.out, org=a.org)
+    for name, p in sorted(ch.models.items()):
+        print(f"{name}: hf://{p.repo}@{p.commit} index sha256 {p.index_sha256}")
+    print(f"wrote {a.out} (use it: ZOO_CHANNEL={a.out})")
+    return 0
+
+
+def cmd_release(a) -> int:
+    from .channel import shipped_path
+    from .release import release
+    if not a.to.startswith("hf://") or "/" in a.to[len("hf://"):].strip("/"):
+        raise ZooError(f"zoo release --to expects hf://ORG (one repository per model is made there), got {a.to!r}")
+    result = release(a.to[len("hf://"):].strip("/"), a.store, a.channel_out or shipped_path(), a.names or None,
+                     a.method or None, a.lock, progress=not a.quiet)
+    print("\n".join(result.lines))
     return 0
 
 
@@ -178,6 +269,30 @@ def _count(minimum: int):
     return parse
 
 
+def cmd_serve(a) -> int:
+    from .serve import require_ray
+    from .serve.config import ServeSpec
+    require_ray("zoo serve")
+    spec = ServeSpec(a.model, a.runtime, a.method, a.source, a.threads, a.replicas, a.min_replicas, a.max_replicas)
+    if a.config_out:
+        from .serve.config import write_config
+        print(f"wrote {write_config(spec, a.config_out, a.host or '0.0.0.0', a.port)}: "
+              f"deploy it with `serve deploy {a.config_out}`")
+        return 0
+    from .serve.run import serve_forever
+    return serve_forever(spec, a.host or "127.0.0.1", a.port, a.address)
+
+
+def cmd_bench_serve(a) -> int:
+    from .serve import require_ray
+    require_ray("zoo bench-serve")
+    from .serve.bench import bench_serve, table
+    rows = bench_serve(a.model, a.source, a.runtime, a.method, a.threads, a.replicas, a.requests, a.port, a.image,
+                       a.json)
+    print(table(rows))
+    return 0
+
+
 def cmd_demo(a) -> int:
     """Build a small model into a local store with seeded weights, then load it as a user would and run it."""
     from importlib.resources import files
@@ -203,7 +318,7 @@ def _source_args(p, model=True):
     if model:
         p.add_argument("--model", required=True, help="model name or alias")
     p.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
-    p.add_argument("--method", default=None, choices=["onnx", "tracing", "scripting", "export", "eager"])
+    p.add_argument("--method", default=None, choices=LOADABLE)
     p.add_argument("--device", default="cpu")
     p.add_argument("--source", default=None, help="store dir, http(s) mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
     p.add_argument("--revision", default=None, help="pin: index sha256 (mirror/bundle) or commit (hf://)")
@@ -222,13 +337,38 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_info)
     s = sub.add_parser("build", help="export, parity-check and store models")
     s.add_argument("names", nargs="*", help="models (default: all)")
-    s.add_argument("--method", action="append", choices=["tracing", "scripting", "onnx", "export"])
-    s.add_argument("--weights", default="random:0", help="official | random:SEED (default random:0)")
+    s.add_argument("--method", action="append", choices=EXPORTED)
+    s.add_argument("--weights", default="random:0",
+                   help="official | random:SEED | a checkpoint FILE (.pth state dict or .safetensors) (default random:0)")
+    s.add_argument("--manifest", action="append", metavar="FILE", help="a manifest of your own (any file name)")
+    s.add_argument("--eval", metavar="DATASET", help="refuse artifacts whose COCO mAP on this COCO-format directory "
+                   "differs from eager's by more than the manifest's eval.map_tolerance")
     s.add_argument("--out", help="store directory")
     s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
     s.add_argument("--lock", metavar="LOCK", help="after building, write a lock of the store's digests")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="export and check each (model, method) as a task on a Ray cluster (ADDRESS, or $RAY_ADDRESS, "
+                        "or a local Ray; put it after the model names); needs zoo[serve]")
     s.set_defaults(fn=cmd_build)
+    s = sub.add_parser("eval", help="COCO mAP of eager and each stored artifact on a COCO-format dataset")
+    s.add_argument("name")
+    s.add_argument("--data", required=True, help="directory with images and a COCO instances JSON")
+    s.add_argument("--source", default=None, help="store dir, mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"], help="only this runtime's artifacts")
+    s.add_argument("--method", choices=EXPORTED, help="only this method's artifact")
+    s.add_argument("--revision", default=None)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_eval)
+    s = sub.add_parser("new-manifest", help="write a starting manifest for a model of your own")
+    s.add_argument("name", help="the model's name (lower-case letters, digits, _)")
+    s.add_argument("--builder", required=True,
+                   help="torchvision.models.detection.NAME or package.module:function returning a detection model")
+    s.add_argument("--num-classes", type=_count(2), help="classes including the background (builder_args.num_classes)")
+    s.add_argument("--categories", help="comma-separated label names, index 0 first (default __background__, class1, ...)")
+    s.add_argument("--out", help="the file to write (default NAME.toml)")
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    s.set_defaults(fn=cmd_new_manifest)
     s = sub.add_parser("verify", help="re-hash a store, bundle or cache and replay reference inputs")
     s.add_argument("path")
     s.add_argument("name", nargs="?")
@@ -249,28 +389,76 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("download", help="write a self-contained bundle for air-gapped machines")
     s.add_argument("names", nargs="+")
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
-    s.add_argument("--method", choices=["onnx", "tracing", "scripting", "export", "eager"])
-    s.add_argument("--source", default=None)
+    s.add_argument("--method", choices=LOADABLE)
+    s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
     s.add_argument("--revision", default=None)
     s.add_argument("--to", required=True)
     s.set_defaults(fn=cmd_download)
-    s = sub.add_parser("publish", help="publish a store as a static mirror tree or to hf://ORG/REPO")
+    s = sub.add_parser("import", help="fill the cache from a bundle made by `zoo download` (air-gapped machines)")
+    s.add_argument("bundle")
+    s.set_defaults(fn=cmd_import)
+    s = sub.add_parser("pin", help="write a channel file pinning published hf:// repositories (commit + index sha256)")
+    s.add_argument("specs", nargs="+", metavar="hf://ORG/REPO[@REVISION]")
+    s.add_argument("--out", required=True, help="channel file to write (load it with ZOO_CHANNEL=FILE)")
+    s.add_argument("--org", default=None)
+    s.set_defaults(fn=cmd_pin)
+    s = sub.add_parser("release", help="build with official weights, publish one Hub repository per model, pin them")
+    s.add_argument("names", nargs="*", help="models (default: all)")
+    s.add_argument("--to", required=True, help="hf://ORG")
+    s.add_argument("--method", action="append", choices=EXPORTED, help="default: all")
+    s.add_argument("--store", default="release-store", help="store directory to build into (default release-store)")
+    s.add_argument("--lock", default=None, help="lock file (default STORE.lock.json)")
+    s.add_argument("--channel-out", default=None, help="channel file to rewrite (default: the package's official.toml)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=cmd_release)
+    s = sub.add_parser("publish", help="publish a store as a static mirror tree, to hf://ORG/REPO or hf://ORG")
     s.add_argument("store")
-    s.add_argument("--to", required=True, help="directory or hf://ORG/REPO")
+    s.add_argument("--to", required=True, help="directory, hf://ORG/REPO (the whole store) or hf://ORG (a repository per model)")
     s.add_argument("--revision", default="main", help="branch to commit to (hf://)")
     s.add_argument("--message", default=None)
     s.set_defaults(fn=cmd_publish)
     s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
     s.add_argument("names", nargs="*")
-    s.add_argument("--source", required=True)
+    s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
-    s.add_argument("--method", choices=["onnx", "tracing", "scripting", "export"])
+    s.add_argument("--method", choices=EXPORTED)
     s.add_argument("--warmup", type=_count(0), default=1, help="untimed calls after the first (default 1)")
     s.add_argument("--repeat", type=_count(1), default=5, help="timed calls (default 5)")
     s.add_argument("--threads", type=_count(1), default=2)
     s.add_argument("--size", type=_image_size, default=(480, 640), help="input HxW (default 480x640)")
     s.add_argument("--json", help="also write the figures as JSON here")
     s.set_defaults(fn=cmd_bench)
+    s = sub.add_parser("cache", help="what the download cache holds (list), remove unreferenced blobs (prune), or all")
+    s.add_argument("action", choices=["list", "prune", "clear"])
+    s.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    s.add_argument("--cache-dir", default=None, help="the zoo home (default $ZOO_HOME, else ~/.cache/zoo)")
+    s.set_defaults(fn=cmd_cache)
+    s = sub.add_parser("serve", help="serve a model over HTTP on Ray Serve (or write a config for `serve deploy`)")
+    s.add_argument("model", help="model name or alias")
+    s.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", default=None, choices=LOADABLE)
+    s.add_argument("--source", default=None, help="store, mirror URL or hf://ORG/REPO; every node must reach it")
+    s.add_argument("--replicas", type=_count(1), default=1)
+    s.add_argument("--min-replicas", type=_count(0), default=None, help="autoscaling lower bound (with --max-replicas)")
+    s.add_argument("--max-replicas", type=_count(1), default=None, help="autoscaling upper bound")
+    s.add_argument("--threads", type=_count(1), default=1, help="runtime threads (and CPUs held) per replica")
+    s.add_argument("--host", default=None, help="HTTP host (default 127.0.0.1, in a --config-out file 0.0.0.0)")
+    s.add_argument("--port", type=_count(1), default=8000)
+    s.add_argument("--address", default=None, help="Ray cluster to serve on (default $RAY_ADDRESS or a local Ray)")
+    s.add_argument("--config-out", metavar="FILE", help="write a Serve config for `serve deploy FILE` and exit")
+    s.set_defaults(fn=cmd_serve)
+    s = sub.add_parser("bench-serve", help="requests/s and p50/p95 served on Ray Serve (1, 2, 4 replicas) vs in-process")
+    s.add_argument("model")
+    s.add_argument("--source", default=None)
+    s.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
+    s.add_argument("--method", default=None, choices=LOADABLE)
+    s.add_argument("--threads", type=_count(1), default=1, help="runtime threads, in-process and per replica")
+    s.add_argument("--replicas", type=_count(1), nargs="+", default=[1, 2, 4])
+    s.add_argument("--requests", type=_count(1), default=40, help="timed requests per row (default 40)")
+    s.add_argument("--port", type=_count(1), default=8011)
+    s.add_argument("--image", help="JPEG/PNG to send (default: the shipped astronaut.jpg)")
+    s.add_argument("--json", help="also write the figures as JSON here")
+    s.set_defaults(fn=cmd_bench_serve)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
     s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
     s.add_argument("--out", default="zoo-demo")
@@ -289,6 +477,17 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an environment problem: one line, the traceback on request
+        import os
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        from .errors import first_line
+        print(f"zoo: unexpected {type(e).__name__}: {first_line(e)}\nrun with ZOO_DEBUG=1 for the traceback",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

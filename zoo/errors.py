@@ -1,6 +1,12 @@
 """The zoo's exceptions: each says what was expected, so a user never has to read a torch traceback."""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's first line (at most 300 characters), to quote another library's error inside ours."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
+
+
 class ZooError(Exception):
     """Base class of every error the zoo raises on purpose."""
 
@@ -32,3 +38,15 @@ class InputError(ZooError, TypeError):
 
 class ParityError(ZooError):
     """An exported artifact's outputs differ from eager PyTorch beyond its manifest's tolerance."""
+
+
+class DataError(ZooError, ValueError):
+    """An evaluation dataset is malformed: names the file and what was expected."""
+
+
+class MissingExtraError(ZooError, ImportError):
+    """A runtime the call needs is not installed: names the package and the pip command."""
+
+
+class RuntimeFailure(ZooError, RuntimeError):
+    """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""

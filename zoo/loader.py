@@ -1,15 +1,17 @@
 """`zoo.load`: find the artifact in a source's index, fetch and verify it, return a callable detector."""
 from __future__ import annotations
 
-import json
+import functools
 
-from . import store
-from .errors import NotAvailableError, UnsupportedError
-from .manifest import RUNTIMES, resolve
-from .runtimes import open_backend
+from . import schema
+from .errors import (IntegrityError, NotAvailableError, RuntimeFailure, UnknownModelError, UnsupportedError, ZooError,
+                     first_line)
+from .manifest import RUNTIMES, Manifest, from_dict, resolve
+from .runtimes import open_backend, require, thresholds
 from .runtimes.base import Detector
 from .sources import default_home, open_source
 from .stamps import home_for_stamps
+from .verified import load_verified
 
 
 def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
@@ -37,21 +39,84 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str)
     return {**entry, "artifact": artifact}
 
 
+def channel_name(name: str) -> str:
+    """The model name the channel pins ``name`` under: a shipped manifest's name for a name or alias; any other name
+    is looked up as it is (only an explicit source can hold a model of your own)."""
+    try:
+        return resolve(name).name
+    except UnknownModelError:
+        return name
+
+
+def manifest_for(name: str, index: dict, origin: str) -> Manifest:
+    """The manifest a store's model was built with: the copy its index entry carries (so a model of your own loads
+    without its manifest file), else the shipped manifest of that name or alias."""
+    models = index.get("models", {})
+    entry = models.get(name) or next((e for e in models.values() if name in e.get("aliases", [])), None)
+    if entry is None:
+        try:
+            entry = models.get(resolve(name).name)
+        except UnknownModelError as e:
+            raise UnknownModelError(f"{e}; {origin} has: {', '.join(sorted(models)) or 'no models'}") from None
+    if entry is None or "manifest" not in entry:
+        return resolve(name)
+    return from_dict(entry["manifest"], f"{origin}: index entry {entry['name']!r}", entry.get("manifest_sha256", ""),
+                     source="index")
+
+
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
-         revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None) -> Detector:
-    manifest = resolve(name)
-    src = open_source(source, cache_dir=cache_dir, offline=offline)
-    entry = select(manifest, src.index(revision), runtime, method, device)
+         revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None,
+         score_thresh: float | None = None, detections_per_img: int | None = None, **torchvision_names) -> Detector:
+    """``score_thresh`` / ``detections_per_img`` (or torchvision's names for the family, e.g. box_score_thresh) raise
+    the artifact's threshold / lower its count, exactly; see runtimes/thresholds.py."""
+    if runtime in RUNTIMES:
+        require(runtime)  # before anything is downloaded
+    src = open_source(source, cache_dir=cache_dir, offline=offline, model=channel_name(name))
+    index = src.index(revision)
+    manifest = manifest_for(name, index, src.description)
+    entry = select(manifest, index, runtime, method, device)
     artifact = entry["artifact"]
+    wanted = dict(score_thresh=score_thresh, detections_per_img=detections_per_img, **torchvision_names)
+    limits = thresholds.resolve(entry.get("settings"), wanted, model=manifest.name)
     info = {"model": manifest.name, "source": src.description, "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
-        info["metadata"] = json.loads(src.fetch(artifact["files"]["metadata"]).read_text())
+        meta = artifact["files"]["metadata"]
+        info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
+                                        f"{meta['path']} from {src.description}")
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
     path = src.fetch(record, verify=False)  # hashed below while the runtime reads it, unless stamped as verified
-    backend = store.load_verified(
-        path, record["sha256"], f"{record['path']} from {src.description}",
-        lambda p: open_backend(manifest, artifact["method"], artifact["runtime"], str(p), artifact["batch"], device, threads),
-        stamp_home=home_for_stamps(default_home(cache_dir)))
-    return Detector(backend, entry["outputs"], info, entry["categories"])
+    what = f"{record['path']} from {src.description}"
+
+    def open_verified(data: bytes):
+        try:
+            return open_backend(manifest, artifact["method"], artifact["runtime"], data, artifact["batch"], device,
+                                threads)
+        except ZooError:
+            raise
+        except Exception as e:  # the runtime's own failure on bytes that may still prove bad: load_verified decides
+            built = {k: v for k, v in info.get("metadata", {}).get("toolchain", {}).items()
+                     if k in ("onnxruntime", "torch", "torchvision")}
+            raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: {first_line(e)}; "
+                                 "the file's sha256 matched, so the installed runtime differs from the one that built "
+                                 f"it ({built or 'see its metadata.json'}): install those versions") from e
+
+    stamp_home = home_for_stamps(default_home(cache_dir))
+    try:
+        backend = load_verified(path, record["sha256"], what, open_verified, stamp_home=stamp_home)
+    except IntegrityError:
+        cache = getattr(src, "cache", None)
+        if cache is None or not cache.holds(path):
+            raise
+        if src.offline:
+            path.unlink(missing_ok=True)
+            raise IntegrityError(f"{what}: the cached copy at {path} did not match its sha256 {record['sha256']} and "
+                                 "was removed; offline, it cannot be fetched again: go online and load again") from None
+        cache.evict(record, src.description)  # a damaged cached copy: fetched once more, verified as it arrives
+        backend = load_verified(src.fetch(record, verify=False), record["sha256"], what, open_verified,
+                                stamp_home=stamp_home)
+    reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
+                               offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
+    return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
+

@@ -22,6 +22,10 @@ RUNTIMES = ("onnxruntime", "pytorch")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
 TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "keypoint_atol", "max_borderline")
+MAP_TOLERANCE = 0.1  # points of COCO mAP an artifact may differ from eager under `zoo build --eval` ([eval] map_tolerance)
+BUILDER = r"[A-Za-z_][\w.]*(\.|:)[A-Za-z_]\w*"  # module.function or package.module:function
+# [random_weights]: layer name -> number tables of the seeded recipe (see zoo/seeded.py), `spread` first
+RANDOM_WEIGHT_TABLES = ("spread", "weight_mean", "background_weight_mean", "bias", "class_bias", "background_bias")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Manifest:
     path: str = ""
     digest: str = ""             # sha256 of the manifest file's bytes (provenance)
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    builder_args: dict = field(default_factory=dict)   # keyword arguments of the builder (num_classes, min_size, ...)
+    map_tolerance: float = MAP_TOLERANCE
+    source: str = "file"         # "index": carried by a store's index (its builder runs only when trusted, see models)
 
     @property
     def categories(self) -> list[str]:
@@ -102,7 +109,7 @@ class Manifest:
 class _Checker:
     """Walks a parsed TOML document; every error names the file, the key and what was expected."""
 
-    def __init__(self, path: Path, doc: dict):
+    def __init__(self, path: Path | str, doc: dict):
         self.path, self.doc = path, doc
 
     def fail(self, key: str, expected: str, got: Any = None) -> None:
@@ -140,37 +147,55 @@ class _Checker:
                 self.fail(f"{where}.{key}" if where else key, "no such key (allowed: " + ", ".join(sorted(allowed)) + ")")
 
 
-def parse(path: Path) -> Manifest:
+def parse(path: Path | str) -> Manifest:
+    """A manifest file. Any file name works here; in a manifest directory the stem must be the model's name."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read the manifest: {e.strerror}") from None
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: not valid TOML: {e}") from None
-    c = _Checker(path, doc)
-    c.no_unknown(doc, {"name", "aliases", "family", "builder", "description", "outputs", "weights", "input",
-                       "random_weights", "parity", "export", "unsupported"}, "")
+    return from_dict(doc, str(path), hashlib.sha256(data).hexdigest())
+
+
+def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Manifest:
+    """Validate a parsed manifest (a file's TOML, or the copy a store's index carries); ``origin`` names it in errors."""
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{origin}: expected a manifest table, got {type(doc).__name__}")
+    c = _Checker(origin, doc)
+    c.no_unknown(doc, {"name", "aliases", "family", "builder", "builder_args", "description", "outputs", "weights",
+                       "input", "random_weights", "parity", "eval", "export", "unsupported"}, "")
     name = c.get(doc, "name", "", str, "the model's name, a string")
     if not re.fullmatch(r"[a-z0-9_]+", name):
         c.fail("name", "lower-case letters, digits and '_'", name)
-    if path.stem != name:
-        c.fail("name", f"the file's stem {path.stem!r}", name)
-    builder = c.get(doc, "builder", "", str, "a dotted path 'torchvision.models.detection.NAME'")
-    if not re.fullmatch(r"[A-Za-z_][\w.]*\.[A-Za-z_]\w*", builder):
-        c.fail("builder", "a dotted path 'module.function'", builder)
+    builder = c.get(doc, "builder", "", str, "'torchvision.models.detection.NAME' or 'package.module:function'")
+    if not re.fullmatch(BUILDER, builder):
+        c.fail("builder", "a dotted path 'module.function' or 'package.module:function'", builder)
+    builder_args = c.get(doc, "builder_args", "", dict, "a table of the builder's keyword arguments", required=False) or {}
+    ev = c.get(doc, "eval", "", dict, "an [eval] table", required=False) or {}
+    c.no_unknown(ev, {"map_tolerance"}, "eval")
+    map_tolerance = c.get(ev, "map_tolerance", "eval", (int, float), "a number of mAP points (0-100 scale)", required=False)
+    if map_tolerance is not None and map_tolerance < 0:
+        c.fail("eval.map_tolerance", "a non-negative number of mAP points", map_tolerance)
     outputs = c.strings(doc, "outputs", "", allowed=OUTPUT_KEYS)
     if outputs[:3] != ("boxes", "labels", "scores"):
         c.fail("outputs", "to start with boxes, labels, scores", list(outputs))
 
     w = c.get(doc, "weights", "", dict, "a [weights] table")
     c.no_unknown(w, {"enum", "url", "sha256", "license", "recipe", "num_params", "categories", "keypoint_names", "metrics"}, "weights")
-    c.get(w, "url", "weights", str, "the official weights' URL")
-    sha = c.get(w, "sha256", "weights", str, "the weights' sha256: 64 hex digits, or the 8+ digit prefix torchvision checks")
-    if not re.fullmatch(r"[0-9a-f]{8,64}", sha):
+    # url/sha256 name official weights (`--weights official`); a model of your own has none and builds from a file
+    url = c.get(w, "url", "weights", str, "the official weights' URL", required=False)
+    sha = c.get(w, "sha256", "weights", str, "the weights' sha256: 64 hex digits, or the 8+ digit prefix torchvision checks",
+                required=url is not None)
+    if sha is not None and not re.fullmatch(r"[0-9a-f]{8,64}", sha):
         c.fail("weights.sha256", "8 to 64 lower-case hex digits", sha)
-    c.get(w, "license", "weights", str, "an SPDX license name")
-    c.strings(w, "categories", "weights")
-    c.get(w, "metrics", "weights", dict, "a table of COCO metrics")
+    c.get(w, "license", "weights", str, "an SPDX license name", required=False)
+    if not c.strings(w, "categories", "weights"):
+        c.fail("weights.categories", "the label names, index 0 first (usually '__background__')", [])
+    c.get(w, "metrics", "weights", dict, "a table of COCO metrics", required=False)
 
     inp = c.get(doc, "input", "", dict, "an [input] table")
     c.no_unknown(inp, {"min_size", "max_size", "fixed_size", "image_mean", "image_std"}, "input")
@@ -180,16 +205,18 @@ def parse(path: Path) -> Manifest:
     else:
         c.size(inp, "fixed_size", "input")
 
-    rw = c.get(doc, "random_weights", "", dict, "a [random_weights] table")
-    c.no_unknown(rw, {"bn_recalibration", "spread", "bias"}, "random_weights")
-    c.get(rw, "bn_recalibration", "random_weights", bool, "true or false")
-    spread = c.get(rw, "spread", "random_weights", dict, "a table of layer name = std")
+    # needed only for `--weights random:SEED` (checked there): a model of your own builds from its checkpoint
+    rw = c.get(doc, "random_weights", "", dict, "a [random_weights] table", required=False) or {}
+    c.no_unknown(rw, {"bn_recalibration", *RANDOM_WEIGHT_TABLES}, "random_weights")
+    c.get(rw, "bn_recalibration", "random_weights", bool, "true or false", required=bool(rw))
+    spread = c.get(rw, "spread", "random_weights", dict, "a table of layer name = std", required=bool(rw)) or {}
     for k, v in spread.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
             c.fail(f"random_weights.spread.{k}", "a positive number", v)
-    for k, v in (c.get(rw, "bias", "random_weights", dict, "a table of layer name = bias", required=False) or {}).items():
-        if k not in spread or not isinstance(v, (int, float)) or isinstance(v, bool):
-            c.fail(f"random_weights.bias.{k}", "a number, for a layer also listed under spread", v)
+    for table in RANDOM_WEIGHT_TABLES[1:]:
+        for k, v in (c.get(rw, table, "random_weights", dict, f"a table of layer name = {table}", required=False) or {}).items():
+            if k not in spread or not isinstance(v, (int, float)) or isinstance(v, bool):
+                c.fail(f"random_weights.{table}.{k}", "a number, for a layer also listed under spread", v)
 
     par = c.get(doc, "parity", "", dict, "a [parity] table")
     c.no_unknown(par, {"export_size", "sizes", "batch"}, "parity")
@@ -265,7 +292,8 @@ def parse(path: Path) -> Manifest:
         name=name, aliases=c.strings(doc, "aliases", "", required=False), family=c.get(doc, "family", "", str, "a family"),
         builder=builder, description=c.get(doc, "description", "", str, "a one-line description"), outputs=outputs,
         weights=w, input=inp, random_weights=rw, parity=par, exports=tuple(exports), unsupported=tuple(unsupported),
-        path=str(path), digest=hashlib.sha256(data).hexdigest(), raw=doc,
+        path=origin, digest=digest, raw=doc, builder_args=dict(builder_args),
+        map_tolerance=MAP_TOLERANCE if map_tolerance is None else float(map_tolerance), source=source,
     )
 
 
@@ -283,6 +311,8 @@ def _load_all(directory: str) -> dict[str, Manifest]:
         raise ManifestError(f"{directory}: no manifest files (*.toml)")
     for f in files:
         m = parse(f)
+        if f.stem != m.name:
+            raise ManifestError(f"{f}: key 'name': expected the file's stem {f.stem!r}, got {m.name!r}")
         found[m.name] = m
     names = set(found)
     for m in found.values():

@@ -1,4 +1,4 @@
-"""Parity of two detectors' outputs, by matched detections (DESIGN.md), in numpy only.
+"""Parity of two detectors' outputs, by matched detections (the rule below), in numpy only.
 
 Detections are matched greedily, highest reference score first, to the unmatched candidate with the same label and
 the highest IoU above ``iou``, or else the nearest one whose every coordinate lies within ``box_atol``: IoU says

@@ -5,21 +5,28 @@ gives the same bytes (checked by `zoo build --check`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import shutil
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import card, parity, store
+from . import card, parity, staging, store, trainedlike
 from .errors import ParityError, ZooError
-from .manifest import Manifest, resolve
+from .manifest import Manifest, parse, resolve
 
 GREY = (300, 400)
+# Seeded weights, eager references and parity figures are float reductions whose rounding depends on the number of
+# threads torch and onnxruntime split them over (seen: 1 and 2 threads gave different seeded weights). A build pins
+# both, so that any machine with the same toolchain rebuilds the same bytes; the lock records it.
+BUILD_THREADS = 2
 
 
 @dataclass
@@ -29,11 +36,23 @@ class BuildResult:
     lines: list[str] = field(default_factory=list)
 
 
+@contextlib.contextmanager
+def fixed_threads(n: int = BUILD_THREADS):
+    """torch's intra-op thread count set to ``n`` while the block runs (see BUILD_THREADS)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def toolchain() -> dict:
     import torch
     import torchvision
     versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-                "numpy": np.__version__}
+                "numpy": np.__version__, "build_threads": BUILD_THREADS}
     for mod in ("onnx", "onnxruntime", "safetensors"):
         try:
             versions[mod] = __import__(mod).__version__
@@ -64,18 +83,6 @@ def parity_images(manifest: Manifest) -> dict[str, list[np.ndarray]]:
     }
 
 
-MIN_SCORE_RANGE = 0.05
-
-
-def decisive(outputs: list[dict]) -> bool:
-    """Parity is meaningful only where scores are spread out: no ties, and a range wide enough that the top-k and
-    threshold cut-offs do not fall among near-equal scores."""
-    if any(parity.is_tied(out["scores"]) for out in outputs):
-        return False
-    scores = np.concatenate([np.asarray(out["scores"]).reshape(-1) for out in outputs])
-    return scores.size >= 10 and float(scores.max() - scores.min()) >= MIN_SCORE_RANGE
-
-
 def as_float(images: list[np.ndarray]) -> list[np.ndarray]:
     return [im.astype(np.float32) / np.float32(255) for im in images]
 
@@ -83,6 +90,8 @@ def as_float(images: list[np.ndarray]) -> list[np.ndarray]:
 def _weights(manifest: Manifest, spec: str):
     from . import models
     kind, seed = models.parse_weights(spec)
+    if kind == "file":
+        return models.file_model(manifest, spec)
     return models.random_model(manifest, seed) if kind == "random" else models.official_model(manifest)
 
 
@@ -107,8 +116,10 @@ def load_reference(path: Path) -> tuple[np.ndarray, dict]:
 
 
 def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] | None, bar, result: BuildResult,
-                command: str) -> dict:
-    """Build one model into ``out``; returns its index entry. Artifacts failing parity are removed and reported."""
+                command: str, eval_data=None) -> dict:
+    """Build one model into ``out``; returns its index entry. Artifacts failing parity are removed and reported; with
+    ``eval_data`` (a coco_eval.Dataset) so is an artifact whose COCO mAP differs from eager's by more than the
+    manifest's map_tolerance."""
     import torch
     from safetensors.torch import save_file
 
@@ -126,7 +137,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     weights_rel = f"models/{name}/weights.safetensors"
     # one metadata key: safetensors writes its metadata map in a per-process random order (a Rust HashMap)
     save_file(models.state_dict_for_store(model), str(out / weights_rel),
-              metadata={"zoo": json.dumps({"model": name, "weights": weights}, sort_keys=True)})
+              metadata={"zoo": json.dumps({"model": name, "weights": _label(weights)}, sort_keys=True)})
     del model
     weights_record = store.file_record(out, weights_rel)
     weights_info["sha256"] = weights_record["sha256"]
@@ -144,20 +155,23 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     ref_batches: dict = {}  # eager on the same chunks the artifact runs (padding a batch changes the features)
     ref_rel = f"models/{name}/reference.npz"
     _save_reference(out / ref_rel, images["sizes"][0], ref_single[0])
-    scores = np.concatenate([r["scores"] for r in ref_single[:-1]])
-    spread = {"detections": int(scores.size), "distinct_scores": int(np.unique(scores).size),
-              "score_min": round(float(scores.min()), 4) if scores.size else None,
-              "score_max": round(float(scores.max()), 4) if scores.size else None}
-    if weights_info["kind"] == "random" and not decisive(ref_single[:-1]):
-        raise ZooError(f"{name}: seeded weights are not decisive ({spread}): the parity images need untied scores "
-                       f"spread over {MIN_SCORE_RANGE} or more; raise random_weights.spread in "
-                       f"{manifest.path}")
+    # the content images (not the grey one), one by one: seeded weights must behave like a trained detector's
+    spread = trainedlike.summary(ref_single[:-1] + one_by_one(eager, batch))
+    missed = trainedlike.failures(spread, len(manifest.categories)) if weights_info["kind"] == "random" else []
+    if missed:
+        raise ZooError(f"{name}: seeded weights (recipe {weights_info['recipe']['recipe_version']}) do not behave like "
+                       f"a trained detector on the parity images: " + "; ".join(missed[:4])
+                       + f"; change [random_weights] in {manifest.path} (see zoo/seeded.py)")
 
     entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
              "outputs": list(manifest.outputs), "weights": {**weights_info, "file": weights_record},
-             "manifest_sha256": manifest.digest, "score_spread": spread,
+             "manifest_sha256": manifest.digest, "manifest": manifest.raw, "score_spread": spread,
+             "settings": models.baked_settings(eager_backend.model),  # what a loaded model can and cannot change
              "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
                             "devices": ["cpu", "cuda"], "files": {"weights": weights_record}}]}
+    eager_map = _eval(eager, eval_data, f"{name} eager", bar)
+    if eager_map:
+        entry["eval"] = {"dataset": eval_data.root.name, "images": len(eval_data.files), "eager": eager_map}
     for spec in manifest.exports:
         if methods and spec.method not in methods:
             continue
@@ -169,7 +183,8 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         art_rel = f"models/{name}/{spec.method}/{FILENAMES[spec.method]}"
         try:
             settings = export_in_child(manifest.path, str(out / weights_rel), spec.method, str(out / art_rel))
-            backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch)
+            backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch,
+                                   threads=BUILD_THREADS)
             detector = Detector(backend, manifest.outputs, {}, manifest.categories)
             tol = parity.Tolerance.from_dict(spec.tolerance)
             t0 = time.perf_counter()
@@ -183,6 +198,9 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
             failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]
             if failures:
                 raise ParityError("; ".join(failures[:6]))
+            art_map = _eval(detector, eval_data, f"{name} {spec.method}", bar)
+            if art_map:
+                _check_map(manifest, eager_map, art_map)
         except ZooError as e:
             shutil.rmtree(adir, ignore_errors=True)
             result.failed.append(f"{name}/{spec.method}")
@@ -201,6 +219,8 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
                        "batch_sizes": [list(im.shape[-2:]) for im in batch],
                        "results": {k: r.summary() for k, r in checks.items()}},
         }
+        if art_map:
+            metadata["eval"] = {**entry["eval"], "artifact": art_map}
         meta_rel = f"models/{name}/{spec.method}/metadata.json"
         store.atomic_write(out / meta_rel, store.canonical_json(metadata))
         entry["artifacts"].append({
@@ -214,10 +234,39 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
                             f"{art_time:.2f}s/img vs eager {eager_time:.2f}s/img")
         bar.update(1)
-    card_rel = f"models/{name}/README.md"
+    write_card(manifest, out, entry)
+    return entry
+
+
+def write_card(manifest: Manifest, out: Path, entry: dict) -> None:
+    card_rel = f"models/{manifest.name}/README.md"
     store.atomic_write(out / card_rel, card.model_card(manifest, entry).encode("utf-8"))
     entry["card"] = store.file_record(out, card_rel)
-    return entry
+
+
+def _label(weights: str) -> str:
+    """The weights spec as recorded: a checkpoint by its file name (no absolute path in a store)."""
+    from .models import parse_weights
+    return Path(weights).name if parse_weights(weights)[0] == "file" else weights
+
+
+def _eval(detector, dataset, desc: str, bar) -> dict | None:
+    """COCO mAP of ``detector`` on ``dataset`` (None without one)."""
+    if dataset is None:
+        return None
+    from .coco_eval import evaluate
+    bar.set_postfix_str(desc + ": eval")
+    return evaluate(detector, dataset, desc=desc, progress=not bar.disable)
+
+
+def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
+    from .coco_eval import differences
+    diffs = differences(eager_map, art_map)
+    off = {t: d for t, d in diffs.items() if abs(d) > manifest.map_tolerance}
+    if off:
+        raise ParityError("COCO mAP differs from eager's by more than eval.map_tolerance "
+                          f"{manifest.map_tolerance} points: " + ", ".join(
+                              f"{t} {art_map[t]['map']:.2f} vs eager {eager_map[t]['map']:.2f}" for t in off))
 
 
 def one_by_one(detector, images: list) -> list[dict]:
@@ -225,42 +274,105 @@ def one_by_one(detector, images: list) -> list[dict]:
 
 
 def write_index(out: Path, models: dict) -> None:
-    index = {"format": store.FORMAT, "models": dict(sorted(models.items()))}
-    store.atomic_write(out / store.INDEX, store.canonical_json(index))
+    store.atomic_write(out / store.INDEX, store.index_bytes(models))
+
+
+def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
+                        stage: Path) -> list[str]:
+    """Add to ``entry`` the previous artifacts a partial rebuild (``--method``) did not replace, copying their files
+    into the staging tree; returns the previous artifacts that would be lost because a requested method failed."""
+    if not old:
+        return []
+    name = entry["name"]
+    built = {a["method"] for a in entry["artifacts"]}
+    same_weights = old.get("weights", {}).get("file") == entry["weights"]["file"]
+    new_records = {(r["path"], r["sha256"]) for r in store.iter_files({"models": {name: entry}})}
+    kept, lost = [], []
+    for a in old["artifacts"]:
+        if a["method"] in built:
+            continue
+        own = f"models/{name}/{a['method']}/"
+        shared_ok = all(r["path"].startswith(own) or (r["path"], r["sha256"]) in new_records for r in a["files"].values())
+        if methods and same_weights and shared_ok:
+            src_dir, dest_dir = out / own, stage / own
+            if src_dir.is_dir():
+                shutil.copytree(src_dir, dest_dir, copy_function=staging.link_or_copy)
+            kept.append(a)
+        elif a["method"] in failed:
+            lost.append(a["method"])
+    entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
+    return lost
+
+
+def build_command(what: str, methods: list[str] | None, weights: str, eval_data=None) -> str:
+    """The command recorded in each artifact's metadata (so it must not depend on where or how the build ran):
+    ``what`` is the model's name, or ``--manifest FILE`` for a manifest of your own."""
+    return (f"zoo build {what}{''.join(f' --method {m}' for m in methods or [])} --weights {_label(weights)}"
+            + (f" --eval {eval_data.root.name}" if eval_data else ""))
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
-          progress: bool = True, manifest_dir: str | None = None) -> BuildResult:
+          progress: bool = True, manifest_dir: str | None = None, manifest_files: list[str] | None = None,
+          eval_dir: str | Path | None = None, builder=None) -> BuildResult:
+    """``manifest_files``: manifests of your own (any file name) built with the named ones; ``eval_dir``: a
+    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's.
+
+    Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
+    ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other
+    models still build. (A KeyboardInterrupt stops the build, leaving the store as it was before that model.)
+    ``builder`` builds one model (build_model's signature and result); the default builds here, see zoo.raybuild
+    for a Ray cluster."""
     from tqdm.auto import tqdm
 
     from .models import parse_weights
-    parse_weights(weights)  # a malformed spec is the user's error, not a model's build failure
+    if parse_weights(weights)[0] == "file" and not Path(weights).is_file():
+        raise ZooError(f"--weights {weights}: no such checkpoint file")
     out = Path(out)
-    manifests = [resolve(n, manifest_dir) for n in names]
+    own = [parse(f) for f in manifest_files or []]
+    manifests = [resolve(n, manifest_dir) for n in names] + own
+    eval_data = None
+    if eval_dir is not None:
+        from .coco_eval import open_dataset
+        eval_data = open_dataset(eval_dir)  # a broken dataset fails before any export
     out.mkdir(parents=True, exist_ok=True)
-    existing = store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
+    staging.clean_stale(out)
+    if (out / store.INDEX).exists():
+        existing = store.load_index(out)["models"]
+    else:
+        existing = {}
+        write_index(out, existing)  # an empty store is still a store
     steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
     result = BuildResult()
-    method_arg = "".join(f" --method {m}" for m in methods or [])
-    with tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
+    commands = {m.name: build_command(f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name,
+                                      methods, weights, eval_data) for m in manifests}
+    if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.raybuild)
+        builder.prepare([(m, commands[m.name]) for m in manifests], weights, methods)
+    with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
         for m in manifests:
-            command = f"zoo build {m.name}{method_arg} --weights {weights}"
+            command = commands[m.name]
+            stage = staging.new_dir(out, m.name)
+            failed_before, built_before = len(result.failed), len(result.built)
             try:
-                entry = build_model(m, out, weights, methods, bar, result, command)
-            except ZooError as e:  # e.g. weights that are not decisive: report, build the other models
-                # its files may be half replaced: drop the model from the store rather than leave a stale entry
-                shutil.rmtree(out / "models" / m.name, ignore_errors=True)
-                existing.pop(m.name, None)
-                write_index(out, existing)
+                entry = (builder or build_model)(m, stage, weights, methods, bar, result, command, eval_data)
+                failed = {f.split("/", 1)[1] for f in result.failed[failed_before:]}
+                lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage)
+                if lost:
+                    raise ZooError(f"{', '.join(lost)} failed and the new weights differ from the stored ones: "
+                                   "the previous entry is kept as it was")
+                staging.commit(out, stage, m.name, existing, entry)
+                existing[m.name] = entry
+            except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
+                del result.built[built_before:]  # built, but not stored
                 skipped = [x.method for x in m.exports if not methods or x.method in methods]
-                result.failed += [f"{m.name}/{x}" for x in skipped]
-                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {e}")
-                bar.update(1 + len(skipped))
-                continue
-            old = existing.get(m.name)
-            if old and methods and old.get("weights", {}).get("file") == entry["weights"]["file"]:
-                kept = [a for a in old["artifacts"] if a["method"] not in {x["method"] for x in entry["artifacts"]}]
-                entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
-            existing[m.name] = entry
-            write_index(out, existing)
+                result.failed += [f"{m.name}/{x}" for x in skipped if f"{m.name}/{x}" not in result.failed]
+                what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {e} (unexpected; run with "
+                                                               "ZOO_DEBUG=1 for the traceback)")
+                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {what}; the store keeps its previous "
+                                    f"{m.name} entry" + ("" if m.name in existing else " (none)"))
+                if os.environ.get("ZOO_DEBUG") and not isinstance(e, ZooError):
+                    traceback.print_exc()
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
     return result

@@ -33,7 +33,8 @@ def lock_of(store_dir: str | Path) -> dict:
         spec = f"random:{w['seed']}" if w["kind"] == "random" else "official"
         weights.add(spec)
         files = [entry["weights"]["file"], entry["card"]] + [r for a in entry["artifacts"] for r in a["files"].values()]
-        models[name] = {"weights": spec, "methods": sorted(a["method"] for a in entry["artifacts"] if a["method"] != "eager"),
+        models[name] = {"weights": spec, **({"checkpoint_sha256": w["checkpoint_sha256"]} if "checkpoint_sha256" in w else {}),
+                        "methods": sorted(a["method"] for a in entry["artifacts"] if a["method"] != "eager"),
                         "files": {r["path"]: r["sha256"] for r in sorted(files, key=lambda r: r["path"])}}
     return {"format": LOCK_FORMAT, "toolchain": {**toolchain(), "cpu": cpu()}, "index_sha256": store.sha256_file(root / store.INDEX),
             "models": models}
@@ -62,7 +63,8 @@ def compare(lock: dict, rebuilt: dict, names: list[str]) -> list[str]:
     return problems
 
 
-def check(lock_path: str | Path, names: list[str] | None = None, progress: bool = True, keep: str | None = None) -> int:
+def check(lock_path: str | Path, names: list[str] | None = None, progress: bool = True, keep: str | None = None,
+          builder=None) -> int:
     """Rebuild the models of a lock (or those named) in a fresh directory and compare every file's sha256."""
     from .manifest import resolve
     from .pipeline import build, toolchain
@@ -82,7 +84,7 @@ def check(lock_path: str | Path, names: list[str] | None = None, progress: bool 
             every = sorted(e.method for e in resolve(name).exports)
             # the same arguments as the reference build, so the command recorded in the metadata is the same too
             methods = None if spec["methods"] == every else spec["methods"]
-            result = build([name], tmp, spec["weights"], methods, progress=progress)
+            result = build([name], tmp, spec["weights"], methods, progress=progress, builder=builder)
             for line in result.lines:
                 print(line)
         rebuilt = lock_of(tmp)

@@ -32,10 +32,12 @@ def _line(st: os.stat_result, digest: str) -> str:
     return f"{digest} {st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n"
 
 
-def is_verified(home: Path, path: Path, expected: str) -> bool:
-    """True when ``path`` was stamped with ``expected`` and has not changed since."""
+def is_verified(home: Path, path: Path, expected: str, st: os.stat_result | None = None) -> bool:
+    """True when ``path`` was stamped with ``expected`` and has not changed since; ``st`` is the stat of the open
+    descriptor the caller reads the file from (so the stamp vouches for those bytes, not for whatever the name
+    points to later)."""
     try:
-        return _stamp_path(home, path).read_text() == _line(os.stat(path), expected)
+        return _stamp_path(home, path).read_text() == _line(st or os.stat(path), expected)
     except (OSError, ValueError):
         return False
 

@@ -13,32 +13,32 @@ Everything is written canonically (sorted keys, no timestamps, no absolute paths
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import mmap
 import os
+import re
 import tempfile
-import threading
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator, TypeVar
+from pathlib import Path
+from typing import Any, Iterator
 
+from . import schema
 from .errors import IntegrityError, NotAvailableError
 
 FORMAT = "zoo-store/1"
 INDEX = "index.json"
-T = TypeVar("T")
+DIGEST = re.compile(r"[0-9a-f]{64}")
+PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # one path component (the index schema's rule)
 
 
-def sha256_file(path: str | Path, hashing: threading.Event | None = None) -> str:
-    """One hashlib call over a read-only mmap of the file: hashlib releases the GIL for the whole call, so another
-    thread (a runtime loading the same file) runs alongside it. ``hashing`` is set just before that call."""
-    with open(path, "rb") as f:
-        empty = os.fstat(f.fileno()).st_size == 0  # mmap refuses an empty file
-        with contextlib.nullcontext(b"") if empty else mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            if hashing:
-                hashing.set()
-            return hashlib.sha256(view).hexdigest()
+def sha256_file(path: str | Path) -> str:
+    """The file's sha256, read with read() (never mmap: a file truncated meanwhile would kill the process with
+    SIGBUS; with read() it only reads short, and the digest then differs)."""
+    digest, buf = hashlib.sha256(), bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -73,13 +73,23 @@ def atomic_write(path: str | Path, data: bytes) -> None:
 
 
 def safe_relpath(rel: str) -> str:
-    """An index path must stay inside the store: relative, POSIX, no '..', no drive, no empty parts."""
+    """An index path must stay inside the store: relative, '/'-separated components of letters, digits and
+    ``_.+-``, none starting with '.' (so no '..', no absolute path, no drive, no '%'-encoding, no backslash, no NUL)."""
     if not isinstance(rel, str) or not rel:
         raise IntegrityError(f"index path {rel!r} is not a non-empty string")
-    p = PurePosixPath(rel)
-    if p.is_absolute() or "\\" in rel or ":" in rel or any(part in ("..", ".", "") for part in rel.split("/")):
-        raise IntegrityError(f"index path {rel!r} leaves the store (absolute, '..' or not a plain relative path): refused")
-    return str(p)
+    if len(rel) > 1024 or not all(PART.fullmatch(part) for part in rel.split("/")):
+        raise IntegrityError(f"index path {rel!r} leaves the store or is not a plain relative path (expected "
+                             "'/'-separated names of letters, digits, '_', '.', '+', '-', none starting with '.'): "
+                             "refused")
+    return rel
+
+
+def check_sha256(digest: str, what: str) -> str:
+    """``digest`` if it is 64 lowercase hex characters (it is then safe as a file name), else IntegrityError."""
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise IntegrityError(f"{what}: {digest!r} is not a sha256 digest (expected 64 lowercase hexadecimal "
+                             "characters); refused")
+    return digest
 
 
 def file_record(root: Path, rel: str) -> dict:
@@ -89,66 +99,27 @@ def file_record(root: Path, rel: str) -> dict:
 
 
 def check_digest(path: Path, expected: str, name: str) -> None:
-    _check(sha256_file(path), expected, name)
+    compare_digest(sha256_file(path), expected, name)
 
 
-def _check(actual: str, expected: str, name: str) -> None:
+def compare_digest(actual: str, expected: str, name: str) -> None:
     if actual != expected:
-        raise IntegrityError(f"sha256 mismatch for {name}: index says {expected}, file has {actual}; refusing to load it")
+        raise IntegrityError(f"sha256 mismatch for {name}: index says {expected}, file has {actual}; refusing to "
+                             "use it (the file is damaged or was changed: fetch or rebuild it; `zoo verify` lists "
+                             "every such file)")
 
 
-def load_verified(path: Path, expected: str, name: str, load: Callable[[Path], T], stamp_home: Path | None = None) -> T:
-    """``load(path)`` while another thread hashes the file; the loaded object is returned only if the sha256 matches
-    (otherwise IntegrityError, also when the load itself failed on the bad bytes). The runtimes' loaders read the file
-    at about the speed of SHA-256, so overlapping the two makes a verified load cost about what an unverified one does.
-    With ``stamp_home`` (a zoo home), a file verified before and unchanged since (see zoo/stamps.py) is not hashed
-    again, and a file that passes is stamped."""
-    from . import stamps  # stamps writes through this module's atomic_write
-
-    if stamp_home is not None and stamps.is_verified(stamp_home, path, expected):
-        return load(path)
-    before = os.stat(path)
-    found: dict = {}
-    hashing = threading.Event()
-
-    def digest() -> None:
-        try:
-            found["sha256"] = sha256_file(path, hashing)
-        except OSError as e:
-            found["error"] = e
-        finally:
-            hashing.set()
-
-    thread = threading.Thread(target=digest, name="zoo-sha256", daemon=True)
-    thread.start()
-    hashing.wait()
-    try:
-        loaded = load(path)
-    except BaseException:
-        thread.join()
-        if "sha256" in found:
-            _check(found["sha256"], expected, name)  # bad bytes explain the failure better than the runtime's error
-        raise
-    thread.join()
-    if "error" in found:
-        raise found["error"]
-    _check(found["sha256"], expected, name)
-    if stamp_home is not None:
-        stamps.remember(stamp_home, path, expected, before)
-    return loaded
+def index_bytes(models: dict) -> bytes:
+    """A whole index of ``models``, canonically written."""
+    return canonical_json({"format": FORMAT, "models": dict(sorted(models.items()))})
 
 
 def read_index_bytes(data: bytes, where: str) -> dict:
-    try:
-        index = json.loads(data)
-    except ValueError as e:
-        raise IntegrityError(f"{where}: index is not valid JSON ({e})") from None
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise IntegrityError(f"{where}: not a zoo store index (expected \"format\": \"{FORMAT}\")")
-    for record in iter_files(index):
-        safe_relpath(record.get("path"))
-        if not isinstance(record.get("sha256"), str) or len(record["sha256"]) != 64:
-            raise IntegrityError(f"{where}: index entry {record.get('path')!r} has no valid sha256")
+    """The index in ``data``, after it passed the schema (zoo/schemas/index.schema.json); IntegrityError otherwise."""
+    index = schema.parse("index", data, where)
+    for record in iter_files(index):  # the schema checked these already; the code's own rule checks them again
+        safe_relpath(record["path"])
+        check_sha256(record["sha256"], f"{where}: {record['path']}")
     return index
 
 
@@ -170,11 +141,3 @@ def iter_files(index: dict) -> Iterator[dict]:
             if r and r["path"] not in seen:
                 seen.add(r["path"])
                 yield r
-
-
-def find_artifact(index: dict, model: str, runtime: str, method: str | None) -> dict | None:
-    entries = index.get("models", {}).get(model, {}).get("artifacts", [])
-    for a in entries:
-        if a["runtime"] == runtime and (method is None or a["method"] == method):
-            return a
-    return None

@@ -1,11 +1,11 @@
 """`zoo verify`: re-hash every file of a store, bundle or cache, check provenance, replay reference inputs."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import store
+from . import schema, store
+from .staging import STAGING, swap_begun
 from .errors import ZooError
 
 
@@ -51,20 +51,20 @@ def verify_cache(home: Path) -> list[Line]:
 def replay(root: Path, index: dict, model: str | None = None, runtime: str | None = None) -> list[Line]:
     """Run each artifact on its stored reference input and compare with the eager outputs recorded at build time."""
     from . import parity
-    from .loader import load
-    from .manifest import resolve
+    from .loader import load, manifest_for
     from .pipeline import load_reference
 
     lines = []
     for name, entry in sorted(index["models"].items()):
-        if model and resolve(model).name != name:
+        if model and manifest_for(model, index, str(root)).name != name:
             continue
         for artifact in entry["artifacts"]:
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime):
                 continue
             what = f"{name} {artifact['runtime']}/{artifact['method']}"
             try:
-                meta = json.loads((root / artifact["files"]["metadata"]["path"]).read_text())
+                meta_rel = artifact["files"]["metadata"]["path"]
+                meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
                 if meta.get("artifact_sha256") != artifact["files"]["model"]["sha256"]:
                     lines.append(Line("provenance mismatch", what, f"metadata says artifact {meta.get('artifact_sha256')}, "
                                       f"index says {artifact['files']['model']['sha256']}"))
@@ -82,6 +82,8 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
                                   report.line() + ("" if report.ok else " | " + "; ".join(report.failures))))
             except ZooError as e:
                 lines.append(Line("error", what, str(e)))
+            except Exception as e:  # one artifact's runtime failure must not hide the others' results
+                lines.append(Line("error", what, f"{type(e).__name__}: {e}"))
     return lines
 
 
@@ -89,7 +91,9 @@ def verify_path(path: str | Path, model: str | None = None, runtime: str | None 
     root = Path(path)
     if (root / store.INDEX).is_file():
         index = store.load_index(root)
-        lines = verify_files(root, index)
+        lines = [Line("interrupted build", d.name, "killed while swapping this model in: any `zoo build ... --out "
+                      f"{root}` finishes it") for d in sorted((root / STAGING).glob("*")) if swap_begun(d)]
+        lines += verify_files(root, index)
         if do_replay and all(x.ok for x in lines):
             lines += replay(root, index, model, runtime)
         return lines

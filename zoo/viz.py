@@ -5,16 +5,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255)]
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as a float32 [3, H, W] array in [0, 1]."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError) as e:
+        raise InputError(f"cannot read the image {path}: {e}; give a JPEG or PNG file") from None
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
 

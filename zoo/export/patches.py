@@ -1,6 +1,6 @@
 """Make torchvision detection models export to graphs that behave like eager PyTorch.
 
-Three measured defects of traced graphs (see FINDINGS.md) are fixed here:
+Three defects of traced graphs, each measured by tests/test_patches.py, are fixed here:
 
 * ``ExactResizeTransform`` computes the resized image size the way eager PyTorch does (``floor(size * scale)`` in
   float64). torchvision computes it in float32 under tracing and scripting, which makes ~12-15% of input sizes

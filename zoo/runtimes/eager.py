@@ -12,12 +12,12 @@ class EagerBackend:
     wants = "torch"
     batch: int | None = None   # eager takes any batch; the build sets this to mirror an artifact's chunking
 
-    def __init__(self, manifest: Manifest, weights_file: str, device: str = "cpu"):
+    def __init__(self, manifest: Manifest, weights_file: str | bytes, device: str = "cpu"):
         self.device = torch_device(device)
         self.model = models.stored_model(manifest, weights_file, device=str(self.device))
         self.keys = list(manifest.outputs)
 
     def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        with torch.inference_mode():
+        with torch.no_grad():
             detections = self.model([im.to(self.device) for im in images])
         return [d[k] for d in detections for k in self.keys]

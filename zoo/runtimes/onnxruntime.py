@@ -23,7 +23,7 @@ def providers(device: str) -> list[str]:
 class OnnxRuntimeBackend:
     wants = "numpy"
 
-    def __init__(self, path: str, batch: int, device: str = "cpu", threads: int | None = None):
+    def __init__(self, path: str | bytes, batch: int, device: str = "cpu", threads: int | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()

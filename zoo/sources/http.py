@@ -4,8 +4,10 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
-from .. import http, store
+from .. import download as http
+from .. import store
 from ..errors import IntegrityError, NotAvailableError
 from .cache import Cache
 
@@ -32,6 +34,9 @@ class HttpSource:
         """The mirror's index. A pinned revision already cached needs no request; an unreachable mirror falls back
         to the last index fetched from it (with a warning); offline never asks the network."""
         copy = self._index_copy()
+        if revision:  # it names a file below: only a digest may
+            store.check_sha256(revision, f"revision for {self.base} (an http(s) mirror is pinned by its index's "
+                                         "sha256, as `zoo download` prints it)")
         pinned = self.indexes / f"{revision}.json" if revision else None
         if pinned is not None and pinned.is_file():
             data = pinned.read_bytes()
@@ -52,13 +57,13 @@ class HttpSource:
             raise IntegrityError(f"{self.base}{store.INDEX}: sha256 {digest} is not the pinned revision {revision}")
         index = store.read_index_bytes(data, self.base + store.INDEX)
         store.atomic_write(copy, data)
-        store.atomic_write(self.indexes / f"{digest}.json", data)
+        self.cache.record_index(data)
         self.revision = digest
         return index
 
     def fetch(self, record: dict, verify: bool = True) -> Path:
         rel = store.safe_relpath(record["path"])
+        url = self.base + quote(rel, safe="/")  # the path was checked; quoting keeps any byte from meaning more
         fetch = None if self.offline else (
-            lambda dest: http.download(self.base + rel, dest, record["sha256"], record.get("size"), self.session,
-                                      desc=rel))
-        return self.cache.get(record, fetch, self.base + rel, verify)
+            lambda dest: http.download(url, dest, record["sha256"], record.get("size"), self.session, desc=rel))
+        return self.cache.get(record, fetch, url, verify)

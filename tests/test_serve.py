@@ -1,0 +1,169 @@
+"""Serving on Ray Serve and building on Ray, for real: a two-node Ray cluster on 127.0.0.1 inside a network namespace
+with only loopback (`unshare -n`, needs root), started and stopped by PID. One cluster per session runs every case
+(tests/serve_cluster_check.py) and reports JSON; each test below asserts on its part. Plus the pieces that need no
+cluster: request decoding, the score filter, mask RLE, the Serve config file."""
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import LIGHT, REPO, run_zoo
+
+pytest.importorskip("ray.serve", reason="the serve extra: pip install -e '.[serve]'")
+
+from zoo.errors import InputError, ZooError  # noqa: E402
+from zoo.serve import codec  # noqa: E402
+from zoo.serve.config import ServeSpec, serve_config  # noqa: E402
+
+MODEL = "ssdlite320_mobilenet_v3_large"
+
+
+@pytest.fixture(scope="module")
+def cluster_report(light_store, tmp_path_factory):
+    """Everything that needs the cluster, in one run (~4 minutes: the distributed build of both light models is most
+    of it). The namespace has its own network, not its own processes: the check script kills what it started."""
+    work = tmp_path_factory.mktemp("ray-cluster")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(["unshare", "-n", sys.executable, str(REPO / "tests" / "serve_cluster_check.py"),
+                           "--store", str(light_store), "--lock", str(REPO / "build" / "reference.lock.json"),
+                           "--work", str(work), "--build", *LIGHT], capture_output=True, text=True, env=env,
+                          timeout=1200)
+    assert proc.returncode == 0 and proc.stdout.strip(), f"cluster check failed:\n{proc.stderr[-6000:]}"
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps({k: v for k, v in report.items() if k != "build"}, indent=1))
+    return report
+
+
+@pytest.mark.slow
+def test_two_replicas_answer_concurrent_requests_like_zoo_load(cluster_report):
+    """40 requests from 8 client threads (JPEG, PNG, .npy; every fourth with score_thresh): all answered, each
+    equal to zoo.load's detections on the same decoded image, by both replicas, one on each node."""
+    cli = cluster_report["cli"]
+    assert cluster_report["nodes"] == 2
+    assert len({r["node"] for r in cli["replicas"]}) == 2
+    c = cli["concurrent"]
+    assert c["ok"] == c["equal_to_zoo_load"] == c["requests"] == 40
+    assert len(c["replica_pids"]) == 2
+    assert cli["exit_code"] == 0 and cli["gone_after_exit"]  # Ctrl-C on `zoo serve` removes its application
+
+
+@pytest.mark.slow
+def test_a_killed_replica_is_replaced_and_only_requests_in_flight_are_lost(cluster_report):
+    k = cluster_report["cli"]["kill"]
+    assert k["replaced"], k
+    assert k["wrong"] == 0
+    assert k["lost"] <= k["clients"], k  # at most one per client thread: those in flight when the replica died
+    print(f"killed replica {k['killed_pid']}: {k['lost']} of {k['requests']} requests lost "
+          f"({k['in_flight_at_kill']} in flight), replaced in {k['replacement_wait_s']}s")
+
+
+@pytest.mark.slow
+def test_bad_requests_get_a_400_that_says_what_was_expected(cluster_report):
+    bad = cluster_report["cli"]["bad"]
+    assert {case["status"] for case in bad.values()} == {400}, bad
+    assert "expected a PNG or JPEG image" in bad["text"]["error"]
+    assert "empty request body" in bad["empty"]["error"]
+    assert "divide uint8 pixels by 255" in bad["npy_uint8"]["error"]
+    assert "HWC layout?" in bad["npy_hwc"]["error"]
+    assert "score_thresh must be a number in [0, 1]" in bad["thresh"]["error"]
+
+
+@pytest.mark.slow
+def test_config_file_from_zoo_serve_deploys_onto_the_two_node_cluster(cluster_report):
+    """`zoo serve --config-out FILE` then Ray's `serve deploy FILE`: two replicas, one per node, answers equal zoo.load's."""
+    cfg = cluster_report["config"]
+    assert cfg["config_written"] and cfg["deploy_rc"] == 0, cfg["deploy_output"]
+    assert len({r["node"] for r in cfg["replicas"]}) == 2
+    assert all(a["status"] == 200 and a["equal_to_zoo_load"] for a in cfg["answers"].values()), cfg["answers"]
+
+
+@pytest.mark.slow
+def test_distributed_build_is_byte_identical_to_the_lock(cluster_report):
+    """`zoo build LIGHT --ray ADDRESS --out STORE`: every (model, method) a Ray task, all six started at once, spread
+    over both nodes; every file of both models equal to the lock in the tree (whatever lock that is), compared by
+    zoo.reproduce as `zoo build --check` does."""
+    b = cluster_report["build"]
+    assert b["rc"] == 0, b["stdout"][-3000:] + b["stderr"][-2000:]
+    assert b["problems"] == [], b["problems"]
+    lock = json.loads((REPO / "build" / "reference.lock.json").read_text())
+    assert b["files"] == sum(len(lock["models"][m]["files"]) for m in LIGHT) > 0
+    assert "ray: 6 task(s) on 2 node(s)" in b["stdout"], b["stdout"][-500:]
+
+
+def _png(array_hwc: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(array_hwc).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_request_bodies_decode_to_the_models_input():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(codec.decode_image(_png(rgb)), rgb.transpose(2, 0, 1).astype(np.float32) / 255)
+    arr = np.random.default_rng(1).random((3, 4, 6), dtype=np.float32)
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    assert np.array_equal(codec.decode_image(buf.getvalue()), arr)
+    for body, says in [(b"", "empty request body"), (b"GIF? no", "not an image format Pillow knows"),
+                       (_png(rgb)[:-30], "could not be decoded"), (b"\x93NUMPY garbage", "unreadable .npy body")]:
+        with pytest.raises(InputError, match=says):
+            codec.decode_image(body)
+
+
+def test_score_thresh_parses_to_a_number_in_0_1():
+    assert codec.parse_score_thresh("0.25") == 0.25 and codec.parse_score_thresh(None) is None
+    for bad in ("1.5", "-0.1", "nan", "x"):
+        with pytest.raises(InputError, match=r"score_thresh must be a number in \[0, 1\]"):
+            codec.parse_score_thresh(bad)
+
+
+def test_detections_become_json_with_names_and_masks_as_rle():
+    masks = np.zeros((2, 1, 6, 5), np.float32)
+    masks[0, 0, 1:4, 2:5] = 0.8
+    masks[1, 0, 0, 0] = 0.49
+    det = {"boxes": np.array([[1.5, 2.25, 3.125, 4.0], [0, 0, 1, 1]], np.float32), "labels": np.array([1, 90]),
+           "scores": np.array([0.75, 0.1], np.float32), "masks": masks}
+    out = json.loads(json.dumps(codec.to_json(det, ["__background__", "person"])))
+    assert out["label_names"] == ["person", "90"]  # a label past the category list is named by its number
+    assert np.array_equal(np.asarray(out["boxes"], np.float32), det["boxes"])
+    assert np.array_equal(codec.decode_masks(out["masks"], (6, 5)), masks[:, 0] >= 0.5)
+
+
+def test_config_file_is_what_serve_deploy_accepts(tmp_path):
+    """Checked against Serve's own schema when written; a relative store path is written absolute (nodes differ in
+    their working directory)."""
+    (tmp_path / "store").mkdir()
+    run_zoo("serve", "ssdlite", "--source", "store", "--min-replicas", "1", "--max-replicas", "3",
+            "--threads", "2", "--config-out", "serve.yaml", cwd=tmp_path)
+    import yaml
+    config = yaml.safe_load((tmp_path / "serve.yaml").read_text())
+    app = config["applications"][0]
+    assert app["import_path"] == "zoo.serve.app:app_builder" and "working_dir" not in app["runtime_env"]
+    assert app["args"] == {"model": MODEL, "runtime": "onnxruntime", "source": str(tmp_path / "store"), "threads": 2,
+                           "replicas": 1, "min_replicas": 1, "max_replicas": 3}
+    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}
+    options = ServeSpec.from_args(app["args"]).deployment_options()
+    assert options["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "initial_replicas": 1}
+    assert options["ray_actor_options"] == {"num_cpus": 2}
+
+
+def test_serve_arguments_are_checked_before_ray_starts(tmp_path):
+    proc = run_zoo("serve", "ssdlit", "--config-out", tmp_path / "x.yaml", check=False)
+    assert proc.returncode == 2 and "unknown model 'ssdlit'" in proc.stderr
+    proc = run_zoo("serve", "ssdlite", "--max-replicas", "2", "--config-out", tmp_path / "x.yaml", check=False)
+    assert proc.returncode == 2 and "autoscaling needs both bounds" in proc.stderr
+    with pytest.raises(ZooError, match="unknown serve argument"):
+        ServeSpec.from_args({"model": "ssdlite", "replica": 2})
+    with pytest.raises(ZooError, match="min_replicas <= max_replicas"):
+        serve_config(ServeSpec("ssdlite", min_replicas=3, max_replicas=2))
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_import_zoo_does_not_import_ray():
+    code = "import sys, zoo, zoo.cli; print(sorted(m for m in ('ray', 'torch', 'fastapi') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

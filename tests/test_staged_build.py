@@ -1,0 +1,175 @@
+"""A build that fails or is killed leaves the store as it was: each model is built in OUT/.staging and swapped in only
+once it passed. Killed with SIGKILL at each stage (reference outputs, export, parity, index write), or failing with a
+non-ZooError in parity: afterwards the store is byte-for-byte what it was, `zoo verify` is clean, and the previous
+artifact still loads and runs."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import zoo
+from conftest import run_zoo
+from zoo import parity, store
+from zoo.errors import ParityError
+from zoo.pipeline import build
+from zoo.staging import STAGING, clean_stale
+
+SSD = "ssdlite320_mobilenet_v3_large"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def copy_of(onnx_store, tmp_path):
+    dest = tmp_path / "store"
+    shutil.copytree(onnx_store, dest)
+    return dest
+
+
+def contents(root):
+    """Every file of the store (staging leftovers aside) with its bytes' digest."""
+    return {str(p.relative_to(root)): store.sha256_file(p) for p in sorted(root.rglob("*"))
+            if p.is_file() and STAGING not in p.relative_to(root).parts}
+
+
+def assert_store_intact(root, before):
+    assert contents(root) == before
+    proc = run_zoo("verify", root)
+    assert proc.stdout.strip().endswith("0 bad") and "ok" in proc.stdout, proc.stdout
+    model = zoo.load(SSD, runtime="onnxruntime", source=root, cache_dir=root.parent / "home")
+    assert len(model([np.full((3, 240, 320), 0.5, np.float32)])) == 1
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from zoo import parity, pipeline, store
+import zoo.export
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+stage = sys.argv[2]
+if stage == "reference":        # weights written, eager reference outputs being computed
+    pipeline.one_by_one = die
+elif stage == "export":         # the exporter has written half an artifact
+    def half(manifest, weights, method, out):
+        Path(out).write_bytes(b"half an artifact")
+        die()
+    zoo.export.export_in_child = half
+elif stage == "parity":         # the artifact exported, parity being checked
+    parity.compare = die
+elif stage == "index":          # everything passed: the new index is half written
+    real = store.atomic_write
+    def atomic_write(path, data):
+        if Path(path).name == "index.json":
+            Path(path).with_name(".index.json.tmp.part").write_bytes(data[: len(data) // 2])
+            die()
+        real(path, data)
+    store.atomic_write = atomic_write
+elif stage == "swap":           # the old model directory moved aside, the new one not yet moved in
+    real_rename = os.rename
+    def rename(src, dest):
+        real_rename(src, dest)
+        if Path(dest).name == "previous":
+            die()
+    os.rename = rename
+pipeline.build([sys.argv[3]], sys.argv[1], "random:1", ["onnx"], progress=False)
+print("not killed")
+"""
+
+
+@pytest.mark.parametrize("stage", ["reference", "export", "parity", "index"])
+def test_a_build_killed_at_any_stage_leaves_the_store_as_it_was(copy_of, stage):
+    before = contents(copy_of)
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(copy_of), stage, SSD], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    assert list((copy_of / STAGING).iterdir()), "the killed build left no staging directory: nothing was tested"
+    assert_store_intact(copy_of, before)
+
+
+def test_a_build_killed_in_the_middle_of_its_swap_is_finished_by_the_next_one(copy_of):
+    """The one window a kill can leave the store inconsistent: `zoo verify` names it and says what to do, and the
+    next build (its first step) finishes the swap."""
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(copy_of), "swap", SSD], capture_output=True, timeout=600)
+    assert proc.returncode == -9 and not (copy_of / "models" / SSD).exists()
+    report = run_zoo("verify", copy_of, "--no-replay", check=False)
+    assert report.returncode == 1 and f"interrupted build    {SSD}-" in report.stdout
+    assert f"killed while swapping this model in: any `zoo build ... --out {copy_of}` finishes it" in report.stdout
+    assert clean_stale(copy_of) == [f"finished swapping in {SSD}"]
+    assert store.load_index(copy_of)["models"][SSD]["weights"]["seed"] == 1
+    assert not list((copy_of / STAGING).iterdir())
+    proc = run_zoo("verify", copy_of)
+    assert proc.stdout.strip().endswith("0 bad"), proc.stdout
+    zoo.load(SSD, runtime="onnxruntime", source=copy_of, cache_dir=copy_of.parent / "home")
+
+
+def test_the_next_build_removes_what_a_killed_one_left(copy_of):
+    subprocess.run([sys.executable, "-c", KILLER, str(copy_of), "parity", SSD], capture_output=True, timeout=600)
+    assert list((copy_of / STAGING).iterdir())
+    result = build([SSD], copy_of, "random:1", ["onnx"], progress=False)
+    assert not result.failed, result.lines
+    assert not (copy_of / STAGING).exists()
+    index = store.load_index(copy_of)
+    assert index["models"][SSD]["weights"]["seed"] == 1
+    assert run_zoo("verify", copy_of, "--no-replay").stdout.strip().endswith("0 bad")
+
+
+def test_a_parity_step_raising_a_non_zoo_error_is_reported_and_the_next_model_still_builds(copy_of, monkeypatch):
+    """An onnxruntime/torch exception (here a RuntimeError) in the first model's parity: that model is reported
+    with the error and keeps its previous entry; the second model of the same build is built and stored."""
+    real, calls = parity.compare, []
+
+    def explodes_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("onnxruntime exploded")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parity, "compare", explodes_once)
+    before = contents(copy_of)
+    first = build([SSD], copy_of, "random:1", ["onnx"], progress=False)
+    assert first.failed == [f"{SSD}/onnx"] and not first.built
+    line = first.lines[-1]
+    assert line.startswith(f"FAIL {SSD}") and "RuntimeError: onnxruntime exploded" in line
+    assert "ZOO_DEBUG=1" in line and f"the store keeps its previous {SSD} entry" in line
+    assert_store_intact(copy_of, before)
+    # the same build with the model twice: the first attempt fails, the second is built and swapped in
+    calls.clear()
+    both = build([SSD, SSD], copy_of, "random:1", ["onnx"], progress=False)
+    assert both.failed == [f"{SSD}/onnx"] and both.built == [f"{SSD}/onnx"], both.lines
+    assert store.load_index(copy_of)["models"][SSD]["weights"]["seed"] == 1
+    assert run_zoo("verify", copy_of).stdout.strip().endswith("0 bad")
+
+
+def test_a_method_failing_parity_with_new_weights_keeps_the_previous_entry(copy_of, monkeypatch):
+    """New weights whose ONNX export fails parity: storing them would drop the working ONNX artifact, so the
+    previous entry stays, and the report says why."""
+    def fails(*args, **kwargs):
+        raise ParityError("boxes differ by 3px")
+    monkeypatch.setattr(parity, "compare", fails)
+    before = contents(copy_of)
+    result = build([SSD], copy_of, "random:1", ["onnx"], progress=False)
+    assert result.failed == [f"{SSD}/onnx"]
+    assert any("boxes differ by 3px" in line for line in result.lines)
+    assert "onnx failed and the new weights differ from the stored ones: the previous entry is kept" in result.lines[-1]
+    assert_store_intact(copy_of, before)
+
+
+def test_rebuilding_one_method_keeps_the_others_when_the_weights_are_the_same(copy_of):
+    result = build([SSD], copy_of, "random:0", ["tracing"], progress=False)
+    assert not result.failed, result.lines
+    methods = {a["method"] for a in store.load_index(copy_of)["models"][SSD]["artifacts"]}
+    assert methods == {"eager", "onnx", "tracing"}
+    assert run_zoo("verify", copy_of, "--no-replay").stdout.strip().endswith("0 bad")
+
+
+def test_a_failed_first_build_leaves_an_empty_valid_store(tmp_path, monkeypatch):
+    monkeypatch.setattr(parity, "compare", lambda *a, **k: {}["missing key"])
+    result = build([SSD], tmp_path / "store", "random:0", ["onnx"], progress=False)
+    assert result.failed == [f"{SSD}/onnx"] and "KeyError" in result.lines[-1] and "(none)" in result.lines[-1]
+    assert json.loads((tmp_path / "store" / "index.json").read_text()) == {"format": store.FORMAT, "models": {}}
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["index.json"]

@@ -1,0 +1,89 @@
+"""Train the detector of ``detector.py`` on ``shapes.py`` data, for real, and cache the checkpoint.
+
+The cache key is the sha256 of the three modules' sources and torch's version: change the training code and the next
+session retrains. ``$ZOO_TEST_CACHE`` (default ``~/.cache/zoo-tests``) holds ``detector-<key>.pth`` (a state dict,
+written atomically under a file lock, so parallel sessions train once)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from filelock import FileLock
+
+from . import detector, shapes
+
+STEPS, BATCH, TRAIN_IMAGES, SEED = 900, 4, 400, 0
+
+
+def cache_key() -> str:
+    h = hashlib.sha256(torch.__version__.encode())
+    for module in (shapes, detector, sys.modules[__name__]):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _tensors(data):
+    out = []
+    for im, objects in data:
+        image = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
+        boxes = torch.tensor([[x, y, x + w, y + h] for _, (x, y, w, h), _ in objects], dtype=torch.float32)
+        labels = torch.tensor([c + 1 for c, _, _ in objects], dtype=torch.int64)
+        out.append((image, {"boxes": boxes, "labels": labels}))
+    return out
+
+
+def train(steps: int = STEPS, log=None) -> torch.nn.Module:
+    torch.manual_seed(SEED)
+    data = _tensors(shapes.samples(TRAIN_IMAGES, seed=SEED))
+    model = detector.build(num_classes=len(shapes.CLASSES) + 1)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(SEED)
+    for step in range(steps):
+        idx = torch.randint(len(data), (BATCH,), generator=gen).tolist()
+        images, targets = [], []
+        for i in idx:
+            image, target = data[i]
+            if torch.rand((), generator=gen) < 0.5:  # horizontal flip
+                image = image.flip(-1)
+                boxes = target["boxes"].clone()
+                boxes[:, [0, 2]] = shapes.SIZE - target["boxes"][:, [2, 0]]
+                target = {**target, "boxes": boxes}
+            images.append(image)
+            targets.append(target)
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log and step % 50 == 0:
+            log(f"step {step} loss {loss.item():.3f} " + " ".join(f"{k} {v.item():.3f}" for k, v in losses.items()))
+    return model.eval()
+
+
+def checkpoint(cache_dir: str | Path | None = None) -> Path:
+    """The trained state dict (``.pth``), from the cache or trained now."""
+    cache = Path(cache_dir or os.environ.get("ZOO_TEST_CACHE") or Path.home() / ".cache" / "zoo-tests")
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"detector-{cache_key()}.pth"
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            model = train()
+            tmp = path.with_suffix(".tmp")
+            torch.save(model.state_dict(), tmp)
+            os.replace(tmp, path)
+    return path
+
+
+if __name__ == "__main__":  # python -m trained.train [STEPS]: train with a loss log, print the held-out mAP
+    import time
+    t0 = time.perf_counter()
+    m = train(int(sys.argv[1]) if len(sys.argv) > 1 else STEPS, log=print)
+    print(f"trained in {time.perf_counter() - t0:.0f}s")
+    torch.save(m.state_dict(), "/tmp/own-detector.pth")
