@@ -86,25 +86,38 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
                                         f"{meta['path']} from {src.description}")
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
-    path = src.fetch(record, verify=False)  # hashed below while the runtime reads it, unless stamped as verified
     what = f"{record['path']} from {src.description}"
+    backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
+    reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
+                               offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
+    return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
 
-    def open_verified(data: bytes):
+
+def _opener(manifest, artifact: dict, info: dict, what: str, device: str, threads: int | None):
+    """The runtime's loader of an artifact's verified bytes; its own failures become a RuntimeFailure saying what to
+    do (load_verified still reports an IntegrityError first where the bytes were bad)."""
+    def open_bytes(data: bytes):
         try:
             return open_backend(manifest, artifact["method"], artifact["runtime"], data, artifact["batch"], device,
                                 threads)
         except ZooError:
             raise
-        except Exception as e:  # the runtime's own failure on bytes that may still prove bad: load_verified decides
+        except Exception as e:
             built = {k: v for k, v in info.get("metadata", {}).get("toolchain", {}).items()
                      if k in ("onnxruntime", "torch", "torchvision")}
             raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: {first_line(e)}; "
                                  "the file's sha256 matched, so the installed runtime differs from the one that built "
                                  f"it ({built or 'see its metadata.json'}): install those versions") from e
+    return open_bytes
 
+
+def _open_verified(src, record: dict, what: str, open_bytes, cache_dir):
+    """The backend made from ``record``'s bytes, hashed while the runtime reads them (unless stamped as verified). A
+    damaged copy in the download cache is removed and fetched once more (online); anything else is an IntegrityError."""
     stamp_home = home_for_stamps(default_home(cache_dir))
+    path = src.fetch(record, verify=False)
     try:
-        backend = load_verified(path, record["sha256"], what, open_verified, stamp_home=stamp_home)
+        return load_verified(path, record["sha256"], what, open_bytes, stamp_home=stamp_home)
     except IntegrityError:
         cache = getattr(src, "cache", None)
         if cache is None or not cache.holds(path):
@@ -113,10 +126,5 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
             path.unlink(missing_ok=True)
             raise IntegrityError(f"{what}: the cached copy at {path} did not match its sha256 {record['sha256']} and "
                                  "was removed; offline, it cannot be fetched again: go online and load again") from None
-        cache.evict(record, src.description)  # a damaged cached copy: fetched once more, verified as it arrives
-        backend = load_verified(src.fetch(record, verify=False), record["sha256"], what, open_verified,
-                                stamp_home=stamp_home)
-    reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
-                               offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
-    return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
-
+        cache.evict(record, src.description)  # fetched once more, verified as it arrives
+        return load_verified(src.fetch(record, verify=False), record["sha256"], what, open_bytes, stamp_home=stamp_home)
