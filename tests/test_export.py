@@ -18,17 +18,22 @@ SSD = "ssdlite320_mobilenet_v3_large"
 
 @pytest.fixture(scope="module")
 def one_and_none():
-    """ssdlite with seeded weights and its score threshold between the two best scores of a black image (one
-    detection there; images of noise saturate at 1.0, ties), a grey image (best score ~0.03: none), and the program
-    exported from that model, as bytes."""
+    """ssdlite with seeded weights, two constant images, and its score threshold set between the best score of one
+    of them and every other score of both (one detection there, none in the other), and the program exported from
+    that model, as bytes."""
     manifest = resolve(SSD)
     model = models.random_model(manifest, 0)[0].eval()
-    one, none = torch.zeros(3, 300, 400), torch.full((3, 300, 400), 0.5)
+    candidates = [torch.full((3, 300, 400), v) for v in (0.0, 0.5, 1.0)]
     with torch.no_grad():
-        first, second = model([one])[0]["scores"][:2].tolist()
-        assert first > second, "the black image's best score is tied: pick another image"
-        model.score_thresh = (first + second) / 2
-        assert model([none])[0]["scores"].numel() == 0
+        scores = [model([im])[0]["scores"] for im in candidates]
+        best = max(range(len(candidates)), key=lambda i: float(scores[i][0]) if scores[i].numel() else -1.0)
+        other = next(i for i in range(len(candidates)) if i != best)
+        one, none = candidates[best], candidates[other]
+        rest = torch.cat([scores[best][1:], scores[other]])
+        top, below = float(scores[best][0]), float(rest.max()) if rest.numel() else 0.0
+        assert top > below, "the best score is tied with another: pick other images"
+        model.score_thresh = (top + below) / 2
+        assert model([one])[0]["scores"].numel() == 1 and model([none])[0]["scores"].numel() == 0
     images = [one, none]
     wrapper = common.exportable(model, manifest, symbolic=True)
     program = pt2.exported_program(wrapper, common.example_images(manifest, 1), nms_groups(model, 91))
