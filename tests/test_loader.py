@@ -58,7 +58,9 @@ def test_grey_image_gives_well_formed_outputs_for_every_combination(light_store)
         out = zoo.load(RCNN, runtime=runtime, method=method, source=light_store)([grey])[0]
         ref = zoo.load(RCNN, runtime="pytorch", method="eager", source=light_store)([grey])[0]
         assert out["boxes"].shape == (len(ref["boxes"]), 4) and out["scores"].shape == (len(ref["boxes"]),)
-    assert len(ref["boxes"]) == 0  # the mobilenet R-CNN gets no proposal above rpn_score_thresh on grey: the trap
+    # With recipe-1 seeded weights the RPN proposed nothing on grey (the empty-input trap of traced graphs); recipe 2's
+    # RPN proposes on every constant image, so the empty path is covered by the patch tests (test_patches.py) and by
+    # test_export.py's image with no detection, not here
 
 
 def test_traced_artifact_takes_any_number_of_images(light_store):
@@ -145,7 +147,9 @@ def test_a_verified_artifact_is_hashed_again_only_when_asked(light_store, tmp_pa
 FRESH = """
 import sys, json, torch, zoo
 model = zoo.load(sys.argv[1], runtime=sys.argv[2], method=sys.argv[3], source=sys.argv[4])
-out = model([torch.full((3, 333, 444), 0.25), torch.rand(3, 280, 500, generator=torch.Generator().manual_seed(5))])
+smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 14, 18, generator=torch.Generator().manual_seed(4)),
+                                         size=(333, 444), mode="bilinear")[0]
+out = model([smooth, torch.rand(3, 280, 500, generator=torch.Generator().manual_seed(5))])
 print(json.dumps([len(o["scores"]) for o in out]))
 """
 
@@ -157,8 +161,14 @@ def test_artifact_loads_in_a_fresh_process(light_store, runtime, method):
                           capture_output=True, text=True, check=True)
     counts = json.loads(proc.stdout.strip().splitlines()[-1])
     eager = zoo.load(RCNN, runtime="pytorch", method="eager", source=light_store)
-    imgs = [torch.full((3, 333, 444), 0.25), torch.rand(3, 280, 500, generator=torch.Generator().manual_seed(5))]
-    assert counts == [len(eager([im])[0]["scores"]) for im in imgs]
+    # a smooth image, not a constant one: a constant image ties its anchors, and ties may break either way (parity)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 14, 18, generator=torch.Generator().manual_seed(4)),
+                                             size=(333, 444), mode="bilinear")[0]
+    imgs = [smooth, torch.rand(3, 280, 500, generator=torch.Generator().manual_seed(5))]
+    # eager called the way the artifact runs: a scripted one takes both images at once (padded together, which changes
+    # the features), a traced or ONNX one takes them one by one
+    want = eager(imgs) if method == "scripting" else [eager([im])[0] for im in imgs]
+    assert counts == [len(o["scores"]) for o in want]
     assert "FutureWarning" not in proc.stderr and "always returns" not in proc.stderr
 
 
