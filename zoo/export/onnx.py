@@ -13,6 +13,7 @@ from typing import List
 
 import torch
 
+from ..errors import ZooError
 from . import pt2
 from .patches import FlatOutputs, trace_safe
 
@@ -22,6 +23,13 @@ EXPORTERS = ("legacy", "dynamo")
 def io_names(keys: List[str], batch: int) -> tuple[list[str], list[str]]:
     suffix = (lambda i: "") if batch == 1 else (lambda i: f"_{i}")
     return [f"image{suffix(i)}" for i in range(batch)], [f"{k}{suffix(i)}" for i in range(batch) for k in keys]
+
+
+def file_opset(path: str) -> int:
+    """The default-domain opset an ONNX file declares."""
+    import onnx
+    model = onnx.load(path, load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str, opset: int, nms_groups: int,
@@ -40,6 +48,10 @@ def export(wrapper: FlatOutputs, example: List[torch.Tensor], path: str, opset: 
             torch.onnx.export(wrapper, (example,), path, opset_version=opset, dynamo=False, input_names=inputs,
                               output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
         name = "torch.onnx.export(dynamo=False)"
+    written = file_opset(path)
+    if written != opset:  # the dynamo exporter writes opset 18 at least, whatever it is asked for
+        raise ZooError(f"the {exporter} ONNX exporter wrote opset {written}, not the manifest's opset {opset}: set "
+                       f"opset = {written} in the manifest's onnx export (or choose the other exporter)")
     return {"exporter": name, "opset": opset, "batch": len(example), "inputs": inputs, "outputs": outputs}
 
 
