@@ -148,7 +148,9 @@ def threshold_between(scores: np.ndarray) -> float:
     """A threshold in the widest gap between the scores around the top quarter: detections on both sides of it, none
     within an artifact's score difference (~1e-5) of it."""
     scores = np.sort(np.asarray(scores, np.float64))[::-1]
-    lo, hi = len(scores) // 8, max(len(scores) // 2, len(scores) // 8 + 2)
+    assert len(scores) >= 3, f"{len(scores)} detections: too few to cut through"
+    lo = max(1, len(scores) // 8)  # at least two above the threshold, so that a count can cut through them
+    hi = min(len(scores), max(len(scores) // 2, lo + 2))
     i = lo + int(np.argmax(scores[lo:hi - 1] - scores[lo + 1:hi]))
     return float(scores[i] + scores[i + 1]) / 2
 
