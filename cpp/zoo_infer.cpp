@@ -1,6 +1,7 @@
-// zoo_infer: run a zoo TorchScript artifact (scripted or traced) on images and print the detections as JSON.
+// zoo_infer: run a zoo TorchScript artifact (scripted or traced) or AOTInductor package (method aoti, a .pt2 of
+// compiled kernels) on images and print the detections as JSON.
 //
-//   zoo_infer ARTIFACT.pt --keys boxes,labels,scores[,masks|,keypoints,keypoints_scores] [--batch N] IMAGE...
+//   zoo_infer ARTIFACT.pt|ARTIFACT.pt2 --keys boxes,labels,scores[,masks|,keypoints,keypoints_scores] [--batch N] IMAGE...
 //
 // The artifact holds the whole model (normalise, resize, pad, heads, NMS, box rescaling, mask pasting), so the caller
 // only decodes each image to float [3,H,W] in [0,1] and passes a list of them: any number for a scripted artifact,
@@ -8,6 +9,7 @@
 // key j, out[i * len(keys) + j] (the keys are the manifest's `outputs`, in order). Coordinates are in the input
 // image's pixels, as with zoo.load in Python. Verify the artifact first: ARTIFACT=$(zoo path NAME ... --method M).
 #include <dlfcn.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
 #include <cstdio>
@@ -50,7 +52,9 @@ static at::Tensor read_image(const std::string& path) {
   static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("image::decode_image", "")
                        .typed<at::Tensor(const at::Tensor&, int64_t, bool)>();
   at::Tensor rgb = op.call(data, /*ImageReadMode.RGB*/ 3, true);
-  return rgb.to(torch::kFloat32).div_(255.0);
+  // contiguous: the decoder returns a channels-last view, and an AOTInductor package reads its inputs with the
+  // strides it was compiled for (measured: 0-1 detections instead of 14 on a strided image)
+  return rgb.to(torch::kFloat32).div_(255.0).contiguous();
 }
 
 // torchvision's scripted detectors warn on every call that they return (losses, detections): expected, not news
@@ -103,7 +107,7 @@ int main(int argc, char** argv) {
     else images.push_back(a);
   }
   if (artifact.empty() || images.empty())
-    die("usage: zoo_infer ARTIFACT.pt --keys boxes,labels,scores[,...] [--batch N] IMAGE...");
+    die("usage: zoo_infer ARTIFACT.pt|ARTIFACT.pt2 --keys boxes,labels,scores[,...] [--batch N] IMAGE...");
   auto keys = split(keys_arg, ',');
 
   // torchvision's operator library links libpython and torch's libtorch_python: load them first, globally, so that
@@ -115,13 +119,21 @@ int main(int argc, char** argv) {
 
   static QuietWarnings quiet;
   c10::WarningUtils::set_warning_handler(&quiet);
+  // an AOTInductor package (.pt2, method aoti) or TorchScript (.pt): both take the images as a list and return the
+  // flat outputs
+  bool aoti = artifact.size() > 4 && artifact.compare(artifact.size() - 4, 4, ".pt2") == 0;
   torch::jit::Module module;
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package;
   try {
-    module = torch::jit::load(artifact, torch::kCPU);
-  } catch (const c10::Error& e) {
-    die("cannot load " + artifact + ": " + e.what_without_backtrace());
+    if (aoti) package = std::make_unique<torch::inductor::AOTIModelPackageLoader>(artifact);
+    else module = torch::jit::load(artifact, torch::kCPU);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    why = why.substr(0, why.find('\n'));  // the loader goes on to list every file of the archive
+    die("cannot load " + artifact + (aoti ? " as an AOTInductor package (method aoti; a .pt2 of method export is a "
+                                            "Python ExportedProgram, not loadable here)" : "") + ": " + why);
   }
-  module.eval();
+  if (!aoti) module.eval();
   torch::NoGradGuard no_grad;
 
   std::vector<at::Tensor> inputs;
@@ -129,13 +141,20 @@ int main(int argc, char** argv) {
   int64_t step = batch > 0 ? batch : (int64_t)inputs.size();
   std::vector<at::Tensor> flat;
   for (size_t start = 0; start < inputs.size(); start += step) {
-    c10::List<at::Tensor> chunk;
+    std::vector<at::Tensor> chunk;
     for (int64_t k = 0; k < step; ++k) chunk.push_back(inputs[std::min(start + k, inputs.size() - 1)]);  // pad a fixed batch
-    auto out = module.forward({chunk}).toList();
+    std::vector<at::Tensor> out;
+    try {
+      if (aoti) out = package->run(chunk);
+      else for (const auto& t : module.forward({c10::List<at::Tensor>(chunk)}).toList().vec()) out.push_back(t.toTensor());
+    } catch (const std::exception& e) {
+      die(std::string("the artifact failed on ") + std::to_string(step) + " image(s) (an aoti or traced artifact takes "
+          "exactly its batch: --batch): " + e.what());
+    }
     if ((int64_t)out.size() != step * (int64_t)keys.size())
       die("the artifact returned " + std::to_string(out.size()) + " outputs for " + std::to_string(step) + " images x " +
           std::to_string(keys.size()) + " keys: do --keys and --batch match the artifact?");
-    for (size_t k = 0; k < std::min<size_t>(step, inputs.size() - start) * keys.size(); ++k) flat.push_back(out.get(k).toTensor());
+    for (size_t k = 0; k < std::min<size_t>(step, inputs.size() - start) * keys.size(); ++k) flat.push_back(out[k]);
   }
 
   std::cout.precision(9);

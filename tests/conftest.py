@@ -8,9 +8,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LIGHT = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"]
-# Methods the full store leaves out to keep CI within its budget (the light store builds them; `zoo build` builds them
-# for every model): torch.export of the ResNet-50 models takes minutes each here (docs/torch-export.md).
-FULL_STORE_SKIPS = {"export"}
+# Methods the full store leaves out to keep CI within its budget (the light store builds `export`; `zoo build` builds
+# it for every model): torch.export of the ResNet-50 models takes a minute or two each here, and AOTInductor
+# (SLOW_METHODS, built only when asked) compiles for many minutes per model (docs/torch-export.md).
+from zoo.manifest import SLOW_METHODS  # noqa: E402
+
+FULL_STORE_SKIPS = {"export", *SLOW_METHODS}
 
 
 def full_store_methods(manifest) -> list:

@@ -19,7 +19,7 @@ def test_every_combination_builds_and_matches_eager(full_store):
         if m.name in LIGHT:
             continue  # built and checked by the light store
         built = {a["method"]: a for a in index["models"][m.name]["artifacts"]}
-        assert set(built) == {"eager"} | set(full_store_methods(m)), m.name
+        assert {"eager"} | set(full_store_methods(m)) <= set(built), m.name  # a prebuilt store may hold more
         for e in m.exports:
             if e.method not in built:
                 continue

@@ -15,7 +15,7 @@ def test_list_and_info():
     for name in ("maskrcnn_resnet50_fpn", "keypointrcnn_resnet50_fpn", "ssd300_vgg16", "fcos_resnet50_fpn"):
         assert name in out
     info = run_zoo("info", "mask_rcnn").stdout
-    assert "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in info and "mask_map 34.6" in info and "opset 17" in info
+    assert "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in info and "mask_map 34.6" in info and "opset 18 (dynamo exporter)" in info
 
 
 def test_predict_prints_detections_and_draws_them(light_store, tmp_path):

@@ -1,5 +1,4 @@
 """The C++ example: built from the installed wheels, run on verified artifacts, compared with zoo.load in Python."""
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -10,15 +9,14 @@ from PIL import Image
 
 import zoo
 from conftest import REPO, run_zoo
+from cpp_runner import as_arrays, run_cpp, zoo_infer_binary
 from zoo.parity import Tolerance, compare
 from zoo.viz import read_image
 
 
 @pytest.fixture(scope="session")
 def zoo_infer():
-    proc = subprocess.run(["bash", str(REPO / "cpp" / "build.sh")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return zoo_infer_binary()
 
 
 @pytest.fixture(scope="session")
@@ -38,22 +36,6 @@ def reference_png(store: Path, name: str, tag: str) -> Path:
     path = store.parent / f"reference-{tag}.png".replace("/", "_")
     Image.fromarray(np.round(image * 255).astype(np.uint8).transpose(1, 2, 0)).save(path)
     return path
-
-
-def run_cpp(binary, artifact, keys, images, batch=None):
-    cmd = [str(binary), str(artifact), "--keys", ",".join(keys)] + (["--batch", str(batch)] if batch else []) + list(map(str, images))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"})
-    assert proc.returncode == 0, proc.stderr
-    assert "always returns" not in proc.stderr
-    return json.loads(proc.stdout)["detections"]
-
-
-def as_arrays(det: dict) -> dict:
-    out = {}
-    for k, v in det.items():
-        if isinstance(v, dict) and "values" in v:
-            out[k] = np.array(v["values"], np.float32 if v["dtype"] == "float32" else np.int64).reshape(v["shape"])
-    return out
 
 
 CASES = [("ssdlite320_mobilenet_v3_large", "scripting", "light"),

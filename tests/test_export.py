@@ -35,7 +35,7 @@ def one_and_none():
         model.score_thresh = (top + below) / 2
         assert model([one])[0]["scores"].numel() == 1 and model([none])[0]["scores"].numel() == 0
     images = [one, none]
-    wrapper = common.exportable(model, manifest, symbolic=True)
+    wrapper = common.exportable(model, manifest, "symbolic")
     program = pt2.exported_program(wrapper, common.example_images(manifest, 1), nms_groups(model, 91))
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
@@ -54,3 +54,22 @@ def test_exported_program_gives_one_and_no_detection_like_eager(one_and_none):
         assert len(want["scores"]) == count and len(got["scores"]) == count
         for key in manifest.outputs:
             assert torch.equal(got[key], want[key]), key
+
+
+@pytest.mark.slow
+def test_dynamo_onnx_gives_one_and_no_detection_like_eager(one_and_none, tmp_path):
+    """The same model through the dynamo ONNX exporter (the ONNX method of eleven manifests), run by onnxruntime."""
+    from zoo.export import onnx as zonnx
+    manifest, model, images, _ = one_and_none
+    path = tmp_path / "model.onnx"
+    wrapper = common.exportable(model, manifest, manifest.export("onnx").transform)
+    zonnx.export(wrapper, common.example_images(manifest, 1), str(path), 18, nms_groups(model, 91), "dynamo")
+    backend = open_backend(manifest, "onnx", "onnxruntime", path.read_bytes(), 1)
+    detector = Detector(backend, manifest.outputs, {}, manifest.categories)
+    for image, count in zip(images, (1, 0)):
+        with torch.no_grad():
+            want = model([image])[0]
+        got = detector([image])[0]
+        assert len(got["scores"]) == count
+        for key in manifest.outputs:
+            torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-3)

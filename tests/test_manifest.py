@@ -24,7 +24,7 @@ def test_all_twelve_models_and_aliases():
         assert mf.resolve(alias).name == name
     for m in found.values():
         listed = {e.method for e in m.exports} | {u.method for u in m.unsupported}
-        assert {"tracing", "scripting", "onnx"} <= listed <= set(mf.METHODS) | set(mf.UNBUILT_METHODS), m.name
+        assert {"tracing", "scripting", "onnx"} <= listed <= set(mf.METHODS), m.name
         if m.exports:
             assert m.export("tracing").batch == 1 and m.export("scripting").batch is None
 
@@ -67,7 +67,7 @@ def _broken(tmp_path, edit):
 
 @pytest.mark.parametrize("edit, key, expected", [
     (lambda t: t.replace('builder = "torchvision.models.detection.ssd300_vgg16"\n', ""), "builder", "missing"),
-    (lambda t: t.replace("opset = 17", "opset = 11"), "export[2].opset", "16 or more"),
+    (lambda t: t.replace("opset = 18", "opset = 11"), "export[2].opset", "16 or more"),
     (lambda t: t.replace('method = "onnx"', 'method = "caffe2"'), "export[2].method", "one of tracing, scripting, onnx"),
     (lambda t: t.replace('batch = "dynamic"', "batch = 0"), "export[1].batch", "positive integer"),
     (lambda t: t.replace("min_matched = 0.95, box_atol", "min_matched = \"high\", box_atol", 1), "export[0].tolerance.min_matched", "non-negative number"),
@@ -75,7 +75,7 @@ def _broken(tmp_path, edit):
     (lambda t: t.replace("sizes = [[375, 500]", "sizes = [[375]", 1), "parity.sizes.0", "[height, width]"),
     (lambda t: t.replace('runtime = "onnxruntime"', 'runtime = "pytorch"'), "export[2].runtime", "'onnxruntime' for method onnx"),
     (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing fixes the batch size"),
-    (lambda t: t.replace("opset = 17", 'opset = 17\nexporter = "torchscript"'), "export[2].exporter", '"legacy"'),
+    (lambda t: t.replace('exporter = "dynamo"', 'exporter = "torchscript"'), "export[2].exporter", '"legacy"'),
     (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter", "only method onnx"),
     (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
     (lambda t: t.replace("[parity]", "[eval]\nmap_tolerance = -1\n\n[parity]"), "eval.map_tolerance", "non-negative"),

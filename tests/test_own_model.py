@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, run_zoo
@@ -49,12 +50,13 @@ def own_store(tmp_path_factory, checkpoint, heldout):
 def test_build_exports_every_method_gated_on_parity_and_map(own_store, checkpoint):
     from zoo.store import sha256_file
     entry = json.loads((own_store / "index.json").read_text())["models"]["my_detector"]
-    assert {a["method"] for a in entry["artifacts"]} == {"eager", "tracing", "scripting", "onnx"}
+    # every method but aoti, which a build makes only when asked (test_aoti_package_...)
+    assert {a["method"] for a in entry["artifacts"]} == {"eager", "tracing", "scripting", "onnx", "export"}
     assert entry["weights"]["kind"] == "file" and entry["weights"]["source_sha256"] == sha256_file(checkpoint)
     assert entry["manifest"]["builder"] == "trained.detector:build" and entry["categories"] == CATEGORIES
     eager = entry["eval"]["eager"]["bbox"]["map"]
     assert eager > LEARNED, f"the trained detector reaches only {eager} box mAP on held-out images"
-    for method in ("tracing", "scripting", "onnx"):
+    for method in ("tracing", "scripting", "onnx", "export"):
         meta = json.loads((own_store / "models" / "my_detector" / method / "metadata.json").read_text())
         assert abs(meta["eval"]["artifact"]["bbox"]["map"] - eager) <= 0.1
         assert meta["parity"]["results"]["sizes+grey"]["min_matched_fraction"] >= 0.95
@@ -65,7 +67,7 @@ def test_zoo_eval_prints_each_artifact_within_a_tenth_of_eager(own_store, heldou
     proc = run_zoo("eval", "my_detector", "--data", heldout, "--source", own_store, "--quiet",
                    env={**pythonpath(True), "ZOO_TRUSTED_BUILDERS": "trained"})
     rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if "/" in line.split()[0]}
-    assert set(rows) == {"pytorch/eager", "pytorch/tracing", "pytorch/scripting", "onnxruntime/onnx"}
+    assert set(rows) == {"pytorch/eager", "pytorch/tracing", "pytorch/scripting", "pytorch/export", "onnxruntime/onnx"}
     assert float(rows["pytorch/eager"][0]) > LEARNED and rows["pytorch/eager"][2] == "reference"
     for name, (box_map, _, diff) in rows.items():
         if name != "pytorch/eager":
@@ -126,6 +128,61 @@ def test_info_download_and_verify_know_the_model_from_the_index(own_store, tmp_p
     run_zoo("download", "my_detector", "--runtime", "onnxruntime", "--source", own_store, "--to", tmp_path / "b", env=env)
     out = run_zoo("verify", tmp_path / "b", "my_detector", env=env).stdout
     assert "my_detector onnxruntime/onnx" in out and "0 bad" in out
+
+
+AOTI = """
+import json, sys, torch
+import zoo
+from zoo.viz import read_image
+store, image = sys.argv[1], sys.argv[2]
+pixels = torch.as_tensor(read_image(image))
+strided = pixels.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # channels-last, as torchvision's decoder gives
+assert not strided.is_contiguous()
+out = {}
+for method in ("aoti", "eager"):
+    model = zoo.load("my_detector", runtime="pytorch", method=method, source=store)
+    out[method] = {k: v.tolist() for k, v in model([pixels])[0].items()}
+    out[method + " strided"] = {k: v.tolist() for k, v in model([strided])[0].items()}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_aoti_package_compiles_passes_parity_and_map_and_loads(own_store, checkpoint, heldout, tmp_path):
+    """`zoo build --method aoti` (asked for: compiling takes minutes for torchvision's models) compiles the trained
+    detector with AOTInductor into a store that already holds the other methods, which it keeps; the package passes
+    the parity and mAP gates and loads through zoo.load in a fresh process, giving eager's detections."""
+    store = tmp_path / "store"
+    shutil.copytree(own_store, store)
+    run_zoo("build", "--manifest", MANIFEST, "--weights", checkpoint, "--method", "aoti", "--out", store,
+            "--eval", heldout, "--quiet", env=pythonpath(True))
+    entry = json.loads((store / "index.json").read_text())["models"]["my_detector"]
+    assert {a["method"] for a in entry["artifacts"]} == {"eager", "tracing", "scripting", "onnx", "export", "aoti"}
+    meta = json.loads((store / "models" / "my_detector" / "aoti" / "metadata.json").read_text())
+    assert meta["export"]["compile_seconds"] > 0 and meta["format"] == "aoti"
+    assert all(r["ok"] for r in meta["parity"]["results"].values()), meta["parity"]
+    assert abs(meta["eval"]["artifact"]["bbox"]["map"] - entry["eval"]["eager"]["bbox"]["map"]) <= 0.1
+    doc = json.loads((heldout / "annotations.json").read_text())
+    image = heldout / "images" / doc["images"][0]["file_name"]
+    proc = subprocess.run([sys.executable, "-c", AOTI, str(store), str(image)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600, env={**os.environ, **pythonpath(True), "ZOO_TRUSTED_BUILDERS": "trained"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for got in ("aoti", "aoti strided"):  # a package reads inputs with its compiled strides: the backend must not care
+        assert out[got]["labels"] == out["eager"]["labels"] and len(out[got]["labels"]) > 0, got
+        for a, b in zip(out[got]["boxes"], out["eager"]["boxes"]):
+            assert max(abs(x - y) for x, y in zip(a, b)) < 0.5, got
+    # the C++ example runs the same package (AOTIModelPackageLoader, no Python) with the same detections
+    from cpp_runner import as_arrays, run_cpp, zoo_infer_binary
+    cpp = as_arrays(run_cpp(zoo_infer_binary(), store / "models" / "my_detector" / "aoti" / "model.pt2",
+                            ["boxes", "labels", "scores"], [image], batch=1)[0])
+    assert cpp["labels"].tolist() == out["aoti"]["labels"]
+    assert abs(cpp["boxes"] - np.array(out["aoti"]["boxes"], np.float32).reshape(-1, 4)).max() < 0.01
+    bench = tmp_path / "bench.json"
+    run_zoo("bench", "my_detector", "--source", store, "--method", "aoti", "--repeat", "2", "--warmup", "0",
+            "--size", "128x160", "--json", bench, env={**pythonpath(True), "ZOO_TRUSTED_BUILDERS": "trained"})
+    rows = {r["method"]: r for r in json.loads(bench.read_text())["rows"]}
+    assert set(rows) == {"eager", "aoti"} and rows["aoti"]["load_s"] > 0 and rows["aoti"]["median_s"] > 0
 
 
 def _iou(a, b):

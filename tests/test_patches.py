@@ -1,7 +1,10 @@
 """The export patches: the exact-resize transform (the resized size equals eager's under tracing and scripting, at many
 sizes) and trace-safe batched NMS."""
+import copy
 import random
 import warnings
+
+import numpy as np
 
 import pytest
 import torch
@@ -241,3 +244,87 @@ def test_exported_roi_pooling_equals_eager_for_other_counts():
         want = SelectThenPool().eval()(*feats, b, s)
         got = exported(*feats, b, s)
         assert got.shape == want.shape and torch.equal(got, want), count
+
+
+class SelectThenHead(torch.nn.Module):
+    """torchvision's v2 box head (convolutions with batch norm) on a data-dependent number of RoI features."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead
+        self.roi_heads = torch.nn.Module()
+        self.roi_heads.box_head = FastRCNNConvFCHead((8, 7, 7), [16, 16], [32], norm_layer=torch.nn.BatchNorm2d)
+
+    def forward(self, features, scores):
+        return self.roi_heads.box_head(features[scores > 0.5])
+
+
+def test_frozen_head_batch_norms_export_and_equal_eager_for_other_counts():
+    """batch_norm's empty-input check stops torch.export on a data-dependent RoI count (v2 heads); the frozen layers
+    export, and give eager's batch norm (random statistics) for 0, 1 and 50 RoIs."""
+    from zoo.export.patches import frozen_head_batch_norms
+    g = torch.Generator().manual_seed(0)
+    eager = SelectThenHead().eval()
+    for m in eager.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1, generator=g)
+            m.running_var.uniform_(0.5, 2, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+    n = torch.export.Dim("n", min=2, max=10_000)
+    with pytest.raises(Exception, match="data-dependent"):
+        export_program(eager, (torch.rand(20, 8, 7, 7, generator=g), torch.rand(20, generator=g)), ({0: n}, {0: n}))
+    frozen = frozen_head_batch_norms(copy.deepcopy(eager))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+    exported = export_program(frozen, (torch.rand(20, 8, 7, 7, generator=g), torch.rand(20, generator=g)),
+                              ({0: n}, {0: n}))
+    for count in (50, 1, 0):
+        features, scores = torch.rand(max(count, 2), 8, 7, 7, generator=g), torch.zeros(max(count, 2))
+        scores[:count] = 1.0
+        with torch.no_grad():
+            want = eager(features, scores)
+        assert want.shape[0] == count
+        torch.testing.assert_close(exported(features, scores), want, rtol=1e-5, atol=1e-5)
+
+
+def test_float64_resize_equals_eager_size_when_exported_to_onnx(tmp_path):
+    """The dynamo ONNX exporter writes symbolic size arithmetic in float32 (1 px off at e.g. 308x437, 300x602 with
+    min_size 800): Float64ResizeTransform's graph, run by onnxruntime, gives eager's resized size at the trap sizes."""
+    import onnxruntime as ort
+    from zoo.export.patches import Float64ResizeTransform, SymbolicResizeTransform
+    traps = [(308, 437), (300, 602), (437, 308)]
+
+    def onnx_sizes(transform_class, sizes):
+        path = tmp_path / f"{transform_class.__name__}.onnx"
+        dims = ({1: torch.export.Dim("h", min=2, max=4096), 2: torch.export.Dim("w", min=2, max=4096)},)
+        torch.onnx.export(Resized(transform_class(800, 1333, MEAN, STD)).eval(), (torch.zeros(3, 320, 416),), str(path),
+                          dynamo=True, input_names=["image"], dynamic_shapes=dims, external_data=False)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return [tuple(session.run(None, {"image": np.zeros((3, h, w), np.float32)})[0].shape[-2:]) for h, w in sizes]
+
+    sizes = traps + [s for s in SIZES if min(s) >= 2][:12]
+    assert onnx_sizes(Float64ResizeTransform, sizes) == [eager_size(h, w, 800, 1333) for h, w in sizes]
+    # the symbolic transform (exact in a .pt2 program) is what the ONNX translation gets wrong
+    assert onnx_sizes(SymbolicResizeTransform, traps) != [eager_size(h, w, 800, 1333) for h, w in traps]
+
+
+@pytest.mark.parametrize("builder", ["ssdlite320_mobilenet_v3_large", "ssd300_vgg16"])
+def test_device_safe_default_boxes_equal_torchvision_and_follow_the_box_sizes_device(builder):
+    """A scripted, frozen SSD holds its box sizes as constants that torch.jit.load(map_location="cuda") moves to the
+    GPU while torchvision makes the grid on the CPU (measured: every scripted SSD failed on CUDA). The replacement gives
+    torchvision's default boxes, and puts the grid on the sizes' device (the meta device stands in for CUDA here)."""
+    from torchvision.models import detection
+    from zoo.export.patches import DeviceSafeDefaultBoxGenerator, device_safe_default_boxes
+    model = getattr(detection, builder)(weights=None, weights_backbone=None).eval()
+    original = copy.deepcopy(model.anchor_generator)
+    safe = device_safe_default_boxes(model).anchor_generator
+    assert type(safe) is DeviceSafeDefaultBoxGenerator
+    grids = [[[20, 20], [10, 10], [5, 5], [3, 3], [2, 2], [1, 1]], [[38, 38], [19, 19], [10, 10], [5, 5], [3, 3], [1, 1]]]
+    for grid, size in zip(grids, ([320, 320], [300, 300])):
+        grid = grid[:len(original._wh_pairs)]
+        assert torch.equal(safe._grid_default_boxes(grid, size), original._grid_default_boxes(grid, size))
+    for generator in (original, safe):
+        generator._wh_pairs = [w.to("meta") for w in generator._wh_pairs]
+    with pytest.raises(RuntimeError, match="device"):
+        original._grid_default_boxes(grid, size)
+    assert safe._grid_default_boxes(grid, size).device.type == "meta"
+    assert device_safe_default_boxes(torch.nn.Linear(1, 1)).__class__ is torch.nn.Linear

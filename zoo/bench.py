@@ -69,6 +69,9 @@ def _raw_load(artifact: dict, path: str, threads: int) -> float:
     elif artifact["method"] == "export":
         from .runtimes.pt2 import load_program
         load_program(path)
+    elif artifact["method"] == "aoti":
+        from .runtimes.aoti import load_package
+        load_package(path)
     else:
         from .runtimes.torchscript import jit_load
         jit_load(path)
@@ -102,27 +105,30 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
     import torch
 
     from .errors import NotAvailableError
-    from .loader import load
+    from .loader import load, manifest_for
     from .manifest import resolve
     from .sources import open_source
     from .store import sha256_file
 
     torch.set_num_threads(threads)
     image = sample_image(size)
-    rows, unpinned, shared_index = [], [], None
+    rows, unpinned = [], []
     shared = open_source(source) if source or os.environ.get("ZOO_SOURCE") else None
+    shared_index = shared.index() if shared else None
     for name in names:
-        manifest = resolve(name)
-        try:  # no source: the channel's repository for this model
-            src = shared or open_source(None, model=manifest.name)
-        except NotAvailableError as e:
-            if explicit:
-                raise
-            unpinned.append(e)
-            continue
-        if src is not shared or shared_index is None:
+        if shared:  # the store's index knows its models, yours included
+            src, index = shared, shared_index
+            manifest = manifest_for(name, index, src.description)
+        else:  # no source: the channel's repository for this model
+            manifest = resolve(name)
+            try:
+                src = open_source(None, model=manifest.name)
+            except NotAvailableError as e:
+                if explicit:
+                    raise
+                unpinned.append(e)
+                continue
             index = src.index()
-            shared_index = index if src is shared else None
         entry = index.get("models", {}).get(manifest.name)
         if entry is None:
             if explicit:

@@ -29,7 +29,7 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str)
         have = ", ".join(f"{a['runtime']}/{a['method']}" for a in entry["artifacts"])
         raise NotAvailableError(f"the store has no {runtime}/{method or 'any'} artifact for {manifest.name} (it has: {have})")
     if method is None and runtime == "pytorch":  # prefer exported artifacts over eager, scripting first
-        order = {"scripting": 0, "tracing": 1, "export": 2, "eager": 3}
+        order = {"scripting": 0, "tracing": 1, "aoti": 2, "export": 3, "eager": 4}
         candidates.sort(key=lambda a: order.get(a["method"], 9))
     artifact = candidates[0]
     if device.split(":")[0] not in artifact["devices"]:

@@ -15,9 +15,10 @@ from .errors import ManifestError, UnknownModelError, UnsupportedError
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
-           "export": ("pytorch", "pt2")}
-# methods the zoo does not build, listed in manifests only as [[unsupported]] with the measured reason
-UNBUILT_METHODS = ("aoti",)  # AOTInductor: see docs/torch-export.md
+           "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti")}
+# methods whose build takes minutes per model (AOTInductor compiles C++): CI's stores and the reference lock leave them
+# out, `zoo build` builds them where a manifest lists them (docs/torch-export.md)
+SLOW_METHODS = ("aoti",)
 RUNTIMES = ("onnxruntime", "pytorch")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
@@ -43,7 +44,14 @@ class Export:
     @property
     def symbolic(self) -> bool:
         """Whether the artifact is made by torch.export (symbolic sizes: the export transform and patches)."""
-        return self.method == "export" or self.exporter == "dynamo"
+        return self.method in ("export", "aoti") or self.exporter == "dynamo"
+
+    @property
+    def transform(self) -> str:
+        """Which exact-resize transform the exporter gets (``patches.TRANSFORMS``)."""
+        if self.exporter == "dynamo":
+            return "float64"
+        return "symbolic" if self.symbolic else "exact"
 
     @property
     def format_text(self) -> str:
@@ -93,6 +101,11 @@ class Manifest:
             if e.method == method:
                 return e
         raise UnsupportedError(self._unsupported_message(method=method))
+
+    def selected(self, methods: list[str] | None) -> list[Export]:
+        """The exports a build makes: those of the ``methods`` named, or (None) every one but the ``SLOW_METHODS``,
+        which are built only when named."""
+        return [e for e in self.exports if (e.method in methods if methods else e.method not in SLOW_METHODS)]
 
     def methods_for(self, runtime: str) -> list[str]:
         found = [e.method for e in self.exports if e.runtime == runtime]
@@ -250,7 +263,7 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
         batch_v = c.get(e, "batch", where, (int, str), "a fixed batch size (integer) or \"dynamic\"")
         if (isinstance(batch_v, str) and batch_v != "dynamic") or (isinstance(batch_v, int) and batch_v < 1):
             c.fail(f"{where}.batch", "a positive integer or \"dynamic\"", batch_v)
-        if method in ("tracing", "export") and batch_v == "dynamic":
+        if method in ("tracing", "export", "aoti") and batch_v == "dynamic":
             c.fail(f"{where}.batch", f"a fixed integer: {method} fixes the batch size (the length of the image list)",
                    batch_v)
         if c.get(e, "resolution", where, str, "\"dynamic\"") != "dynamic":
@@ -282,8 +295,8 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
         where = f"unsupported[{n}]"
         c.no_unknown(u, {"method", "runtime", "reason"}, where)
         m = c.get(u, "method", where, str, "a method name")
-        if m not in METHODS and m not in UNBUILT_METHODS:
-            c.fail(f"{where}.method", "one of " + ", ".join([*METHODS, *UNBUILT_METHODS]), m)
+        if m not in METHODS:
+            c.fail(f"{where}.method", "one of " + ", ".join(METHODS), m)
         if m in {x.method for x in exports}:
             c.fail(f"{where}.method", "a method that is not also listed under [[export]]", m)
         unsupported.append(Unsupported(m, c.get(u, "runtime", where, str, "a runtime"), c.get(u, "reason", where, str, "why")))
@@ -352,7 +365,9 @@ def support_rows(directory: str | Path | None = None) -> list[dict]:
         for e in m.exports:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=e.method, runtime=e.runtime,
                              format=e.format_text, batch=e.batch_text,
-                             devices=", ".join(e.devices), status="supported"))
+                             devices=", ".join(e.devices),
+                             status="supported" + (f" (built when asked: --method {e.method})"
+                                                   if e.method in SLOW_METHODS else "")))
         for u in m.unsupported:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=u.method, runtime=u.runtime, format="-",
                              batch="-", devices="-", status=f"unsupported: {u.reason}"))
@@ -364,7 +379,7 @@ def support_markdown(directory: str | Path | None = None) -> str:
     lines = ["| model | alias | method | runtime | format | batch | resolution | devices | status |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in support_rows(directory):
-        res = "dynamic" if r["status"] != "unsupported" else "-"
+        res = "-" if r["status"].startswith("unsupported") else "dynamic"
         lines.append(f"| {r['model']} | {r['alias']} | {r['method']} | {r['runtime']} | {r['format']} | {r['batch']} | "
                      f"{res} | {r['devices']} | {r['status']} |")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import card, parity, staging, store, trainedlike
 from .errors import ParityError, ZooError
-from .manifest import Manifest, parse, resolve
+from .manifest import SLOW_METHODS, Manifest, parse, resolve
 
 GREY = (300, 400)
 # Seeded weights, eager references and parity figures are float reductions whose rounding depends on the number of
@@ -172,9 +172,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     eager_map = _eval(eager, eval_data, f"{name} eager", bar)
     if eager_map:
         entry["eval"] = {"dataset": eval_data.root.name, "images": len(eval_data.files), "eager": eager_map}
-    for spec in manifest.exports:
-        if methods and spec.method not in methods:
-            continue
+    for spec in manifest.selected(methods):
         bar.set_postfix_str(f"{name}: {spec.method}")
         adir = mdir / spec.method
         if adir.exists():
@@ -279,8 +277,9 @@ def write_index(out: Path, models: dict) -> None:
 
 def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
                         stage: Path) -> list[str]:
-    """Add to ``entry`` the previous artifacts a partial rebuild (``--method``) did not replace, copying their files
-    into the staging tree; returns the previous artifacts that would be lost because a requested method failed."""
+    """Add to ``entry`` the previous artifacts a partial rebuild (``--method``, or a default build, which leaves out
+    the slow methods) did not replace, copying their files into the staging tree; returns the previous artifacts that
+    would be lost because a requested method failed."""
     if not old:
         return []
     name = entry["name"]
@@ -293,7 +292,7 @@ def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None
             continue
         own = f"models/{name}/{a['method']}/"
         shared_ok = all(r["path"].startswith(own) or (r["path"], r["sha256"]) in new_records for r in a["files"].values())
-        if methods and same_weights and shared_ok:
+        if (methods or a["method"] in SLOW_METHODS) and same_weights and shared_ok:
             src_dir, dest_dir = out / own, stage / own
             if src_dir.is_dir():
                 shutil.copytree(src_dir, dest_dir, copy_function=staging.link_or_copy)
@@ -341,7 +340,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     else:
         existing = {}
         write_index(out, existing)  # an empty store is still a store
-    steps = sum(1 + sum(1 for e in m.exports if not methods or e.method in methods) for m in manifests)
+    steps = sum(1 + len(m.selected(methods)) for m in manifests)
     result = BuildResult()
     commands = {m.name: build_command(f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name,
                                       methods, weights, eval_data) for m in manifests}
@@ -363,7 +362,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
                 existing[m.name] = entry
             except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
                 del result.built[built_before:]  # built, but not stored
-                skipped = [x.method for x in m.exports if not methods or x.method in methods]
+                skipped = [x.method for x in m.selected(methods)]
                 result.failed += [f"{m.name}/{x}" for x in skipped if f"{m.name}/{x}" not in result.failed]
                 what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {e} (unexpected; run with "
                                                                "ZOO_DEBUG=1 for the traceback)")

@@ -59,7 +59,7 @@ class RayBuilder:
         self.pending: dict[tuple, list] = {}
 
     def _submit(self, manifest, weights: str, methods: list[str] | None, command: str) -> tuple[list[str], list]:
-        selected = [e.method for e in manifest.exports if not methods or e.method in methods]
+        selected = [e.method for e in manifest.selected(methods)]
         jobs = [[m] for m in selected] or [list(methods or [])]  # none of the methods asked: the eager entry alone
         text = Path(manifest.path).read_bytes()
         return selected, [self.task.remote(text, manifest.name, weights, job, command) for job in jobs]

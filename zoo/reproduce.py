@@ -81,7 +81,7 @@ def check(lock_path: str | Path, names: list[str] | None = None, progress: bool 
     with tempfile.TemporaryDirectory(prefix="zoo-check-", dir=keep) as tmp:
         for name in names:
             spec = lock["models"][name]
-            every = sorted(e.method for e in resolve(name).exports)
+            every = sorted(e.method for e in resolve(name).selected(None))
             # the same arguments as the reference build, so the command recorded in the metadata is the same too
             methods = None if spec["methods"] == every else spec["methods"]
             result = build([name], tmp, spec["weights"], methods, progress=progress, builder=builder)

@@ -12,10 +12,10 @@ from .patches import FlatOutputs, make_exportable
 from .relocate import relocate
 
 
-def exportable(model: torch.nn.Module, manifest: Manifest, symbolic: bool = False) -> FlatOutputs:
-    """A copy of ``model`` with the exact-resize transform (``symbolic``: the torch.export one), returning flat
-    outputs in the manifest's key order."""
-    return FlatOutputs(make_exportable(copy.deepcopy(model), symbolic).eval(), list(manifest.outputs)).eval()
+def exportable(model: torch.nn.Module, manifest: Manifest, transform: str = "exact") -> FlatOutputs:
+    """A copy of ``model`` with an exact-resize transform (``patches.TRANSFORMS``), returning flat outputs in the
+    manifest's key order."""
+    return FlatOutputs(make_exportable(copy.deepcopy(model), transform).eval(), list(manifest.outputs)).eval()
 
 
 def example_images(manifest: Manifest, batch: int) -> List[torch.Tensor]:

@@ -30,6 +30,7 @@ import torch
 import torchvision
 from torch import Tensor
 from torchvision.models.detection import _utils as det_utils
+from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection import roi_heads
 from torchvision.models.detection import transform as det_transform
 from torchvision.models.detection.retinanet import RetinaNet
@@ -110,10 +111,97 @@ class SymbolicResizeTransform(ExactResizeTransform):
                             for im in images])
 
 
-def make_exportable(model: torch.nn.Module, symbolic: bool = False) -> torch.nn.Module:
-    """Swap in the exact-resize transform (in place; ``symbolic``: the one for torch.export); the weights are
-    untouched."""
-    model.transform = (SymbolicResizeTransform if symbolic else ExactResizeTransform).replacing(model.transform)
+class Float64ResizeTransform(SymbolicResizeTransform):
+    """The symbolic transform for the dynamo ONNX exporter, which writes symbolic size arithmetic (``symbolic_size``)
+    as float32 ONNX Cast/Div/Mul: measured, 3.2% (min_size 320) / 7.4% (min_size 800) of sizes in [200, 1200]^2 then
+    came out 1 px off, with no box matched at e.g. 308x437. Here the resized size is computed from float64 tensors
+    (an ONNX graph keeps a tensor's dtype; eager computes in Python's double precision) and read back with
+    ``.item()``, so the ONNX graph computes eager's size."""
+
+    def resize(
+        self, image: Tensor, target: Optional[Dict[str, Tensor]] = None
+    ) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
+        if self.fixed_size is not None:
+            return super().resize(image, target)
+        torch._assert(target is None and not self.training, "the export transform is for inference only")
+        h = torch.scalar_tensor(image.shape[-2], dtype=torch.float64)
+        w = torch.scalar_tensor(image.shape[-1], dtype=torch.float64)
+        scale = torch.minimum(torch.full_like(h, float(self.min_size[-1])) / torch.minimum(h, w),
+                              torch.full_like(h, float(self.max_size)) / torch.maximum(h, w))
+        new_h = torch.floor(h * scale).to(torch.int64).item()
+        new_w = torch.floor(w * scale).to(torch.int64).item()
+        torch._check(new_h >= 1)
+        torch._check(new_w >= 1)
+        size = [new_h, new_w]
+        return torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0], target
+
+
+FLOAT64_RESIZE = "Float64ResizeTransform (the resized size from float64 tensors, for the dynamo ONNX exporter)"
+TRANSFORMS = {"exact": ExactResizeTransform, "symbolic": SymbolicResizeTransform, "float64": Float64ResizeTransform}
+
+
+class DeviceSafeDefaultBoxGenerator(DefaultBoxGenerator):
+    """SSD's default-box generator with its grid made on the device of its box sizes. torchvision makes the grid on
+    the CPU and keeps the sizes (``_wh_pairs``) in a plain list, which stays on the CPU in eager mode; but
+    ``torch.jit.freeze`` inlines that list as constants, which ``torch.jit.load(map_location="cuda")`` moves to the GPU:
+    measured on an H200, every scripted SSD failed on CUDA with "Expected all tensors to be on the same device" in
+    ``torch.cat((shifts, wh_pairs))``. The same values on either device."""
+
+    def _grid_default_boxes(self, grid_sizes: List[List[int]], image_size: List[int],
+                            dtype: torch.dtype = torch.float32) -> Tensor:
+        default_boxes = []
+        for k, f_k in enumerate(grid_sizes):
+            if self.steps is not None:
+                x_f_k = image_size[1] / self.steps[k]
+                y_f_k = image_size[0] / self.steps[k]
+            else:
+                y_f_k, x_f_k = f_k
+            device = self._wh_pairs[k].device
+            shifts_x = ((torch.arange(0, f_k[1], device=device) + 0.5) / x_f_k).to(dtype=dtype)
+            shifts_y = ((torch.arange(0, f_k[0], device=device) + 0.5) / y_f_k).to(dtype=dtype)
+            shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")
+            shift_x = shift_x.reshape(-1)
+            shift_y = shift_y.reshape(-1)
+            shifts = torch.stack((shift_x, shift_y) * len(self._wh_pairs[k]), dim=-1).reshape(-1, 2)
+            _wh_pair = self._wh_pairs[k].clamp(min=0, max=1) if self.clip else self._wh_pairs[k]
+            wh_pairs = _wh_pair.repeat((f_k[0] * f_k[1]), 1)
+            default_boxes.append(torch.cat((shifts, wh_pairs), dim=1))
+        return torch.cat(default_boxes, dim=0)
+
+
+def device_safe_default_boxes(model: torch.nn.Module) -> torch.nn.Module:
+    """Give an SSD model (in place) ``DeviceSafeDefaultBoxGenerator``; other models are returned as they are."""
+    generator = getattr(model, "anchor_generator", None)
+    if type(generator) is DefaultBoxGenerator:
+        generator.__class__ = DeviceSafeDefaultBoxGenerator
+    return model
+
+
+def frozen_head_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace (in place) the ``BatchNorm2d`` layers of the RoI heads by torchvision's ``FrozenBatchNorm2d`` with the
+    same statistics: the same eval-mode arithmetic (``x * scale + shift``; within float rounding). ``batch_norm`` checks
+    whether its input is empty, a guard on the data-dependent RoI count that stops torch.export in the heads of the v2
+    models (measured: ``GuardOnDataDependentSymNode: Eq(12544*Min(1000, u185), 0)`` in Faster R-CNN v2's box head)."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+    heads = getattr(model, "roi_heads", None)
+    if heads is None:
+        return model
+    for parent in heads.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.BatchNorm2d) and child.track_running_stats:
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key).detach())
+                setattr(parent, name, frozen)
+    return model
+
+
+def make_exportable(model: torch.nn.Module, transform: str = "exact") -> torch.nn.Module:
+    """Swap in an exact-resize transform (in place; ``TRANSFORMS``: ``symbolic`` for torch.export, ``float64`` for
+    the dynamo ONNX exporter, which also get ``frozen_head_batch_norms``); the weights' values are untouched."""
+    model.transform = TRANSFORMS[transform].replacing(model.transform)
+    if transform != "exact":
+        frozen_head_batch_norms(model)
     return model
 
 
@@ -279,7 +367,7 @@ EXPORT_SAFE = ("SymbolicResizeTransform, batched_nms without its box-count branc
 @contextlib.contextmanager
 def export_safe(groups: int):
     """``trace_safe(groups)`` plus the replacements ``torch.export`` needs (``EXPORT_SAFE``). Use it with a model made
-    by ``make_exportable(model, symbolic=True)``. ``batched_nms`` becomes the per-label NMS of ``trace_safe``
+    by ``make_exportable(model, "symbolic")``. ``batched_nms`` becomes the per-label NMS of ``trace_safe``
     (see ``_export_nms``): torchvision's picks its implementation by ``boxes.numel() > 4000``, a guard on a
     data-dependent size."""
     from torchvision.ops import poolers

@@ -14,7 +14,7 @@ MIN_SIDE, MAX_SIDE = 2, 8192
 
 
 def exported_program(wrapper: FlatOutputs, example: List[torch.Tensor], nms_groups: int) -> torch.export.ExportedProgram:
-    """The wrapper (made with ``common.exportable(..., symbolic=True)``) exported with dynamic image sizes."""
+    """The wrapper (made with ``common.exportable(..., "symbolic")``) exported with dynamic image sizes."""
     height = torch.export.Dim("height", min=MIN_SIDE, max=MAX_SIDE)
     width = torch.export.Dim("width", min=MIN_SIDE, max=MAX_SIDE)
     dynamic = ([{1: height, 2: width} for _ in example],)

@@ -6,8 +6,8 @@ import torch
 
 from .. import models
 from ..manifest import parse
-from . import common, onnx, pt2, scripting, tracing
-from .patches import EXPORT_SAFE, TRACE_SAFE, nms_groups
+from . import aoti, common, onnx, pt2, scripting, tracing
+from .patches import EXPORT_SAFE, FLOAT64_RESIZE, TRACE_SAFE, nms_groups
 
 
 def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
@@ -15,7 +15,7 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest = parse(manifest_path)
     spec = manifest.export(method)
-    wrapper = common.exportable(models.stored_model(manifest, weights_file), manifest, symbolic=spec.symbolic)
+    wrapper = common.exportable(models.stored_model(manifest, weights_file), manifest, spec.transform)
     example = common.example_images(manifest, spec.batch or 1)
     settings: dict = {}
     with common.recorded_warnings(settings):
@@ -24,6 +24,8 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
             settings.update(tracing.export(wrapper, example, out, groups))
         elif method == "export":
             settings.update(pt2.export(wrapper, example, out, groups))
+        elif method == "aoti":
+            settings.update(aoti.export(wrapper, example, out, groups))
         elif method == "scripting":
             settings.update(scripting.export(wrapper, example, out))
         else:
@@ -32,7 +34,8 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
         settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])
     settings["transform"] = "ExactResizeTransform (eager float64 resize)" + (
-        "" if method == "scripting" else f"; {TRACE_SAFE}") + (f"; {EXPORT_SAFE}" if spec.symbolic else "")
+        "" if method == "scripting" else f"; {TRACE_SAFE}") + (f"; {EXPORT_SAFE}" if spec.symbolic else "") + (
+        f"; {FLOAT64_RESIZE}" if spec.transform == "float64" else "")
     return settings
 
 

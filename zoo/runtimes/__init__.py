@@ -38,5 +38,8 @@ def open_backend(manifest, method: str, runtime: str, path, batch: int | None, d
     if method == "export":
         from .pt2 import ExportedProgramBackend
         return ExportedProgramBackend(path, batch, device)
+    if method == "aoti":
+        from .aoti import AotiBackend
+        return AotiBackend(path, batch, device)
     from .torchscript import TorchScriptBackend
     return TorchScriptBackend(path, batch, device)

@@ -5,7 +5,7 @@ import torch
 
 from .. import models
 from ..manifest import Manifest
-from .torchscript import torch_device
+from .torchscript import full_precision, torch_device
 
 
 class EagerBackend:
@@ -18,6 +18,6 @@ class EagerBackend:
         self.keys = list(manifest.outputs)
 
     def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        with torch.no_grad():
+        with torch.no_grad(), full_precision(self.device):
             detections = self.model([im.to(self.device) for im in images])
         return [d[k] for d in detections for k in self.keys]

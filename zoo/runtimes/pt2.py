@@ -6,7 +6,7 @@ from typing import BinaryIO
 
 import torch
 
-from .torchscript import register_torchvision_ops, torch_device
+from .torchscript import full_precision, register_torchvision_ops, torch_device
 
 
 def load_program(source: str | bytes | BinaryIO) -> torch.nn.Module:
@@ -25,5 +25,5 @@ class ExportedProgramBackend:
         self.batch = batch
 
     def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        with torch.no_grad():  # not inference_mode: outputs stay ordinary tensors a caller may edit in place
+        with torch.no_grad(), full_precision(self.device):  # not inference_mode: outputs stay ordinary tensors a caller may edit in place
             return list(self.module([im.to(self.device) for im in images]))

@@ -1,6 +1,7 @@
 """TorchScript backend (tracing or scripting artifacts): torch tensors in and out."""
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 
@@ -16,6 +17,20 @@ def torch_device(device: str) -> torch.device:
         raise UnsupportedError(f"device={device!r} but torch has no usable CUDA device "
                                f"(torch {torch.__version__}, cuda build: {torch.version.cuda})")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device):
+    """While a model runs on CUDA: convolutions in IEEE float32, not cuDNN's default TF32, which moved ssdlite's scores
+    by up to 0.044 from the CPU's on an H200 (tests/cuda_check.py, docs/dropin.md): beyond the parity tolerance the
+    artifacts are proven to. The caller's cuDNN settings are restored afterwards; on the CPU nothing changes."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, benchmark_limit=cudnn.benchmark_limit,
+                     deterministic=cudnn.deterministic, allow_tf32=False, fp32_precision="ieee"):
+        yield
 
 
 def register_torchvision_ops() -> None:
@@ -41,7 +56,7 @@ class TorchScriptBackend:
 
     def run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         # no_grad, not inference_mode: callers may edit the outputs in place (as torchvision's); same speed measured
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), full_precision(self.device), warnings.catch_warnings():
             # torchvision's scripted detectors warn on every call that they return (losses, detections): expected here
             warnings.filterwarnings("ignore", message=r".*always returns a \(Losses, Detections\)", category=UserWarning)
             return list(self.module([im.to(self.device) for im in images]))
