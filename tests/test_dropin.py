@@ -19,7 +19,8 @@ from zoo.pipeline import load_reference
 from zoo.runtimes import thresholds
 
 SSD, RCNN = "ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"
-RUNTIME = {"onnx": "onnxruntime", "tracing": "pytorch", "scripting": "pytorch", "eager": "pytorch"}
+RUNTIME = {"onnx": "onnxruntime", "tracing": "pytorch", "scripting": "pytorch", "eager": "pytorch", "export": "pytorch",
+           "aoti": "pytorch"}
 
 
 def exported_methods(store: Path, name: str) -> list[str]:

@@ -196,3 +196,26 @@ def test_a_failed_first_build_leaves_an_empty_valid_store(tmp_path, monkeypatch)
     assert result.failed == [f"{SSD}/onnx"] and "KeyError" in result.lines[-1] and "(none)" in result.lines[-1]
     assert json.loads((tmp_path / "store" / "index.json").read_text()) == {"format": store.FORMAT, "models": {}}
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["index.json"]
+
+
+def _entry(methods, weights_sha):
+    name = "m"
+    weights = {"path": f"models/{name}/weights.safetensors", "sha256": weights_sha, "size": 1}
+    arts = [{"method": m, "files": {"model": {"path": f"models/{name}/{m}/model", "sha256": m * 8, "size": 1}}}
+            for m in methods]
+    return {"name": name, "weights": {"file": weights}, "artifacts": arts}
+
+
+@pytest.mark.parametrize("weights, kept", [("same", True), ("new", False)])
+def test_a_default_rebuild_keeps_a_slow_method_package_only_with_the_same_weights(tmp_path, weights, kept):
+    """A default build leaves out the slow methods (aoti): it keeps the previous package when the weights are the same
+    (copied into the staging tree), and drops it when they changed (it was compiled from other weights)."""
+    from zoo.pipeline import _keep_old_artifacts
+    out, stage = tmp_path / "store", tmp_path / "stage"
+    (out / "models" / "m" / "aoti").mkdir(parents=True)
+    (out / "models" / "m" / "aoti" / "model").write_bytes(b"package")
+    old = _entry(["eager", "onnx", "aoti"], "w" * 64)
+    new = _entry(["eager", "onnx"], ("w" if weights == "same" else "v") * 64)
+    assert _keep_old_artifacts(old, new, None, set(), out, stage) == []
+    assert ("aoti" in {a["method"] for a in new["artifacts"]}) is kept
+    assert (stage / "models" / "m" / "aoti" / "model").exists() is kept
