@@ -81,7 +81,8 @@ def check_model(store: str, model: str, pics: list, results: dict) -> None:
             results[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"[:600],
                              "trace": "".join(traceback.format_exception(e))[-4000:]}
         results[name]["seconds"] = round(time.perf_counter() - t0, 2)
-        print(("ok  " if results[name]["ok"] else "FAIL") + f" {name}: " + json.dumps(results[name]), flush=True)
+        label = "FAIL" if not results[name]["ok"] else "skip" if "skipped" in results[name] else "ok  "
+        print(f"{label} {name}: " + json.dumps(results[name]), flush=True)
 
     def on_cuda(method: str):
         def run():
