@@ -57,13 +57,24 @@ def test_exported_program_gives_one_and_no_detection_like_eager(one_and_none):
 
 
 @pytest.mark.slow
-def test_dynamo_onnx_gives_one_and_no_detection_like_eager(one_and_none, tmp_path):
-    """The same model through the dynamo ONNX exporter (the ONNX method of eleven manifests), run by onnxruntime."""
+def test_dynamo_onnx_gives_one_and_no_detection_like_eager(one_and_none, tmp_path, monkeypatch):
+    """The same model through the dynamo ONNX exporter (the ONNX method of eleven manifests), run by onnxruntime. Its
+    optimiser never tries the rule left out for its quadratic matching (onnx.SLOW_REWRITE_RULES), the export records
+    that, and the optimiser has its rules back afterwards."""
+    from onnxscript import rewriter
+
     from zoo.export import onnx as zonnx
+    slow = [r for r in rewriter._DEFAULT_REWRITE_RULES if getattr(r, "name", None) in zonnx.SLOW_REWRITE_RULES]
+    assert [r.name for r in slow] == ["SlicesSplit"]
+    tried = []
+    monkeypatch.setattr(slow[0], "try_rewrite", lambda *a, **k: tried.append(1))
     manifest, model, images, _ = one_and_none
     path = tmp_path / "model.onnx"
     wrapper = common.exportable(model, manifest, manifest.export("onnx").transform)
-    zonnx.export(wrapper, common.example_images(manifest, 1), str(path), 18, nms_groups(model, 91), "dynamo")
+    settings = zonnx.export(wrapper, common.example_images(manifest, 1), str(path), 18, nms_groups(model, 91),
+                            "dynamo")
+    assert tried == [] and settings["exporter"].endswith("optimised without the rewrite rules SlicesSplit")
+    assert slow[0] in rewriter._DEFAULT_REWRITE_RULES
     backend = open_backend(manifest, "onnx", "onnxruntime", path.read_bytes(), 1)
     detector = Detector(backend, manifest.outputs, {}, manifest.categories)
     for image, count in zip(images, (1, 0)):

@@ -2,6 +2,7 @@
 once it passed. Killed with SIGKILL at each stage (reference outputs, export, parity, index write), or failing with a
 non-ZooError in parity: afterwards the store is byte-for-byte what it was, `zoo verify` is clean, and the previous
 artifact still loads and runs."""
+import contextlib
 import json
 import shutil
 import subprocess
@@ -25,13 +26,15 @@ pytestmark = pytest.mark.slow
 def other_recipe(tmp_path_factory):
     """A manifest directory whose ssdlite recipe differs a little (one box-regression std): `random:0` then makes
     other weights than the store's, which still pass the trained-like gate (other seeds need not: recipes are tuned
-    on seed 0)."""
+    on seed 0). Its ONNX export uses the legacy exporter: seconds instead of the dynamo exporter's ~40 s, for builds
+    that test what happens around an export, not the export."""
     manifests = tmp_path_factory.mktemp("other-recipe") / "manifests"
     shutil.copytree(REPO / "manifests", manifests)
     f = manifests / f"{SSD}.toml"
     layer = '"head.regression_head.module_list.0.1" = 0.01,'
-    assert layer in f.read_text()
-    f.write_text(f.read_text().replace(layer, layer.replace("0.01", "0.011")))
+    exporter = 'exporter = "dynamo"'
+    assert layer in f.read_text() and exporter in f.read_text()
+    f.write_text(f.read_text().replace(layer, layer.replace("0.01", "0.011")).replace(exporter, 'exporter = "legacy"'))
     return str(manifests)
 
 
@@ -72,6 +75,17 @@ def die(*args, **kwargs):
 stage = sys.argv[2]
 if stage == "reference":        # weights written, eager reference outputs being computed
     pipeline.one_by_one = die
+elif stage == "exporting":      # an export child process is running (importing torch, then exporting)
+    import threading, psutil
+    real_export = zoo.export.export_in_child
+    def die_naming_the_children():
+        children = [c.pid for c in psutil.Process().children()]
+        Path(sys.argv[1]).with_name("children.txt").write_text(" ".join(map(str, children)))
+        die()
+    def killed_while_exporting(*args):
+        threading.Timer(1.5, die_naming_the_children).start()
+        return real_export(*args)
+    zoo.export.export_in_child = killed_while_exporting
 elif stage == "export":         # the exporter has written half an artifact
     def half(manifest, weights, method, out):
         Path(out).write_bytes(b"half an artifact")
@@ -99,15 +113,30 @@ print("not killed")
 """
 
 
-@pytest.mark.parametrize("stage", ["reference", "export", "parity", "index"])
+@pytest.mark.parametrize("stage", ["reference", "exporting", "export", "parity", "index"])
 def test_a_build_killed_at_any_stage_leaves_the_store_as_it_was(copy_of, other_recipe, stage):
     before = contents(copy_of)
     proc = subprocess.run([sys.executable, "-c", KILLER, str(copy_of), stage, SSD, other_recipe], capture_output=True,
                           text=True,
                           timeout=600)
     assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    if stage == "exporting":
+        assert_no_export_outlives_its_build([int(p) for p in (copy_of.parent / "children.txt").read_text().split()])
     assert list((copy_of / STAGING).iterdir()), "the killed build left no staging directory: nothing was tested"
     assert_store_intact(copy_of, before)
+
+
+def assert_no_export_outlives_its_build(pids: list, seconds: float = 5) -> None:
+    """An export runs in a child process: when its build is killed it exits on its own within a second
+    (zoo.export.run watches its parent) instead of exporting for nobody (ssdlite's takes longer than ``seconds``)."""
+    import psutil
+    assert pids, "no export was running when the build was killed: nothing was tested"
+    children = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(children, timeout=seconds)
+    assert not alive, [p.cmdline() for p in alive]
 
 
 def test_a_build_killed_in_the_middle_of_its_swap_is_finished_by_the_next_one(copy_of, other_recipe):
@@ -182,17 +211,36 @@ def test_a_method_failing_parity_with_new_weights_keeps_the_previous_entry(copy_
     assert_store_intact(copy_of, before)
 
 
+def test_a_default_rebuild_whose_method_fails_keeps_the_previous_entry_and_says_why(copy_of):
+    """The same weights, a method failing (here: a builder reporting that onnx failed, as a full disk made it): the
+    previous entry stays, and the report does not blame the weights."""
+    old = store.load_index(copy_of)["models"][SSD]
+
+    def onnx_fails(manifest, stage, weights, methods, bar, result, command, eval_data):
+        result.failed.append(f"{SSD}/onnx")
+        result.lines.append(f"FAIL {SSD} onnx No space left on device")
+        return {**old, "artifacts": old["artifacts"][:1]}
+    before = contents(copy_of)
+    result = build([SSD], copy_of, "random:0", progress=False, builder=onnx_fails)
+    assert result.lines[-1].startswith(f"FAIL {SSD}") and "onnx failed: the previous entry is kept" in result.lines[-1]
+    assert "weights" not in result.lines[-1], result.lines[-1]
+    assert contents(copy_of) == before
+
+
 def test_rebuilding_one_method_keeps_the_others_when_the_weights_are_the_same(copy_of):
     result = build([SSD], copy_of, "random:0", ["tracing"], progress=False)
     assert not result.failed, result.lines
-    methods = {a["method"] for a in store.load_index(copy_of)["models"][SSD]["artifacts"]}
-    assert methods == {"eager", "onnx", "tracing"}
+    methods = [a["method"] for a in store.load_index(copy_of)["models"][SSD]["artifacts"]]
+    assert methods == ["eager", "tracing", "onnx"]  # in a fresh build's order (the manifest's)
+    card = (copy_of / "models" / SSD / "README.md").read_text()  # the model card lists the kept artifact too
+    rows = [line.split(" | ")[0].lstrip("| ") for line in card.splitlines() if line.startswith("| ")]
+    assert [r for r in rows if r in methods] == methods, card
     assert run_zoo("verify", copy_of, "--no-replay").stdout.strip().endswith("0 bad")
 
 
-def test_a_failed_first_build_leaves_an_empty_valid_store(tmp_path, monkeypatch):
+def test_a_failed_first_build_leaves_an_empty_valid_store(tmp_path, other_recipe, monkeypatch):
     monkeypatch.setattr(parity, "compare", lambda *a, **k: {}["missing key"])
-    result = build([SSD], tmp_path / "store", "random:0", ["onnx"], progress=False)
+    result = build([SSD], tmp_path / "store", "random:0", ["onnx"], progress=False, manifest_dir=other_recipe)
     assert result.failed == [f"{SSD}/onnx"] and "KeyError" in result.lines[-1] and "(none)" in result.lines[-1]
     assert json.loads((tmp_path / "store" / "index.json").read_text()) == {"format": store.FORMAT, "models": {}}
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["index.json"]

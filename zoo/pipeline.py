@@ -20,7 +20,7 @@ import numpy as np
 
 from . import card, parity, staging, store, trainedlike
 from .errors import ParityError, ZooError
-from .manifest import SLOW_METHODS, Manifest, parse, resolve
+from .manifest import METHODS, SLOW_METHODS, Manifest, parse, resolve
 
 GREY = (300, 400)
 # Seeded weights, eager references and parity figures are float reductions whose rounding depends on the number of
@@ -120,7 +120,6 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     """Build one model into ``out``; returns its index entry. Artifacts failing parity are removed and reported; with
     ``eval_data`` (a coco_eval.Dataset) so is an artifact whose COCO mAP differs from eager's by more than the
     manifest's map_tolerance."""
-    import torch
     from safetensors.torch import save_file
 
     from . import models
@@ -232,7 +231,6 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
                             f"{art_time:.2f}s/img vs eager {eager_time:.2f}s/img")
         bar.update(1)
-    write_card(manifest, out, entry)
     return entry
 
 
@@ -276,7 +274,7 @@ def write_index(out: Path, models: dict) -> None:
 
 
 def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
-                        stage: Path) -> list[str]:
+                        stage: Path, order: list[str] | None = None) -> list[str]:
     """Add to ``entry`` the previous artifacts a partial rebuild (``--method``, or a default build, which leaves out
     the slow methods) did not replace, copying their files into the staging tree; returns the previous artifacts that
     would be lost because a requested method failed."""
@@ -299,7 +297,9 @@ def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None
             kept.append(a)
         elif a["method"] in failed:
             lost.append(a["method"])
-    entry["artifacts"] = sorted(entry["artifacts"] + kept, key=lambda a: a["method"])
+    rank = ["eager", *(order or METHODS)]  # a fresh build's order: the eager entry, then the manifest's exports
+    entry["artifacts"] = sorted(entry["artifacts"] + kept,
+                                key=lambda a: rank.index(a["method"]) if a["method"] in rank else len(rank))
     return lost
 
 
@@ -354,10 +354,13 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
             try:
                 entry = (builder or build_model)(m, stage, weights, methods, bar, result, command, eval_data)
                 failed = {f.split("/", 1)[1] for f in result.failed[failed_before:]}
-                lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage)
+                lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage,
+                                           [e.method for e in m.exports])
                 if lost:
-                    raise ZooError(f"{', '.join(lost)} failed and the new weights differ from the stored ones: "
-                                   "the previous entry is kept as it was")
+                    same = existing[m.name]["weights"]["file"] == entry["weights"]["file"]
+                    raise ZooError(f"{', '.join(lost)} failed" + ("" if same else " and the new weights differ from "
+                                   "the stored ones") + ": the previous entry is kept as it was")
+                write_card(m, stage, entry)  # every artifact of the entry, those kept from before too
                 staging.commit(out, stage, m.name, existing, entry)
                 existing[m.name] = entry
             except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models

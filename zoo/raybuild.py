@@ -3,8 +3,8 @@
 A task builds its one method into a staging directory of its own (``pipeline.build_model`` with ``methods=[method]``:
 the model's weights, its eager reference and that one artifact) and returns the staged files' bytes, so the nodes need
 no shared filesystem, only `pip install "zoo[build,serve]"`. The driver checks that the tasks agree on the files
-they share (weights, reference), writes every file atomically into the store, writes the model card of the merged
-entry and lets ``pipeline.build`` write the index as for a local build: the store is byte-identical to a local one.
+they share (weights, reference), writes every file atomically into the store and lets ``pipeline.build`` write the
+model card of the merged entry and the index as for a local build: the store is byte-identical to a local one.
 The manifest travels as its text, so a manifest directory of the user's need not exist on the nodes."""
 from __future__ import annotations
 
@@ -78,7 +78,6 @@ class RayBuilder:
             raise ZooError("zoo build --ray does not take --eval (the dataset would have to be on every node): build "
                            "with --ray, then run `zoo eval NAME --data DIR --source STORE` here")
 
-        from .pipeline import write_card
         key = (manifest.name, manifest.digest, weights, tuple(methods or ()), command)
         selected, refs = self.pending.pop(key, None) or self._submit(manifest, weights, methods, command)
         bar.set_postfix_str(f"{manifest.name}: {len(refs)} Ray task(s)")
@@ -91,27 +90,23 @@ class RayBuilder:
         exported = sorted((a for o in outs for a in o["entry"]["artifacts"] if a["method"] != "eager"),
                           key=lambda a: selected.index(a["method"]))
         entry = {**outs[0]["entry"], "artifacts": outs[0]["entry"]["artifacts"][:1] + exported}
-        shared = {k: v for k, v in entry.items() if k not in ("artifacts", "card")}
+        shared = {k: v for k, v in entry.items() if k != "artifacts"}
         for o in outs[1:]:
-            if {k: v for k, v in o["entry"].items() if k not in ("artifacts", "card")} != shared:
+            if {k: v for k, v in o["entry"].items() if k != "artifacts"} != shared:
                 raise IntegrityError(f"{manifest.name}: the Ray tasks built different weights or references "
                                      "(nodes with different toolchains?); build locally or align the nodes' packages")
         mdir = out / "models" / manifest.name
         for method in selected:
             shutil.rmtree(mdir / method, ignore_errors=True)
-        card = f"models/{manifest.name}/README.md"
         written: dict[str, bytes] = {}
         for o in outs:
             for rel, data in o["files"].items():
-                if rel == card:
-                    continue
                 if rel in written:  # the weights and reference every task made: equal, written once
                     if written[rel] != data:
                         raise IntegrityError(f"{manifest.name}: Ray tasks disagree on {rel}")
                     continue
                 written[rel] = data
                 store.atomic_write(out / rel, data)
-        write_card(manifest, out, entry)
         for o in outs:
             for name, values in o["result"].items():
                 getattr(result, name).extend(values)

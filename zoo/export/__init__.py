@@ -19,7 +19,7 @@ FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx
 
 def export_in_child(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     """Export in a subprocess; returns the exporter's settings (recorded in the metadata)."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0", ZOO_EXPORT_PARENT=str(os.getpid()))
     cmd = [sys.executable, "-m", "zoo.export.run", manifest_path, weights_file, method, out]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

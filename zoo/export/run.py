@@ -1,8 +1,25 @@
 """Child-process entry point: ``python -m zoo.export.run MANIFEST WEIGHTS METHOD OUT`` prints the settings as JSON."""
 import json
+import os
 import sys
+import threading
+import time
 
-import torch
+
+def exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit as soon as the build that started this export (process ``parent``) is gone, killed, say, by the OOM
+    killer: nobody would read the artifact, and an AOTInductor compile would go on for minutes."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(3)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+if __name__ == "__main__" and os.environ.get("ZOO_EXPORT_PARENT", "").isdigit():
+    exit_with_parent(int(os.environ["ZOO_EXPORT_PARENT"]))  # before the imports below, which take seconds
+
+import torch  # noqa: E402
 
 from .. import models
 from ..manifest import parse
