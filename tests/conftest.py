@@ -1,5 +1,6 @@
 """Shared fixtures. Stores are built once per session (building is the slow part of the suite)."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,20 @@ def full_store(tmp_path_factory):
     from zoo.manifest import METHODS
     result = build(names, out, "random:0", methods=sorted(set(METHODS) - FULL_STORE_SKIPS), progress=False)
     return out, result
+
+
+def manifests_with(root: Path, name: str, *replacements: tuple) -> Path:
+    """A copy of the manifests in ROOT/manifests whose NAME manifest has each (old, new) text replaced (each old text
+    must be there)."""
+    manifests = root / "manifests"
+    shutil.copytree(REPO / "manifests", manifests)
+    f = manifests / f"{name}.toml"
+    text = f.read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    f.write_text(text)
+    return manifests
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIGHT, REPO, run_zoo
+from conftest import LIGHT, REPO, manifests_with, run_zoo
 from zoo import store
 
 SSD = "ssdlite320_mobilenet_v3_large"
@@ -94,19 +94,6 @@ def test_store_has_no_absolute_paths_timestamps_or_host_names(light_store):
     assert {".pt", ".onnx", ".safetensors", ".json", ".md"} <= checked
 
 
-def manifests_with(root: Path, *replacements: tuple) -> Path:
-    """A copy of the manifests whose ssdlite manifest has each (old, new) text replaced (each old text must be there)."""
-    manifests = root / "manifests"
-    shutil.copytree(REPO / "manifests", manifests)
-    f = manifests / f"{SSD}.toml"
-    text = f.read_text()
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    f.write_text(text)
-    return manifests
-
-
 # The lock-check tests rebuild ssdlite's ONNX with the legacy exporter: it exports in seconds where the dynamo
 # exporter takes ~40 s, and what they test (which file the check names) does not depend on the exporter. The lock of
 # the dynamo build is checked by test_reference_lock_in_build_matches_a_rebuild_here.
@@ -116,7 +103,7 @@ LEGACY = ('exporter = "dynamo"', 'exporter = "legacy"')
 @pytest.fixture(scope="module")
 def onnx_lock(tmp_path_factory):
     d = tmp_path_factory.mktemp("lock")
-    manifests = manifests_with(d, LEGACY)
+    manifests = manifests_with(d, SSD, LEGACY)
     run_zoo("build", SSD, "--method", "onnx", "--out", d / "store", "--lock", d / "lock.json", "--quiet",
             env={"ZOO_MANIFESTS": str(manifests)})
     return d / "lock.json"
@@ -124,7 +111,7 @@ def onnx_lock(tmp_path_factory):
 
 def test_check_names_the_file_a_changed_opset_changes_and_the_toolchain_difference(onnx_lock, tmp_path):
     """(An identical rebuild passing the check is test_reference_lock_in_build_matches_a_rebuild_here.)"""
-    manifests = manifests_with(tmp_path, LEGACY, ("opset = 18", "opset = 17"))
+    manifests = manifests_with(tmp_path, SSD, LEGACY, ("opset = 18", "opset = 17"))
     lock = json.loads(onnx_lock.read_text())
     lock["toolchain"]["torch"] = "2.0.0"  # as if the lock had been made with another torch
     changed = tmp_path / "lock.json"
@@ -139,7 +126,7 @@ def test_check_names_the_file_a_changed_opset_changes_and_the_toolchain_differen
 def test_check_names_the_weights_when_the_recipe_changes(onnx_lock, tmp_path):
     # (not another seed: the seeded recipes are tuned on seed 0, and other seeds may miss the trained-like gate)
     layer = '"head.regression_head.module_list.0.1" = 0.01,'
-    manifests = manifests_with(tmp_path, LEGACY, (layer, layer.replace("0.01", "0.011")))
+    manifests = manifests_with(tmp_path, SSD, LEGACY, (layer, layer.replace("0.01", "0.011")))
     proc = run_zoo("build", "--check", onnx_lock, SSD, "--quiet", env={"ZOO_MANIFESTS": str(manifests)}, check=False)
     assert proc.returncode == 1 and f"differs   models/{SSD}/weights.safetensors" in proc.stdout, proc.stdout[-2000:]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import zoo
-from conftest import REPO, run_zoo
+from conftest import manifests_with, run_zoo
 from zoo import parity, store
 from zoo.errors import ParityError
 from zoo.pipeline import build
@@ -28,14 +28,9 @@ def other_recipe(tmp_path_factory):
     other weights than the store's, which still pass the trained-like gate (other seeds need not: recipes are tuned
     on seed 0). Its ONNX export uses the legacy exporter: seconds instead of the dynamo exporter's ~40 s, for builds
     that test what happens around an export, not the export."""
-    manifests = tmp_path_factory.mktemp("other-recipe") / "manifests"
-    shutil.copytree(REPO / "manifests", manifests)
-    f = manifests / f"{SSD}.toml"
     layer = '"head.regression_head.module_list.0.1" = 0.01,'
-    exporter = 'exporter = "dynamo"'
-    assert layer in f.read_text() and exporter in f.read_text()
-    f.write_text(f.read_text().replace(layer, layer.replace("0.01", "0.011")).replace(exporter, 'exporter = "legacy"'))
-    return str(manifests)
+    return str(manifests_with(tmp_path_factory.mktemp("other-recipe"), SSD, (layer, layer.replace("0.01", "0.011")),
+                              ('exporter = "dynamo"', 'exporter = "legacy"')))
 
 
 @pytest.fixture
