@@ -372,6 +372,7 @@ def test_release_refuses_weights_that_are_not_official_or_a_failed_build(tmp_pat
 def test_shipped_channel_pins_nothing_yet_and_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.delenv("ZOO_CHANNEL", raising=False)
     monkeypatch.delenv("ZOO_SOURCE", raising=False)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))  # an empty local store: not the developer's own
     shipped = channel.read()
     assert shipped.models == {} and shipped.hub == "https://huggingface.co"
     with pytest.raises(NotAvailableError) as e:

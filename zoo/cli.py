@@ -70,8 +70,11 @@ def cmd_info(a) -> int:
 
 def cmd_build(a) -> int:
     from .manifest import all_manifests
-    if not a.check and not a.out:
-        raise ZooError("zoo build needs --out STORE (a directory)")
+    local = not a.check and not a.out
+    if local:  # the user's own store: what zoo.load(NAME) with no source finds
+        from .sources import local_store
+        a.out = str(local_store())
+    weights = a.weights or ("official" if local else "random:0")
     builder = None
     if a.ray is not None:
         from .raybuild import RayBuilder
@@ -83,17 +86,36 @@ def cmd_build(a) -> int:
         return rc
     names = a.names or ([] if a.manifest else list(all_manifests()))
     from .pipeline import build
+    if local:
+        print(f"building {', '.join(names) or 'every model'} into your local store {a.out} (zoo.load finds it there "
+              f"with no source) with {_weights_words(weights)}")
     t0 = time.perf_counter()
-    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
+    result = build(names, a.out, weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
                    eval_dir=a.eval, builder=builder)
     print("\n".join(result.lines + ([builder.summary()] if builder else [])))
     print(f"built {len(result.built)} artifacts into {a.out} in {time.perf_counter() - t0:.0f}s"
           + (f"; {len(result.failed)} FAILED parity or export and were not stored: {', '.join(result.failed)}" if result.failed else ""))
+    if weights == "official" and any("download.pytorch.org" in line and line.startswith("FAIL") for line in result.lines):
+        again = " ".join(["zoo build", *names, *(f"--method {m}" for m in a.method or []),
+                          *([] if local else [f"--out {a.out}"]), "--weights random:0"])
+        print(f"no network? `{again}` builds with seeded random weights "
+              "instead (no download; the detections are meaningless, for trying the tool out)")
+    elif local and result.built:
+        first = names[0] if names else "NAME"
+        print(f"load it: python -c 'import zoo; zoo.load(\"{first}\", runtime=\"onnxruntime\")'")
     if a.lock:
         from .reproduce import write_lock
         write_lock(a.out, a.lock)
         print(f"wrote lock {a.lock}")
     return 1 if result.failed else 0
+
+
+def _weights_words(weights: str) -> str:
+    if weights == "official":
+        return "torchvision's official weights (downloaded once from download.pytorch.org, sha256-checked)"
+    if weights.startswith("random:"):
+        return f"seeded random weights ({weights}: no download; the detections are meaningless)"
+    return f"the checkpoint {weights}"
 
 
 def cmd_eval(a) -> int:
@@ -214,9 +236,10 @@ def cmd_download(a) -> int:
 
 def cmd_import(a) -> int:
     from .distribute import import_bundle
-    added, present, indexes = import_bundle(a.bundle)
-    print(f"imported {a.bundle}: {added} file(s) added to the cache, {present} already there (all hashed), "
-          f"{indexes} pinned index(es); zoo.load(NAME, runtime=...) now needs no network for these")
+    added, present, indexes, models = import_bundle(a.bundle)
+    print(f"imported {a.bundle}: {added} file(s) added to the cache, {present} already there (all hashed)"
+          + (f", {indexes} pinned index(es)" if indexes else "")
+          + f"; zoo.load(NAME, runtime=...) with no source now loads these offline: {', '.join(models)}")
     return 0
 
 
@@ -339,12 +362,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build", help="export, parity-check and store models")
     s.add_argument("names", nargs="*", help="models (default: all)")
     s.add_argument("--method", action="append", choices=EXPORTED)
-    s.add_argument("--weights", default="random:0",
-                   help="official | random:SEED | a checkpoint FILE (.pth state dict or .safetensors) (default random:0)")
+    s.add_argument("--weights", default=None,
+                   help="official | random:SEED | a checkpoint FILE (.pth state dict or .safetensors) (default: "
+                        "official into your local store, random:0 with --out)")
     s.add_argument("--manifest", action="append", metavar="FILE", help="a manifest of your own (any file name)")
     s.add_argument("--eval", metavar="DATASET", help="refuse artifacts whose COCO mAP on this COCO-format directory "
                    "differs from eager's by more than the manifest's eval.map_tolerance")
-    s.add_argument("--out", help="store directory")
+    s.add_argument("--out", help="store directory (default: your local store $ZOO_HOME/store, where zoo.load "
+                   "looks when given no source)")
     s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
     s.add_argument("--lock", metavar="LOCK", help="after building, write a lock of the store's digests")
     s.add_argument("--quiet", action="store_true")

@@ -78,7 +78,7 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     artifact = entry["artifact"]
     wanted = dict(score_thresh=score_thresh, detections_per_img=detections_per_img, **torchvision_names)
     limits = thresholds.resolve(entry.get("settings"), wanted, model=manifest.name)
-    info = {"model": manifest.name, "source": src.description, "artifact": artifact,
+    info = {"model": manifest.name, "source": src.description, "origin": _origin(src, source), "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
         meta = artifact["files"]["metadata"]
@@ -91,6 +91,14 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
                                offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
     return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
+
+
+def _origin(src, source) -> str:
+    """Which of the places a load looks in gave the model: source=, ZOO_SOURCE, or (by name) the channel, an
+    imported bundle or the local store."""
+    import os
+    return "source=" if source is not None else ("ZOO_SOURCE" if os.environ.get("ZOO_SOURCE")
+                                                 else getattr(src, "origin", "channel"))
 
 
 def _opener(manifest, artifact: dict, info: dict, what: str, device: str, threads: int | None):
