@@ -92,3 +92,17 @@ def test_offline_build_into_the_local_store_says_what_to_do(tmp_path):
     assert proc.returncode == 1
     assert f"into your local store {tmp_path / 'store'}" in proc.stdout and "official weights" in proc.stdout
     assert "no network? `zoo build ssdlite --method onnx --weights random:0`" in proc.stdout, proc.stdout
+
+
+@needs_netns
+def test_seeded_weights_warn_once_per_model(one_command, monkeypatch):
+    import zoo
+    from zoo import loader
+    home, _ = one_command
+    monkeypatch.setattr(loader, "_WARNED", set())
+    for k in ("ZOO_SOURCE", "ZOO_CHANNEL"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.warns(zoo.errors.SeededWeightsWarning, match="seeded random weights .* meaningless") as caught:
+        zoo.load("ssdlite", cache_dir=home)
+        zoo.load("ssdlite", cache_dir=home)
+    assert len([w for w in caught if issubclass(w.category, zoo.errors.SeededWeightsWarning)]) == 1

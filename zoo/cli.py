@@ -144,7 +144,14 @@ def cmd_verify(a) -> int:
         if not line.ok or a.verbose or " " in line.what:  # file lines only when bad (or -v); every replay line
             print(line)
     bad = [x for x in lines if not x.ok]
-    print(f"{len(lines) - len(bad)} ok, {len(bad)} bad")
+    replays = [x for x in lines if " " in x.what]  # "MODEL runtime/method"; a file line is a path
+    files = [x for x in lines if " " not in x.what]
+    shown = "" if a.verbose else " (only the bad ones listed; -v lists every file)"
+    print(f"{sum(x.ok for x in files)} of {len(files)} files match their sha256{shown if files else ''}"
+          + (f"; {sum(x.ok for x in replays)} of {len(replays)} artifacts reproduce their reference outputs"
+             if replays else "; no artifact replayed" + (" (--no-replay)" if a.no_replay else
+                                                         " (a file was bad)" if bad else ""))
+          + f": {'all ok' if not bad else f'{len(bad)} bad'}")
     return 1 if bad else 0
 
 
@@ -175,39 +182,52 @@ def cmd_cache(a) -> int:
 
 
 def _load(a):
+    import warnings
+
+    from .errors import SeededWeightsWarning
     from .loader import load
-    return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source, revision=a.revision,
-                offline=True if a.offline else None)
+    with warnings.catch_warnings():  # the commands say so in their own words (and in the picture)
+        warnings.simplefilter("ignore", SeededWeightsWarning)
+        return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source,
+                    revision=a.revision, offline=True if a.offline else None)
+
+
+RANDOM_BANNER = "SEEDED RANDOM WEIGHTS: these boxes are meaningless (the tool works; the model is untrained)"
 
 
 def cmd_predict(a) -> int:
     from . import viz
+    from .timing import timed_calls
     t0 = time.perf_counter()
     model = _load(a)
     t_load = time.perf_counter() - t0
     image = viz.read_image(a.image)
-    t0 = time.perf_counter()
-    det = model([image])[0]
-    t_run = time.perf_counter() - t0
+    runs, timing = timed_calls(lambda im: model([im])[0], [image] * (1 + a.repeat))
+    det = runs[0]
     weights = model.info["weights"]
     art = model.info["artifact"]
-    print(f"{model.info['model']} {art['runtime']}/{art['method']} from {model.info['source']}: "
-          f"{len(det['scores'])} detections in {t_run:.2f}s (load {t_load:.2f}s)")
+    keep = viz.shown(det, a.threshold, a.top)
+    print(f"{model.info['model']} {art['runtime']}/{art['method']} from {model.info['source']} "
+          f"({model.info['origin']}): {len(det['scores'])} detections, {timing.text()}, load {t_load:.2f}s")
     if weights["kind"] == "random":
         print(f"NOTE: seeded random weights (seed {weights['seed']}): the detections below are meaningless")
     if "parity" in art:
         par = model.info.get("metadata", {}).get("parity", {}).get("results", {})
         for k, r in par.items():
-            print(f"parity vs eager ({k}): matched {r['min_matched_fraction']:.2f} of {r['detections']} detections, "
-                  f"max box diff {r['max_box_diff']:.3g}px, max score diff {r['max_score_diff']:.3g}")
-    for i in list(reversed(det["scores"].argsort()))[:a.top]:
-        label = int(det["labels"][i])
-        name = model.categories[label] if label < len(model.categories) else str(label)
+            apart = r.get("tied_images", 0)
+            print(f"parity vs eager at build ({k}): {r['detections']} detections on {r['images']} images, the worst "
+                  f"image {r['min_matched_fraction']:.0%} matched"
+                  + (f" ({apart} constant or tied-score image{'s' if apart > 1 else ''} checked for shapes only)"
+                     if apart else "")
+                  + f"; max box diff {r['max_box_diff']:.3g}px, max score diff {r['max_score_diff']:.3g}")
+    print(f"{len(keep)} of {len(det['scores'])} detections with score >= {a.threshold:g} (--threshold):")
+    for i in keep:
         box = ", ".join(f"{v:.1f}" for v in det["boxes"][i])
-        print(f"  {name:16s} {float(det['scores'][i]):.3f}  [{box}]")
+        print(f"  {viz.label_name(model.categories, int(det['labels'][i])):16s} {float(det['scores'][i]):.3f}  [{box}]")
     if a.out:
-        title = f"{model.info['model']} {art['runtime']}/{art['method']}" + (" (seeded random weights)" if weights["kind"] == "random" else "")
-        print(f"picture: {viz.draw(image, det, model.categories, a.out, title=title)}")
+        title = f"{model.info['model']} {art['runtime']}/{art['method']}"
+        banner = RANDOM_BANNER if weights["kind"] == "random" else ""
+        print(f"picture: {viz.draw(image, det, model.categories, a.out, a.threshold, title, banner, a.top)}")
     return 0
 
 
@@ -284,6 +304,16 @@ def _image_size(text: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score between 0 and 1, like 0.5, got {text!r}")
+    return value
+
+
 def _count(minimum: int):
     def parse(text: str) -> int:
         if not (text.isdigit() and int(text) >= minimum):
@@ -332,8 +362,8 @@ def cmd_demo(a) -> int:
     for runtime in ("onnxruntime", "pytorch"):
         print(f"\n{'2/3' if runtime == 'onnxruntime' else '3/3'} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
         ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
-                                revision=None, offline=False, image=image, top=5,
-                                out=str(out / f"demo_{runtime}.png"))
+                                revision=None, offline=False, image=image, top=5, threshold=a.threshold,
+                                repeat=3, out=str(out / f"demo_{runtime}.png"))
         cmd_predict(ns)
     return 0
 
@@ -406,7 +436,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("image")
     _source_args(s)
     s.add_argument("--out", help="write the picture here (PNG)")
-    s.add_argument("--top", type=int, default=10)
+    s.add_argument("--top", type=_count(1), default=10, help="list and draw at most this many detections, best "
+                   "first (default 10)")
+    s.add_argument("--threshold", type=_score, default=0.5, help="list and draw only detections with at least this "
+                   "score (default 0.5; the model itself returns everything above its own score_thresh)")
+    s.add_argument("--repeat", type=_count(0), default=3, help="warm calls after the first, whose median is the "
+                   "timing shown (default 3)")
     s.set_defaults(fn=cmd_predict)
     s = sub.add_parser("path", help="print the local path of a verified artifact (for shell scripts and C++)")
     s.add_argument("model")
@@ -486,9 +521,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="also write the figures as JSON here")
     s.set_defaults(fn=cmd_bench_serve)
     s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
-    s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
-    s.add_argument("--out", default="zoo-demo")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--model", default="ssdlite320_mobilenet_v3_large", help="the model to build and run "
+                   "(default ssdlite320_mobilenet_v3_large, with seeded random weights)")
+    s.add_argument("--out", default="zoo-demo", help="directory for the demo's store and pictures (default zoo-demo)")
+    s.add_argument("--threshold", type=_score, default=0.5, help="draw only detections with at least this score "
+                   "(default 0.5)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_demo)
     return p
 

@@ -50,3 +50,7 @@ class MissingExtraError(ZooError, ImportError):
 
 class RuntimeFailure(ZooError, RuntimeError):
     """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""
+
+
+class SeededWeightsWarning(UserWarning):
+    """A loaded model has seeded random weights: it runs, its detections mean nothing (warned once per model)."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import card, parity, staging, store, trainedlike
 from .errors import ParityError, ZooError
+from .timing import timed_calls
 from .manifest import METHODS, SLOW_METHODS, Manifest, parse, resolve
 
 GREY = (300, 400)
@@ -148,9 +149,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     batch = as_float(images["batch"])
     eager_backend = EagerBackend(manifest, str(out / weights_rel))
     eager = Detector(eager_backend, manifest.outputs, {}, manifest.categories)
-    t0 = time.perf_counter()
-    ref_single = one_by_one(eager, singles)
-    eager_time = (time.perf_counter() - t0) / len(singles)
+    ref_single, eager_time = timed_one_by_one(eager, singles)
     ref_batches: dict = {}  # eager on the same chunks the artifact runs (padding a batch changes the features)
     ref_rel = f"models/{name}/reference.npz"
     _save_reference(out / ref_rel, images["sizes"][0], ref_single[0])
@@ -184,9 +183,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
                                    threads=BUILD_THREADS)
             detector = Detector(backend, manifest.outputs, {}, manifest.categories)
             tol = parity.Tolerance.from_dict(spec.tolerance)
-            t0 = time.perf_counter()
-            got_single = one_by_one(detector, singles)
-            art_time = (time.perf_counter() - t0) / len(singles)
+            got_single, art_time = timed_one_by_one(detector, singles)
             if spec.batch not in ref_batches:
                 eager_backend.batch = spec.batch
                 ref_batches[spec.batch] = eager(batch)
@@ -229,7 +226,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         })
         result.built.append(f"{name}/{spec.method}")
         result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
-                            f"{art_time:.2f}s/img vs eager {eager_time:.2f}s/img")
+                            f"{art_time.text()} vs eager {eager_time.text()}")
         bar.update(1)
     return entry
 
@@ -267,6 +264,11 @@ def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
 
 def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
+
+
+def timed_one_by_one(detector, images: list):
+    """Each image alone, each call timed (zoo.timing: the first call apart from the warm median)."""
+    return timed_calls(lambda im: detector([im])[0], images)
 
 
 def write_index(out: Path, models: dict) -> None:
