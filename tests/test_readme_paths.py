@@ -106,3 +106,15 @@ def test_seeded_weights_warn_once_per_model(one_command, monkeypatch):
         zoo.load("ssdlite", cache_dir=home)
         zoo.load("ssdlite", cache_dir=home)
     assert len([w for w in caught if issubclass(w.category, zoo.errors.SeededWeightsWarning)]) == 1
+
+
+def test_drop_in_snippet_runs_as_written(light_store, tmp_path):
+    """The README's drop-in block, verbatim, in a fresh process from the repository root, the model from ZOO_SOURCE."""
+    import sys
+    code = "\n".join(readme_block("drop-in")) + "\nprint(len(prediction['boxes']), tuple(drawn.shape))\n"
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_CHANNEL",)}
+    env.update(ZOO_SOURCE=str(light_store), ZOO_HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    count, shape = proc.stdout.split(" ", 1)
+    assert count.isdigit() and shape.strip() == "(3, 512, 512)"

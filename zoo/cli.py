@@ -531,6 +531,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def cli_words(message: str) -> str:
+    """An error written for Python callers, in the command line's words: ``source=`` is ``--source`` here."""
+    import re
+    return re.sub(r"(?<![\w-])(source|revision)=(?=[\s(,;)]|$)", r"--\1", message)
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
     if hasattr(signal, "SIGPIPE"):
@@ -539,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except ZooError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
+        print(f"zoo: error: {cli_words(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
