@@ -33,12 +33,13 @@ def shell(line: str, home: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def one_command(tmp_path_factory):
+def one_command(tmp_path_factory, pytestconfig):
     """The README's one-command path, verbatim, into a fresh ZOO_HOME (its build is SSDlite ONNX, ~10-70 s)."""
+    from conftest import building
     home, cwd = tmp_path_factory.mktemp("home-connected"), tmp_path_factory.mktemp("cwd")
     build, load = readme_block("one-command")
-    print(f"\n[readme] {build}", flush=True)
-    shell(build, home, cwd)
+    with building(pytestconfig, f"the README's one-command store: {build.split('#')[0].strip()}"):
+        shell(build, home, cwd)
     return home, shell(load, home, cwd).stdout
 
 

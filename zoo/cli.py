@@ -21,11 +21,24 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 
 def cmd_list(a) -> int:
-    from .manifest import support_markdown, support_rows
+    from .manifest import resolve, support_markdown, support_rows
     if a.markdown:
         print(support_markdown())
         return 0
-    print(table(support_rows(), ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
+    names = {resolve(n).name for n in a.models}  # a typo gets its "did you mean"
+    rows = [r for r in support_rows() if (not names or r["model"] in names) and (a.method is None or r["method"] == a.method)
+            and (a.runtime is None or r["runtime"] == a.runtime)]
+    if not rows:
+        print("no combination matches (zoo list with no filter shows them all)")
+        return 0
+    for r in rows:  # one short cell: the reason is in `zoo info NAME`
+        if r["status"].startswith("unsupported"):
+            r["status"] = f"unsupported (zoo info {r['alias'].split(', ')[0] or r['model']})"
+        elif r["status"].startswith("supported (built when asked"):
+            r["status"] = "supported (when asked)"
+        r["format"] = r["format"].replace(" (opset ", " ").replace(", dynamo exporter)", "").replace(
+            ", legacy exporter)", " legacy")
+    print(table(rows, ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
     return 0
 
 
@@ -347,7 +360,10 @@ def cmd_bench_serve(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    """Build a small model into a local store with seeded weights, then load it as a user would and run it."""
+    """The trained demo detector end to end (zoo/demo/run.py); with --model, a COCO architecture with seeded weights."""
+    if a.model is None:
+        from .demo.run import run
+        return run(a.out, a.threshold, a.quiet)
     from importlib.resources import files
     out = Path(a.out)
     store_dir = out / "store"
@@ -362,7 +378,7 @@ def cmd_demo(a) -> int:
     for runtime in ("onnxruntime", "pytorch"):
         print(f"\n{'2/3' if runtime == 'onnxruntime' else '3/3'} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
         ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
-                                revision=None, offline=False, image=image, top=5, threshold=a.threshold,
+                                revision=None, offline=False, image=image, top=10, threshold=a.threshold,
                                 repeat=3, out=str(out / f"demo_{runtime}.png"))
         cmd_predict(ns)
     return 0
@@ -382,8 +398,11 @@ def _source_args(p, model=True):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported torchvision detectors.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("list", help="models and their supported combinations")
-    s.add_argument("--markdown", action="store_true", help="the README's support table")
+    s = sub.add_parser("list", help="models and their supported combinations (zoo list mask_rcnn, --method onnx)")
+    s.add_argument("models", nargs="*", metavar="MODEL", help="only these models (names or aliases)")
+    s.add_argument("--method", choices=LOADABLE, help="only this method")
+    s.add_argument("--runtime", choices=["onnxruntime", "pytorch"], help="only this runtime")
+    s.add_argument("--markdown", action="store_true", help="the README's support table (every row, full reasons)")
     s.set_defaults(fn=cmd_list)
     s = sub.add_parser("info", help="one model's manifest (and store entry with --source)")
     s.add_argument("name")
@@ -478,8 +497,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--revision", default="main", help="branch to commit to (hf://)")
     s.add_argument("--message", default=None)
     s.set_defaults(fn=cmd_publish)
-    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
-    s.add_argument("names", nargs="*")
+    from .bench import columns_help
+    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager",
+                       description="Latency, load time, memory and size of each artifact against the eager reference. "
+                                   "The table's columns:\n" + columns_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("names", nargs="*", help="models (default: every model the source holds)")
     s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
     s.add_argument("--method", choices=EXPORTED)
@@ -499,7 +522,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "pytorch"])
     s.add_argument("--method", default=None, choices=LOADABLE)
     s.add_argument("--source", default=None, help="store, mirror URL or hf://ORG/REPO; every node must reach it")
-    s.add_argument("--replicas", type=_count(1), default=1)
+    s.add_argument("--replicas", type=_count(1), default=1, help="replicas to start (default 1)")
     s.add_argument("--min-replicas", type=_count(0), default=None, help="autoscaling lower bound (with --max-replicas)")
     s.add_argument("--max-replicas", type=_count(1), default=None, help="autoscaling upper bound")
     s.add_argument("--threads", type=_count(1), default=1, help="runtime threads (and CPUs held) per replica")
@@ -520,14 +543,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--image", help="JPEG/PNG to send (default: the shipped astronaut.jpg)")
     s.add_argument("--json", help="also write the figures as JSON here")
     s.set_defaults(fn=cmd_bench_serve)
-    s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
-    s.add_argument("--model", default="ssdlite320_mobilenet_v3_large", help="the model to build and run "
-                   "(default ssdlite320_mobilenet_v3_large, with seeded random weights)")
+    s = sub.add_parser("demo", help="build the trained demo detector offline through every method, load it like a "
+                       "user, check it on a scene it never saw")
+    s.add_argument("--model", default=None, help="a COCO architecture to build with seeded random weights and run "
+                   "on the shipped photo instead (e.g. ssdlite: it runs, its boxes are meaningless); default: the "
+                   "trained demo detector on a synthetic scene")
     s.add_argument("--out", default="zoo-demo", help="directory for the demo's store and pictures (default zoo-demo)")
     s.add_argument("--threshold", type=_score, default=0.5, help="draw only detections with at least this score "
                    "(default 0.5)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_demo)
+    _fill_help(p)
     return p
 
 
@@ -535,6 +561,29 @@ def cli_words(message: str) -> str:
     """An error written for Python callers, in the command line's words: ``source=`` is ``--source`` here."""
     import re
     return re.sub(r"(?<![\w-])(source|revision)=(?=[\s(,;)]|$)", r"--\1", message)
+
+
+COMMON_HELP = {  # the options several commands share, said once (parser() gives each option without help its line)
+    "name": "model name or alias", "model": "model name or alias", "names": "model names or aliases",
+    "source": "store dir, http(s) mirror URL or hf://ORG/REPO (default $ZOO_SOURCE, else the channel, an imported "
+              "bundle or your local store)",
+    "runtime": "onnxruntime (no torch needed) or pytorch", "method": "the export method (default: the runtime's best)",
+    "device": "cpu, cuda or cuda:N (default cpu)", "revision": "pin: index sha256 (store, mirror, bundle) or commit (hf://)",
+    "quiet": "no progress bar", "verbose": "list every file checked, not only the bad ones",
+    "image": "a JPEG or PNG file", "path": "a store, bundle or zoo cache directory", "bundle": "a directory written by "
+    "`zoo download`", "store": "a store directory (from zoo build)", "to": "the bundle directory to write",
+    "specs": "published repositories, each at a branch, tag or commit", "org": "the channel's organisation (default: "
+    "that of the first repository)", "message": "the commit message (default: what was uploaded)",
+    "threads": "runtime threads (default 2)", "replicas": "replica counts, one row each (default 1 2 4)",
+    "port": "HTTP port", "action": "list: what is cached; prune: remove blobs no recorded index lists; clear: all",
+}
+
+
+def _fill_help(p: argparse.ArgumentParser) -> None:
+    for sub in p._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
+            if action.help is None and action.dest in COMMON_HELP:
+                action.help = COMMON_HELP[action.dest]
 
 
 def main(argv: list[str] | None = None) -> int:
