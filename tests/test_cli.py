@@ -64,7 +64,7 @@ def test_verify_replay_catches_a_valid_but_wrong_artifact(light_store, tmp_path)
     """An artifact whose hashes are re-signed in the index but whose outputs are wrong fails the replay."""
     import json
 
-    from zoo import store
+    from zoo.core import store
     copy = tmp_path / "store"
     shutil.copytree(light_store, copy)
     model = "fasterrcnn_mobilenet_v3_large_320_fpn"
@@ -112,7 +112,7 @@ def test_demo_with_a_coco_architecture_says_its_weights_are_random(tmp_path):
 def test_every_option_has_help_and_errors_speak_the_cli_s_words():
     import argparse
 
-    from zoo.cli import cli_words, parser
+    from zoo.cli.main import cli_words, parser
     missing = [f"zoo {name} {a.option_strings or a.dest}" for name, sub in
                parser()._subparsers._group_actions[0].choices.items() for a in sub._actions
                if not isinstance(a, argparse._HelpAction) and not a.help]

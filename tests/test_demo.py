@@ -12,11 +12,11 @@ HELDOUT_MAP = 50.0  # box mAP points the shipped checkpoint must beat on 60 held
 
 
 def test_shipped_checkpoint_is_what_its_record_says_and_detects():
-    from zoo import store
-    from zoo.demo import train
+    from zoo.core import store
+    from zoo.build.demo import train
     info = train.shipped_info()
     assert store.sha256_file(train.shipped_path()) == info["sha256"]
-    assert info["code_digest"] == train.cache_key(), "training code changed: re-train with python -m zoo.demo.train"
+    assert info["code_digest"] == train.cache_key(), "training code changed: re-train with python -m zoo.build.demo.train"
     assert train.checkpoint() == train.shipped_path()
     box_map = train.heldout_map(train.shipped_path())
     assert box_map > HELDOUT_MAP and abs(box_map - info["heldout"]["box_map"]) < 0.01, box_map

@@ -7,7 +7,7 @@ from PIL import Image
 from torchvision.transforms.functional import to_tensor
 
 from zoo.errors import InputError
-from zoo.runtimes.inputs import check_images
+from zoo.load.runtimes.inputs import check_images
 
 PICTURE = Image.open(__import__("zoo").__file__.rsplit("/", 1)[0] + "/data/astronaut.jpg")
 

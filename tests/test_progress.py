@@ -1,7 +1,7 @@
 """A long stage keeps saying what it does and for how long (zoo/progress.py), with a fake bar."""
 import time
 
-from zoo.progress import Stages
+from zoo.core.progress import Stages
 
 
 class Bar:

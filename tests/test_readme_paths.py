@@ -98,7 +98,7 @@ def test_offline_build_into_the_local_store_says_what_to_do(tmp_path):
 @needs_netns
 def test_seeded_weights_warn_once_per_model(one_command, monkeypatch):
     import zoo
-    from zoo import loader
+    from zoo.load import loader
     home, _ = one_command
     monkeypatch.setattr(loader, "_WARNED", set())
     for k in ("ZOO_SOURCE", "ZOO_CHANNEL"):

@@ -3,8 +3,8 @@ no placeholder class names. Pillow only, no model."""
 import numpy as np
 from PIL import Image
 
-from zoo import viz
-from zoo.manifest import resolve
+from zoo.ops import viz
+from zoo.core.manifest import resolve
 
 CATS = resolve("ssdlite").categories
 

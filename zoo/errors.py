@@ -52,5 +52,9 @@ class RuntimeFailure(ZooError, RuntimeError):
     """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""
 
 
+class ChannelError(ZooError):
+    """A channel file is malformed: names the file, the key and what was expected."""
+
+
 class SeededWeightsWarning(UserWarning):
     """A loaded model has seeded random weights: it runs, its detections mean nothing (warned once per model)."""

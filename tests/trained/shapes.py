@@ -1,2 +1,2 @@
-"""The synthetic shapes data, which the package's demo detector ships (zoo/demo/shapes.py)."""
-from zoo.demo.shapes import CLASSES, SIZE, sample, samples, write_coco  # noqa: F401
+"""The synthetic shapes data, which the package's demo detector ships (zoo/build/demo/shapes.py)."""
+from zoo.build.demo.shapes import CLASSES, SIZE, sample, samples, write_coco  # noqa: F401
