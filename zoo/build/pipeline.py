@@ -22,7 +22,9 @@ from . import card, trainedlike
 from ..core import parity, staging, store
 from ..errors import ParityError, ZooError
 from ..core.manifest import METHODS, SLOW_METHODS, Manifest, parse, resolve
+from ..core.progress import Stages
 from ..core.reference import save_reference
+from ..core.timing import timed_calls
 
 GREY = (300, 400)
 # Seeded weights, eager references and parity figures are float reductions whose rounding depends on the number of
@@ -130,9 +132,8 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     batch = as_float(images["batch"])
     eager_backend = EagerBackend(manifest, str(out / weights_rel))
     eager = Detector(eager_backend, manifest.outputs, {}, manifest.categories)
-    t0 = time.perf_counter()
-    ref_single = one_by_one(eager, singles)
-    eager_time = (time.perf_counter() - t0) / len(singles)
+    bar.set_postfix_str(f"{name}: eager reference on {len(singles)} parity images")
+    ref_single, eager_time = timed_one_by_one(eager, singles)
     ref_batches: dict = {}  # eager on the same chunks the artifact runs (padding a batch changes the features)
     ref_rel = f"models/{name}/reference.npz"
     save_reference(out / ref_rel, images["sizes"][0], ref_single[0])
@@ -154,7 +155,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     if eager_map:
         entry["eval"] = {"dataset": eval_data.root.name, "images": len(eval_data.files), "eager": eager_map}
     for spec in manifest.selected(methods):
-        bar.set_postfix_str(f"{name}: {spec.method}")
+        bar.set_postfix_str(f"{name} {spec.method}: exporting")
         adir = mdir / spec.method
         if adir.exists():
             shutil.rmtree(adir)
@@ -166,9 +167,9 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
                                    threads=BUILD_THREADS)
             detector = Detector(backend, manifest.outputs, {}, manifest.categories)
             tol = parity.Tolerance.from_dict(spec.tolerance)
-            t0 = time.perf_counter()
-            got_single = one_by_one(detector, singles)
-            art_time = (time.perf_counter() - t0) / len(singles)
+            bar.set_postfix_str(f"{name} {spec.method}: loading the artifact")
+            got_single, art_time = timed_one_by_one(detector, singles, bar, f"{name} {spec.method}: checking parity")
+            bar.set_postfix_str(f"{name} {spec.method}: checking parity on a batch of {len(batch)}")
             if spec.batch not in ref_batches:
                 eager_backend.batch = spec.batch
                 ref_batches[spec.batch] = eager(batch)
@@ -200,6 +201,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         }
         if art_map:
             metadata["eval"] = {**entry["eval"], "artifact": art_map}
+        bar.set_postfix_str(f"{name} {spec.method}: writing")
         meta_rel = f"models/{name}/{spec.method}/metadata.json"
         store.atomic_write(out / meta_rel, store.canonical_json(metadata))
         entry["artifacts"].append({
@@ -211,7 +213,7 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         })
         result.built.append(f"{name}/{spec.method}")
         result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
-                            f"{art_time:.2f}s/img vs eager {eager_time:.2f}s/img")
+                            f"{art_time.text()} vs eager {eager_time.text()}")
         bar.update(1)
     return entry
 
@@ -249,6 +251,18 @@ def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
 
 def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
+
+
+def timed_one_by_one(detector, images: list, bar=None, stage: str = ""):
+    """Each image alone, each call timed (zoo.timing: the first call apart from the warm median); with ``bar``, the
+    stage says "image k of n"."""
+    count = iter(range(1, len(images) + 1))
+
+    def run(im):
+        if bar is not None:
+            bar.set_postfix_str(f"{stage} image {next(count)} of {len(images)}")
+        return detector([im])[0]
+    return timed_calls(run, images)
 
 
 def write_index(out: Path, models: dict) -> None:
@@ -328,7 +342,8 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
                                       methods, weights, eval_data) for m in manifests}
     if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.build.raybuild)
         builder.prepare([(m, commands[m.name]) for m in manifests], weights, methods)
-    with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as bar:
+    with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as tq, \
+            Stages(tq) as bar:  # each stage's elapsed seconds keep ticking on the bar
         for m in manifests:
             command = commands[m.name]
             stage = staging.new_dir(out, m.name)
