@@ -3,11 +3,10 @@ tree or a Hugging Face Hub repository."""
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
-from ..core import store
+from ..core import settings, store
 from ..errors import IntegrityError, NotAvailableError
 from .loader import channel_name, manifest_for
 from .sources import open_source
@@ -37,7 +36,7 @@ def download(names: list[str], to: str | Path, runtime: str | None = None, metho
     indexes verbatim under ``indexes/SHA256.json``, so that `zoo import` lets the channel load offline."""
     from tqdm.auto import tqdm
 
-    explicit = bool(source or os.environ.get("ZOO_SOURCE"))
+    explicit = bool(source or settings.source_spec())
     opened: dict = {}
     to = Path(to)
     models, jobs = {}, {}

@@ -4,13 +4,14 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
-import os
 import statistics
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..core import settings
 
 
 def release_freed_memory() -> None:
@@ -113,7 +114,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
     torch.set_num_threads(threads)
     image = sample_image(size)
     rows, unpinned = [], []
-    shared = open_source(source) if source or os.environ.get("ZOO_SOURCE") else None
+    shared = open_source(source) if source or settings.source_spec() else None
     shared_index = shared.index() if shared else None
     for name in names:
         if shared:  # the store's index knows its models, yours included
