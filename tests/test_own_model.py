@@ -1,4 +1,4 @@
-"""Your own model through the pipeline (issue 13, parts 1-3): a small Faster R-CNN trained here for real on synthetic
+"""Your own model through the pipeline: a small Faster R-CNN trained here for real on synthetic
 shapes (tests/trained/, checkpoint cached between sessions) is built from its own manifest and a `.pth` checkpoint
 with every method, parity-checked, gated on COCO mAP against eager, evaluated with `zoo eval`, and loaded by name from
 the store alone in a fresh process. Plus the refusals: checkpoints that do not fit, pickled objects, broken datasets."""

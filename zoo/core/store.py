@@ -3,11 +3,11 @@
 A store is a directory::
 
     index.json                          every model and artifact, with size + sha256 of each file
-    models/NAME/weights.safetensors     the exact weights the artifacts were exported from
-    models/NAME/README.md               model card
-    models/NAME/METHOD/model.{pt,onnx}  the artifact
-    models/NAME/METHOD/metadata.json    provenance and parity results
-    models/NAME/METHOD/reference.npz    the parity inputs and eager outputs, replayed by `zoo verify`
+    models/NAME/weights.safetensors         the exact weights the artifacts were exported from
+    models/NAME/README.md                   model card
+    models/NAME/reference.npz               one parity input and the eager outputs on it, replayed by `zoo verify`
+    models/NAME/METHOD/model.{pt,onnx,pt2}  the artifact (pt: TorchScript; pt2: torch.export or AOTInductor)
+    models/NAME/METHOD/metadata.json        provenance and parity results
 
 Everything is written canonically (sorted keys, no timestamps, no absolute paths) so a rebuild is byte-identical.
 """
