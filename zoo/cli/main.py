@@ -15,7 +15,8 @@ COMMANDS = (models.add_list, models.add_info, build.add_build, build.add_eval, m
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported torchvision detectors.")
+    p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported "
+                                                        "torchvision detectors.")
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in COMMANDS:
         add(sub)

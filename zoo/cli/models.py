@@ -47,7 +47,8 @@ def cmd_info(a) -> int:
     print(f"input:    {json.dumps(m.input)}")
     print(f"outputs:  {', '.join(m.outputs)}   categories: {len(m.categories)}")
     for e in m.exports:
-        print(f"export:   {e.method:9s} -> {e.runtime:11s} {e.format}{f' opset {e.opset} ({e.exporter} exporter)' if e.opset else ''}, batch {e.batch_text}, "
+        opset = f" opset {e.opset} ({e.exporter} exporter)" if e.opset else ""
+        print(f"export:   {e.method:9s} -> {e.runtime:11s} {e.format}{opset}, batch {e.batch_text}, "
               f"devices {', '.join(e.devices)}, tolerance {e.tolerance}")
     for u in m.unsupported:
         print(f"unsupported: {u.method}/{u.runtime}: {u.reason}")

@@ -42,7 +42,8 @@ def cmd_predict(a) -> int:
         box = ", ".join(f"{v:.1f}" for v in det["boxes"][i])
         print(f"  {name:16s} {float(det['scores'][i]):.3f}  [{box}]")
     if a.out:
-        title = f"{model.info['model']} {art['runtime']}/{art['method']}" + (" (seeded random weights)" if weights["kind"] == "random" else "")
+        seeded = " (seeded random weights)" if weights["kind"] == "random" else ""
+        title = f"{model.info['model']} {art['runtime']}/{art['method']}{seeded}"
         print(f"picture: {viz.draw(image, det, model.categories, a.out, title=title)}")
     return 0
 
