@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..core.store import payload
 from .options import count_arg, table
 
 
@@ -63,7 +64,7 @@ def cmd_info(a) -> int:
               + f", sha256 {wi['file']['sha256']}")
         for art in entry["artifacts"]:
             par = art.get("parity", {}).get("min_matched_fraction")
-            print(f"  artifact {art['runtime']}/{art['method']}: {art['files'].get('model', art['files'].get('weights'))['path']}"
+            print(f"  artifact {art['runtime']}/{art['method']}: {payload(art)['path']}"
                   + (f", parity min matched {par:.3f}" if par is not None else " (reference)"))
     return 0
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 
-from ..core import schema
+from ..core import schema, store
 from ..errors import (IntegrityError, NotAvailableError, RuntimeFailure, UnknownModelError, UnsupportedError, ZooError,
                       first_line)
 from ..core.manifest import RUNTIMES, Manifest, from_dict, resolve
@@ -85,8 +85,7 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         meta = artifact["files"]["metadata"]
         info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
                                         f"{meta['path']} from {src.description}")
-    role = "weights" if artifact["method"] == "eager" else "model"
-    record = artifact["files"][role]
+    record = store.payload(artifact)
     what = f"{record['path']} from {src.description}"
     backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
