@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import settings
+from ..core import settings, text
 
 
 def release_freed_memory() -> None:
@@ -184,11 +184,8 @@ def table(rows: list[dict], size, threads) -> str:
             "(latency < 1.0 is faster)\n")
     cols = ["model", "runtime", "method", "median_s", "x eager", "p90_s", "first_s", "load_s", "peak_mb", "size_mb",
             "load/runtime", "sha256 GB/s"]
-    lines = [cols]
-    for r in rows:
-        lines.append([r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
-                      f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
-                      f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
-                      f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])
-    widths = [max(len(x[i]) for x in lines) for i in range(len(cols))]
-    return head + "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    cells = [dict(zip(cols, [r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
+                             f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
+                             f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
+                             f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])) for r in rows]
+    return head + text.table(cells, cols, rule=False)
