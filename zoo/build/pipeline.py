@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
