@@ -104,6 +104,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
     """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``)."""
     import torch
 
+    from . import trust
     from .errors import NotAvailableError
     from .loader import load, manifest_for
     from .manifest import resolve
@@ -142,6 +143,10 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
         rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
         for artifact in entry["artifacts"]:
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
+                continue
+            if trust.is_code(artifact["method"]) and not trust.trusted(src):
+                print(f"{manifest.name} {artifact['method']}: skipped, code from a source you did not say you trust "
+                      f"({trust.consent_hint(src)})")
                 continue
             m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
             row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,

@@ -117,7 +117,7 @@ def cmd_new_manifest(a) -> int:
 
 def cmd_verify(a) -> int:
     from .verify import verify_path
-    lines = verify_path(a.path, a.name, a.runtime, do_replay=not a.no_replay)
+    lines = verify_path(a.path, a.name, a.runtime, do_replay=not a.no_replay, trust_code=a.trust_code)
     for line in lines:
         if not line.ok or a.verbose or " " in line.what:  # file lines only when bad (or -v); every replay line
             print(line)
@@ -155,7 +155,7 @@ def cmd_cache(a) -> int:
 def _load(a):
     from .loader import load
     return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source, revision=a.revision,
-                offline=True if a.offline else None)
+                offline=True if a.offline else None, trust_code=a.trust_code)
 
 
 def cmd_predict(a) -> int:
@@ -309,7 +309,7 @@ def cmd_demo(a) -> int:
     for runtime in ("onnxruntime", "pytorch"):
         print(f"\n{'2/3' if runtime == 'onnxruntime' else '3/3'} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
         ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
-                                revision=None, offline=False, image=image, top=5,
+                                revision=None, offline=False, image=image, top=5, trust_code=True,
                                 out=str(out / f"demo_{runtime}.png"))
         cmd_predict(ns)
     return 0
@@ -324,6 +324,8 @@ def _source_args(p, model=True):
     p.add_argument("--source", default=None, help="store dir, http(s) mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
     p.add_argument("--revision", default=None, help="pin: index sha256 (mirror/bundle) or commit (hf://)")
     p.add_argument("--offline", action="store_true", help="never open a socket (also ZOO_OFFLINE=1)")
+    p.add_argument("--trust-code", action="store_true", help="allow code artifacts (tracing, scripting, export, aoti) "
+                   "from this source (docs/security.md)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -375,6 +377,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?")
     s.add_argument("--runtime", choices=["onnxruntime", "pytorch"])
     s.add_argument("--no-replay", action="store_true", help="hashes and provenance only")
+    s.add_argument("--trust-code", action="store_true", help="replay code artifacts (tracing, scripting, export, aoti) "
+                   "of this store too: only for a store you trust (docs/security.md)")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_verify)
     s = sub.add_parser("predict", help="run a model on an image, print detections, draw a picture")

@@ -50,3 +50,8 @@ class MissingExtraError(ZooError, ImportError):
 
 class RuntimeFailure(ZooError, RuntimeError):
     """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""
+
+
+class ConsentError(ZooError, PermissionError):
+    """Code from a source (a TorchScript, torch.export or AOTInductor artifact, a builder) that the user did not say
+    they trust: names the source and the three ways to consent."""

@@ -109,6 +109,26 @@ def compare_digest(actual: str, expected: str, name: str) -> None:
                              "every such file)")
 
 
+def read_small(path: str | Path, cap: int, what: str) -> bytes:
+    """A small regular file's bytes (an index): opened without blocking and refused unless it is a regular file of
+    at most ``cap`` bytes, so that a name pointing at /dev/zero, a FIFO or a huge file neither hangs nor fills
+    memory."""
+    import stat
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise NotAvailableError(f"{what}: cannot open {path}: {e.strerror}") from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError(f"{what}: {path} is not a regular file (a device, FIFO or socket): refused")
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise IntegrityError(f"{what}: {path} is larger than {cap} bytes, more than an index can be "
+                             "(ZOO_MAX_INDEX_BYTES sets the cap): refused")
+    return data
+
+
 def index_bytes(models: dict) -> bytes:
     """A whole index of ``models``, canonically written."""
     return canonical_json({"format": FORMAT, "models": dict(sorted(models.items()))})
@@ -127,7 +147,8 @@ def load_index(root: str | Path) -> dict:
     path = Path(root) / INDEX
     if not path.is_file():
         raise NotAvailableError(f"{root} is not a zoo store: it has no {INDEX}")
-    return read_index_bytes(path.read_bytes(), str(path))
+    from .download import index_cap
+    return read_index_bytes(read_small(path, index_cap(), "index"), str(path))
 
 
 def iter_files(index: dict) -> Iterator[dict]:

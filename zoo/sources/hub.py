@@ -107,7 +107,8 @@ class HubSource:
         commit, want = self._resolve(revision)
         where = f"hf://{self.repo}@{commit}/{store.INDEX}"
         cached = self.home / "indexes" / f"{want}.json" if want else None
-        data = cached.read_bytes() if cached is not None and cached.is_file() else None
+        data = store.read_small(cached, download.index_cap(), "cached index") \
+            if cached is not None and cached.exists() else None
         if data is None or store.sha256_bytes(data) != want:  # absent, or a damaged copy: fetch it
             if self.offline:
                 raise NotAvailableError(f"offline and the index of hf://{self.repo}@{commit} is not cached here; "
