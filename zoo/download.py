@@ -83,7 +83,8 @@ def _stream(r: requests.Response, limit: int, seconds: float, url: str, sink) ->
     longer: TooLarge) and for no longer than ``seconds``; returns the bytes read."""
     got, deadline = 0, time.monotonic() + seconds
     while True:
-        chunk = r.raw.read(min(CHUNK, limit + 1 - got), decode_content=True)
+        # read1: whatever has arrived (up to the bound), so that the deadline is checked between slow bytes too
+        chunk = r.raw.read1(min(CHUNK, limit + 1 - got), decode_content=True)
         if not chunk:
             return got
         got += len(chunk)
