@@ -368,3 +368,47 @@ def test_consent_entries_match_as_documented(tmp_path, monkeypatch):
     assert not trust.trusted(HubSource("x/z", tmp_path, True))
     assert trust.trusted(HubSource("p/q", tmp_path, True, commit="0" * 40, index_sha256="0" * 64, pinned_by="c"))
     assert not isinstance(ConsentError("x"), IntegrityError) and isinstance(ConsentError("x"), ZooError)
+
+
+def test_cache_clear_and_prune_delete_nothing_outside_a_marked_zoo_home(tmp_path):
+    """ZOO_HOME pointed at another tool's cache (a Hugging Face cache here) or a home-like directory: refused, and
+    every file stays; in a zoo home, --dry-run shows the figure and removes nothing."""
+    hf = tmp_path / "huggingface"
+    for rel in ("hub/models--org--repo/blobs/abc", "hub/version.txt", "token", "indexes/mine.json", "official/x.pth"):
+        (hf / rel).parent.mkdir(parents=True, exist_ok=True)
+        (hf / rel).write_text("the user's")
+    before = sorted(p for p in hf.rglob("*"))
+    for action in ("clear", "prune"):
+        proc = run_zoo("cache", action, env={"ZOO_HOME": str(hf)}, check=False)
+        assert proc.returncode == 2 and "is not a zoo home" in proc.stderr and "refusing to delete" in proc.stderr
+    assert sorted(p for p in hf.rglob("*")) == before
+    from zoo.sources.cache import Cache
+    home = tmp_path / "zoo-home"
+    data = b"a cached file"
+    Cache(home).get({"path": "m/x", "size": len(data), "sha256": store.sha256_bytes(data)},
+                    lambda dest: dest.write_bytes(data), "test")
+    assert (home / ".zoo-home").is_file()
+    dry = run_zoo("cache", "clear", "--dry-run", env={"ZOO_HOME": str(home)}).stdout
+    assert dry.startswith("would free 13B") and Cache(home).blob(store.sha256_bytes(data)).is_file()
+    assert run_zoo("cache", "clear", env={"ZOO_HOME": str(home)}).stdout.startswith("freed 13B")
+
+
+def test_one_path_listed_twice_with_two_digests_is_refused(onnx_store):
+    index = index_of(onnx_store)
+    onnx = next(a for a in index["models"][SSD]["artifacts"] if a["method"] == "onnx")
+    store.read_index_bytes(json.dumps(index).encode(), "index.json")
+    onnx["files"]["reference"] = {**index["models"][SSD]["weights"]["file"], "sha256": "0" * 64}
+    with pytest.raises(IntegrityError, match="is listed twice with different digests"):
+        store.read_index_bytes(json.dumps(index).encode(), "index.json")
+
+
+def test_zoo_import_refuses_a_symlink_out_of_the_bundle_without_hashing_its_target(onnx_store, tmp_path):
+    bundle = copy_store(onnx_store, tmp_path / "bundle")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the user's")
+    card = bundle / index_of(bundle)["models"][SSD]["card"]["path"]
+    card.unlink()
+    card.symlink_to(secret)
+    proc = run_zoo("import", bundle, env={"ZOO_HOME": str(tmp_path / "home")}, check=False)
+    assert proc.returncode == 2 and "is a symbolic link or leads outside the store" in proc.stderr
+    assert store.sha256_file(secret) not in proc.stderr + proc.stdout

@@ -148,7 +148,8 @@ def cmd_cache(a) -> int:
         print(f"{'would free' if a.dry_run else 'freed'} {cache_admin.human(sum(b.size for b in gone))} "
               f"in {len(gone)} blob(s) that no recorded index lists")
     else:
-        print(f"freed {cache_admin.human(cache_admin.clear(home))} from {home}")
+        freed = cache_admin.human(cache_admin.clear(home, dry_run=a.dry_run))
+        print(f"{'would free' if a.dry_run else 'freed'} {freed} from {home}")
     return 0
 
 
@@ -435,7 +436,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_bench)
     s = sub.add_parser("cache", help="what the download cache holds (list), remove unreferenced blobs (prune), or all")
     s.add_argument("action", choices=["list", "prune", "clear"])
-    s.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    s.add_argument("--dry-run", action="store_true", help="prune, clear: only say what would be removed")
     s.add_argument("--cache-dir", default=None, help="the zoo home (default $ZOO_HOME, else ~/.cache/zoo)")
     s.set_defaults(fn=cmd_cache)
     s = sub.add_parser("serve", help="serve a model over HTTP on Ray Serve (or write a config for `serve deploy`)")

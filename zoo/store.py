@@ -72,6 +72,17 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         raise
 
 
+HOME_MARKER = ".zoo-home"
+
+
+def mark_home(home: Path) -> None:
+    """Mark ``home`` as a zoo home before zoo writes into it: `zoo cache clear/prune` delete only in a marked home
+    (a ZOO_HOME pointed at another tool's cache, or at a directory of your own, is never emptied)."""
+    marker = Path(home) / HOME_MARKER
+    if not marker.is_file():
+        atomic_write(marker, b"zoo's download cache: `zoo cache clear` deletes only zoo's own layout here\n")
+
+
 def safe_relpath(rel: str) -> str:
     """An index path must stay inside the store: relative, '/'-separated components of letters, digits and
     ``_.+-``, none starting with '.' (so no '..', no absolute path, no drive, no '%'-encoding, no backslash, no NUL)."""
@@ -140,7 +151,21 @@ def read_index_bytes(data: bytes, where: str) -> dict:
     for record in iter_files(index):  # the schema checked these already; the code's own rule checks them again
         safe_relpath(record["path"])
         check_sha256(record["sha256"], f"{where}: {record['path']}")
+    seen: dict = {}
+    for record in all_records(index):  # one path listed twice must be one file: only one digest could be checked
+        first = seen.setdefault(record["path"], (record["sha256"], record["size"]))
+        if first != (record["sha256"], record["size"]):
+            raise IntegrityError(f"{where}: {record['path']} is listed twice with different digests or sizes "
+                                 f"({first[0][:12]}.., {record['sha256'][:12]}..): refused")
     return index
+
+
+def all_records(index: dict) -> Iterator[dict]:
+    """Every file record of an index, a path as often as it is listed."""
+    for model in index.get("models", {}).values():
+        yield from (r for r in (model.get("weights", {}).get("file"), model.get("card")) if r)
+        for artifact in model.get("artifacts", []):
+            yield from artifact.get("files", {}).values()
 
 
 def load_index(root: str | Path) -> dict:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from .. import download, store
 from ..channel import COMMIT, check_repo_id, endpoint
 from ..errors import IntegrityError, NotAvailableError, UnsupportedError, ZooError
-from .cache import Cache
+from .cache import Cache, mark_home
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -100,6 +100,7 @@ class HubSource:
                                     f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         if not (isinstance(commit, str) and COMMIT.fullmatch(commit)):
             raise IntegrityError(f"hf://{self.repo}@{rev}: the Hub answered {commit!r}, not a commit id")
+        mark_home(self.home)
         store.atomic_write(ref, (commit + "\n").encode())
         return self._resolve(commit)
 
