@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from zoo import store
+from zoo.core import store
 
 SSD = "ssdlite320_mobilenet_v3_large"
 

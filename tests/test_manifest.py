@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo import manifest as mf
+from zoo.core import manifest as mf
 from zoo.errors import ManifestError, UnknownModelError, UnsupportedError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,5 +126,5 @@ def test_readme_support_table_is_generated_from_manifests():
 def test_import_zoo_does_not_import_torch():
     import subprocess
     import sys
-    code = "import sys, zoo, zoo.manifest, zoo.store, zoo.parity, zoo.cli, zoo.loader; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, zoo, zoo.core.manifest, zoo.core.store, zoo.core.parity, zoo.cli, zoo.load.loader; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from zoo.parity import Tolerance, box_iou, compare, match
+from zoo.core.parity import Tolerance, box_iou, compare, match
 
 
 def dets(boxes, labels, scores):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import zoo
+from zoo.load.loader import load as zoo_load  # not zoo.load: once zoo.load.* is imported, that name is the package
 from conftest import run_zoo
 from hostile import (SSD, Payload, add_artifact, audited, copy_store, index_of, rehash, rewrite_zip, tiny_program,
                      torch_pickle)
-from zoo import store, trust
+from zoo.core import store, trust
 from zoo.errors import ConsentError, IntegrityError, NotAvailableError, ZooError
 
 WEIGHTS_CONFIG = "archive/data/weights/model_weights_config.json"
@@ -73,8 +73,8 @@ def program():
 def test_a_pt2_archive_that_asks_for_a_pickle_runs_code_in_torch_but_is_refused_by_zoo(program, tmp_path, mutant):
     import torch
 
-    from zoo.runtimes.aoti import load_package
-    from zoo.runtimes.pt2 import load_program
+    from zoo.load.runtimes.aoti import load_package
+    from zoo.load.runtimes.pt2 import load_program
     marker = tmp_path / "payload-ran"
     hostile = rewrite_zip(program, PT2_MUTANTS[mutant](str(marker)))
     try:  # the mutant is live: torch itself runs the payload
@@ -91,7 +91,7 @@ def test_a_pt2_archive_that_asks_for_a_pickle_runs_code_in_torch_but_is_refused_
 
 
 def test_torchscript_can_read_any_file_so_tracing_and_scripting_are_code(tmp_path):
-    """The measurement behind zoo/trust.py: torch.jit.load's restricted unpickler runs no Python, but the program
+    """The measurement behind zoo/core/trust.py: torch.jit.load's restricted unpickler runs no Python, but the program
     calls any registered operator, and aten::from_file reads any file the process can."""
     import torch
     secret = tmp_path / "secret"
@@ -128,19 +128,19 @@ def test_code_artifacts_load_only_with_consent(code_store, tmp_path, monkeypatch
     home = tmp_path / "home"
     for method in ("export", "tracing"):
         with pytest.raises(ConsentError, match=f"{method} is code, not data .* trust_code=True .*ZOO_TRUSTED_SOURCES"):
-            zoo.load(SSD, runtime="pytorch", method=method, source=str(root), cache_dir=home)
+            zoo_load(SSD, runtime="pytorch", method=method, source=str(root), cache_dir=home)
     # no method: the data method, not the code artifacts the store prefers
-    model = zoo.load(SSD, runtime="pytorch", source=str(root), cache_dir=home)
+    model = zoo_load(SSD, runtime="pytorch", source=str(root), cache_dir=home)
     assert model.info["artifact"]["method"] == "eager"
     monkeypatch.setenv("ZOO_TRUSTED_SOURCES", str(tmp_path / "elsewhere"))
     with pytest.raises(ConsentError):
-        zoo.load(SSD, runtime="pytorch", method="export", source=str(root), cache_dir=home)
+        zoo_load(SSD, runtime="pytorch", method="export", source=str(root), cache_dir=home)
     # consent given (either way): the archive is still scanned, and its pickle refused
     for how in ({"trust_code": True}, {}):
         if not how:
             monkeypatch.setenv("ZOO_TRUSTED_SOURCES", f"/nonexistent,{root}")
         with pytest.raises(IntegrityError, match="asks for 'w' to be unpickled"):
-            zoo.load(SSD, runtime="pytorch", method="export", source=str(root), cache_dir=home, **how)
+            zoo_load(SSD, runtime="pytorch", method="export", source=str(root), cache_dir=home, **how)
     assert not marker.exists()
 
 
@@ -184,7 +184,7 @@ def _external_model(kind: str, location: str) -> bytes:
 def test_an_onnx_graph_naming_external_data_is_refused(tmp_path, monkeypatch, kind):
     import onnxruntime as ort
 
-    from zoo.runtimes.onnxruntime import OnnxRuntimeBackend
+    from zoo.load.runtimes.onnxruntime import OnnxRuntimeBackend
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_bytes(b"API_KEY=hunter2!")
     data = _external_model(kind, ".env")
@@ -212,7 +212,7 @@ def test_a_store_whose_onnx_reads_the_working_directory_is_refused(onnx_store, t
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_bytes(b"x" * size)
     with pytest.raises(IntegrityError, match="names external data"):
-        zoo.load(SSD, source=str(root), cache_dir=tmp_path / "home")
+        zoo_load(SSD, source=str(root), cache_dir=tmp_path / "home")
 
 
 def _with_manifest(root: Path, name: str | None = None, **changes) -> dict:
@@ -232,7 +232,7 @@ def test_an_index_cannot_change_a_shipped_models_builder_args(onnx_store, tmp_pa
     args = index_of(root)["models"][SSD]["manifest"].get("builder_args", {})
     _with_manifest(root, builder_args={**args, "weights_backbone": "DEFAULT"})
     with pytest.raises(IntegrityError, match="is a shipped model, but the index names builder"):
-        zoo.load(SSD, runtime="pytorch", method="eager", source=str(root), cache_dir=tmp_path / "home")
+        zoo_load(SSD, runtime="pytorch", method="eager", source=str(root), cache_dir=tmp_path / "home")
 
 
 def test_a_user_model_from_an_index_never_downloads_or_unpickles_weights(onnx_store, tmp_path):
@@ -248,7 +248,7 @@ def test_a_user_model_from_an_index_never_downloads_or_unpickles_weights(onnx_st
                  "ssdlite320_mobilenet_v3_large_coco-a79551df.pth"):
         (checkpoints / name).write_bytes(torch_pickle(Payload(str(marker))))
     home = tmp_path / "home"
-    code = (f"import zoo\nm = zoo.load('mine', runtime='pytorch', method='eager', source={str(root)!r})\n"
+    code = (f"from zoo.load.loader import load\nm = load('mine', runtime='pytorch', method='eager', source={str(root)!r})\n"
             "print('method', m.info['artifact']['method'])")
     proc, events = audited(code, [root, home], tmp_path,
                            env={"ZOO_OFFLINE": "1", "ZOO_HOME": str(home), "TORCH_HOME": str(tmp_path / "torchhome")})
@@ -261,8 +261,8 @@ def test_a_user_model_from_an_index_never_downloads_or_unpickles_weights(onnx_st
 def test_an_index_may_name_only_registered_torchvision_builders(onnx_store):
     import dataclasses
 
-    from zoo import models
-    from zoo.manifest import resolve
+    from zoo.load import architecture as models
+    from zoo.core.manifest import resolve
     m = dataclasses.replace(resolve(SSD), name="mine", source="index")
     for builder in ("torchvision.models.detection.ssdlite:partial", "os:system", "torchvision.models.detection.ssd.SSD"):
         with pytest.raises(ConsentError, match="not one of torchvision's registered detection builders"):
@@ -306,7 +306,7 @@ def hostile_server():
 
 
 def test_a_download_stops_one_byte_past_its_records_size(hostile_server, tmp_path):
-    from zoo.download import download
+    from zoo.load.transport import download
     dest = tmp_path / "blob"
     t0 = time.monotonic()
     with pytest.raises(IntegrityError, match="sent more than the 1172 bytes its record states: aborted after 1173"):
@@ -316,7 +316,7 @@ def test_a_download_stops_one_byte_past_its_records_size(hostile_server, tmp_pat
 
 
 def test_a_dripping_server_meets_a_deadline_derived_from_the_size(hostile_server, tmp_path, monkeypatch):
-    from zoo.download import download
+    from zoo.load.transport import download
     monkeypatch.setenv("ZOO_HTTP_TIMEOUT", "1")
     monkeypatch.setenv("ZOO_HTTP_MIN_RATE", "100")
     t0 = time.monotonic()
@@ -326,7 +326,7 @@ def test_a_dripping_server_meets_a_deadline_derived_from_the_size(hostile_server
 
 
 def test_a_padded_index_is_cut_off_at_the_cap_and_stored_nowhere(hostile_server, tmp_path, monkeypatch):
-    from zoo.sources.http import HttpSource
+    from zoo.load.sources.http import HttpSource
     monkeypatch.setenv("ZOO_MAX_INDEX_BYTES", str(1 << 20))
     with pytest.raises(IntegrityError, match=r"sent more than the 1048576 bytes"):
         HttpSource(hostile_server, tmp_path / "home", offline=False).index()
@@ -335,7 +335,7 @@ def test_a_padded_index_is_cut_off_at_the_cap_and_stored_nowhere(hostile_server,
 
 @pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "huge"])
 def test_a_cached_index_that_is_not_a_small_regular_file_is_refused_at_once(tmp_path, monkeypatch, kind):
-    from zoo.sources.http import HttpSource
+    from zoo.load.sources.http import HttpSource
     monkeypatch.setenv("ZOO_MAX_INDEX_BYTES", "4096")
     digest = "a" * 64
     path = tmp_path / "home" / "indexes" / f"{digest}.json"
@@ -356,9 +356,9 @@ def test_a_deeply_nested_index_is_an_integrity_error():
 
 
 def test_consent_entries_match_as_documented(tmp_path, monkeypatch):
-    from zoo.sources.hub import HubSource
-    from zoo.sources.http import HttpSource
-    from zoo.sources.local import LocalSource
+    from zoo.load.sources.hub import HubSource
+    from zoo.load.sources.http import HttpSource
+    from zoo.load.sources.local import LocalSource
     (tmp_path / "a" / "b").mkdir(parents=True)
     monkeypatch.setenv("ZOO_TRUSTED_SOURCES", f"{tmp_path / 'a'}, https://mirror.example/zoo/,hf://org/*,hf://x/y")
     assert trust.trusted(LocalSource(tmp_path / "a" / "b")) and not trust.trusted(LocalSource(tmp_path))
@@ -382,7 +382,7 @@ def test_cache_clear_and_prune_delete_nothing_outside_a_marked_zoo_home(tmp_path
         proc = run_zoo("cache", action, env={"ZOO_HOME": str(hf)}, check=False)
         assert proc.returncode == 2 and "is not a zoo home" in proc.stderr and "refusing to delete" in proc.stderr
     assert sorted(p for p in hf.rglob("*")) == before
-    from zoo.sources.cache import Cache
+    from zoo.load.sources.cache import Cache
     home = tmp_path / "zoo-home"
     data = b"a cached file"
     Cache(home).get({"path": "m/x", "size": len(data), "sha256": store.sha256_bytes(data)},

@@ -52,6 +52,10 @@ class RuntimeFailure(ZooError, RuntimeError):
     """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""
 
 
+class ChannelError(ZooError):
+    """A channel file is malformed: names the file, the key and what was expected."""
+
+
 class ConsentError(ZooError, PermissionError):
     """Code from a source (a TorchScript, torch.export or AOTInductor artifact, a builder) that the user did not say
     they trust: names the source and the three ways to consent."""
