@@ -159,7 +159,6 @@ def _external_model(kind: str, location: str) -> bytes:
     """A tiny ONNX graph whose output is a tensor stored externally at ``location`` (an initializer, a Constant's
     attribute, or a Constant inside an If's branch)."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     t = numpy_helper.from_array(np.zeros(16, np.uint8), "W")
     t.ClearField("raw_data")
@@ -412,3 +411,49 @@ def test_zoo_import_refuses_a_symlink_out_of_the_bundle_without_hashing_its_targ
     proc = run_zoo("import", bundle, env={"ZOO_HOME": str(tmp_path / "home")}, check=False)
     assert proc.returncode == 2 and "is a symbolic link or leads outside the store" in proc.stderr
     assert store.sha256_file(secret) not in proc.stderr + proc.stdout
+
+
+def test_a_commit_merges_into_the_index_as_it_is_now_not_as_the_build_first_read_it(onnx_store, tmp_path):
+    """Two builds into one store: B committed SSD after A read the (empty) index; A's commit keeps SSD."""
+    import shutil
+
+    from zoo.core import staging
+    root = copy_store(onnx_store, tmp_path / "store")
+    entry = json.loads(json.dumps(index_of(root)["models"][SSD]).replace(f"models/{SSD}/", "models/other/"))
+    entry["name"], entry["aliases"] = "other", []
+    stage = staging.new_dir(root, "other")
+    assert stage.name.split("-")[1:3] == list(staging.identity())
+    shutil.copytree(root / "models" / SSD, stage / "models" / "other")
+    merged = staging.commit(root, stage, "other", {}, entry)  # A's snapshot: {}
+    assert sorted(merged) == sorted(index_of(root)["models"]) == ["other", SSD]
+
+
+def test_a_build_waiting_for_the_store_lock_says_who_holds_it(tmp_path, capsys):
+    from zoo.core import staging
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with staging.store_lock(tmp_path):
+            held.set()
+            release.wait(30)
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(10)
+    threading.Timer(3, release.set).start()
+    with staging.store_lock(tmp_path):
+        pass
+    t.join()
+    host, boot = staging.identity()
+    assert f"waiting for {tmp_path / staging.LOCK}, held by pid {os.getpid()} on {host} (boot {boot})" \
+        in capsys.readouterr().err
+
+
+def test_staging_of_another_host_is_left_alone_and_a_previous_boots_is_stale(tmp_path):
+    from zoo.core import staging
+    host, boot = staging.identity()
+    other_host = tmp_path / staging.STAGING / f"{SSD}-otherhost-{boot}-1-abc"
+    old_boot = tmp_path / staging.STAGING / f"{SSD}-{host}-0ldb00t-{os.getpid()}-abc"
+    for d in (other_host, old_boot):
+        d.mkdir(parents=True)
+    assert staging.clean_stale(tmp_path) == [f"discarded {old_boot.name}"]
+    assert other_host.is_dir() and not old_boot.exists()
