@@ -457,3 +457,21 @@ def test_staging_of_another_host_is_left_alone_and_a_previous_boots_is_stale(tmp
         d.mkdir(parents=True)
     assert staging.clean_stale(tmp_path) == [f"discarded {old_boot.name}"]
     assert other_host.is_dir() and not old_boot.exists()
+
+
+def test_masked_meta_and_sparse_images_are_input_errors():
+    """A masked array hid its NaN from the range check; meta and sparse tensors gave a RuntimeError from torch."""
+    import numpy as np
+    import torch
+
+    from zoo.errors import InputError
+    from zoo.load.runtimes.inputs import check_images
+    data = np.full((3, 4, 4), 0.5, np.float32)
+    data[0, 0, 0] = np.nan
+    masked = np.ma.masked_array(data, mask=np.isnan(data))
+    with pytest.raises(InputError, match=r"expected values in \[0, 1\], got \[nan"):
+        check_images([masked])
+    with pytest.raises(InputError, match="a meta tensor"):
+        check_images([torch.empty(3, 4, 4, device="meta")])
+    with pytest.raises(InputError, match="torch.sparse_coo tensor"):
+        check_images([torch.full((3, 4, 4), 0.5).to_sparse()])
