@@ -56,6 +56,10 @@ class ChannelError(ZooError):
     """A channel file is malformed: names the file, the key and what was expected."""
 
 
+class ReleaseRefused(ZooError):
+    """The store is not fit to publish: an artifact failed parity or some weights are not the official ones."""
+
+
 class ConsentError(ZooError, PermissionError):
     """Code from a source (a TorchScript, torch.export or AOTInductor artifact, a builder) that the user did not say
     they trust: names the source and the three ways to consent."""
