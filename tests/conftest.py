@@ -105,6 +105,22 @@ def manifests_with(root: Path, name: str, *replacements: tuple) -> Path:
     return manifests
 
 
+@pytest.fixture(scope="session", autouse=True)
+def trusted_test_sources(tmp_path_factory):
+    """The suite's own stores (built under pytest's temporary directory, served on 127.0.0.1, published to a local
+    Hub) are trusted to run code, as a user trusts their own builds with $ZOO_TRUSTED_SOURCES; the tests of consent
+    itself (test_untrusted.py) unset it. Set here, so subprocesses inherit it."""
+    base = str(tmp_path_factory.getbasetemp().resolve())
+    entries = [base, "http://127.0.0.1:", "http://localhost:", "hf://*", "/tmp"]
+    old = os.environ.get("ZOO_TRUSTED_SOURCES")
+    os.environ["ZOO_TRUSTED_SOURCES"] = ",".join(entries)
+    yield
+    if old is None:
+        os.environ.pop("ZOO_TRUSTED_SOURCES", None)
+    else:
+        os.environ["ZOO_TRUSTED_SOURCES"] = old
+
+
 @pytest.fixture
 def zoo_home(tmp_path, monkeypatch):
     home = tmp_path / "zoo-home"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import zoo
+from zoo.load.loader import load as zoo_load
 from servers import FaultServer
 from zoo.core import store
 from zoo.errors import IntegrityError, ZooError
@@ -152,7 +152,7 @@ def exercise(spec: str, home: Path) -> None:
     index = src.index()
     for record in store.iter_files(index):
         src.fetch(record)
-    zoo.load(SSD, runtime="onnxruntime", source=spec, cache_dir=home)
+    zoo_load(SSD, runtime="onnxruntime", source=spec, cache_dir=home)
 
 
 def test_mutated_indexes_raise_only_zoo_errors_and_write_nowhere_else(world, record_property):
@@ -246,3 +246,43 @@ def test_a_symlink_in_a_local_store_is_refused(world, tmp_path):
     from zoo.load.sources.local import LocalSource
     with pytest.raises(IntegrityError, match="linkfile in .* is a symbolic link or leads outside the store"):
         LocalSource(root).fetch({"path": "linkfile", "size": 1, "sha256": "0" * 64})
+
+
+def _code_artifact(doc):
+    doc["models"][SSD]["artifacts"][1].update(method="export", runtime="pytorch", format="pt2")
+
+
+def _two_digests(doc):
+    files = doc["models"][SSD]["artifacts"][1]["files"]
+    files["reference"] = {**files["model"], "sha256": "0" * 64}
+
+
+def _downloading_builder(doc):
+    doc["models"][SSD]["manifest"] = {"builder_args": {"weights_backbone": "DEFAULT"}}
+
+
+HOSTILE_INDEXES = {"a code artifact (export) from an untrusted source": (_code_artifact, "export"),
+                   "one path with two digests": (_two_digests, None),
+                   "a manifest choosing weights_backbone": (_downloading_builder, "eager")}
+
+
+@pytest.mark.parametrize("mutant", sorted(HOSTILE_INDEXES))
+def test_hostile_index_mutants_end_in_zoo_errors_and_write_nowhere_else(world, tmp_path, monkeypatch, mutant):
+    """The issue-22 mutants, through a local directory and an HTTP mirror, nothing trusted: each ends in a ZooError
+    (consent, integrity or a malformed manifest), nothing is written outside the store and ZOO_HOME."""
+    monkeypatch.delenv("ZOO_TRUSTED_SOURCES", raising=False)
+    outer, root, index, server = world
+    edit, method = HOSTILE_INDEXES[mutant]
+    doc = copy.deepcopy(index)
+    edit(doc)
+    (root / "index.json").write_text(json.dumps(doc))
+    home = tmp_path / "home"
+    before = listing(outer, [root])
+    try:
+        for spec in (str(root), server.url):
+            with pytest.raises(ZooError):
+                zoo_load(SSD, runtime="pytorch" if method else "onnxruntime", method=method, source=spec,
+                         cache_dir=home)
+        assert listing(outer, [root]) == before
+    finally:
+        (root / "index.json").write_text(json.dumps(index))

@@ -109,10 +109,65 @@ def test_request_bodies_decode_to_the_models_input():
     buf = io.BytesIO()
     np.save(buf, arr)
     assert np.array_equal(codec.decode_image(buf.getvalue()), arr)
-    for body, says in [(b"", "empty request body"), (b"GIF? no", "not an image format Pillow knows"),
-                       (_png(rgb)[:-30], "could not be decoded"), (b"\x93NUMPY garbage", "unreadable .npy body")]:
+    for body, says in [(b"", "empty request body"), (b"GIF? no", "neither PNG nor JPEG nor .npy"),
+                       (_png(rgb)[:-30], "could not be decoded"), (b"\x93NUMPY garbage", "malformed .npy header")]:
         with pytest.raises(InputError, match=says):
             codec.decode_image(body)
+
+
+def _npy_header(shape, dtype="<f4") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def test_hostile_bodies_are_400s_decided_before_decoding():
+    """Issue 22: an 8000x8000 PNG (61 KiB of zeros) is refused from its header, in milliseconds and without the
+    2.5 GiB decode; a .npy header claiming 224 GiB, or more bytes than the body has, is refused before allocating;
+    formats other than PNG/JPEG are not decoded at all."""
+    import time
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("L", (8000, 8000)).save(buf, format="PNG")
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match=r"8000x8000 = 64000000 pixels, over the server's limit of 25000000"):
+        codec.decode_image(buf.getvalue())
+    assert time.perf_counter() - t0 < 1
+    for header, says in [(_npy_header((3, 200_000, 100_000)), "over the server's limit"),
+                         (_npy_header((3, 4, 4)), r"says \[3, 4, 4\] float32 \(192 bytes\) but the body holds 0"),
+                         (_npy_header((3, 4, 4), "|O"), "dtype object"), (_npy_header((4, 4)), "shape"),
+                         (b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4',}", "malformed .npy header")]:
+        with pytest.raises(InputError, match=says):
+            codec.decode_image(header)
+    for fmt in ("GIF", "BMP", "TIFF", "WEBP"):
+        other = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(other, format=fmt)
+        with pytest.raises(InputError, match="neither PNG nor JPEG nor .npy"):
+            codec.decode_image(other.getvalue())
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_held():
+    import asyncio
+
+    class Request:
+        def __init__(self, headers, chunks):
+            self.headers, self.chunks, self.read = headers, chunks, 0
+
+        async def stream(self):
+            for c in self.chunks:
+                self.read += 1
+                yield c
+    declared = Request({"content-length": str(512 << 20)}, [b"x" * 10])
+    with pytest.raises(codec.BodyTooLarge, match="over the server's limit of 1000 bytes"):
+        asyncio.run(codec.read_body(declared, 1000))
+    assert declared.read == 0
+    chunked = Request({}, [b"x" * 600] * 100)
+    with pytest.raises(codec.BodyTooLarge):
+        asyncio.run(codec.read_body(chunked, 1000))
+    assert chunked.read == 2
+    assert asyncio.run(codec.read_body(Request({}, [b"ab", b"c"]), 1000)) == b"abc"
+    assert issubclass(codec.BodyTooLarge, InputError)
 
 
 def test_score_thresh_parses_to_a_number_in_0_1():

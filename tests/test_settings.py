@@ -11,7 +11,7 @@ from zoo.core import settings
 
 PACKAGE = Path(__file__).resolve().parent.parent / "zoo"
 # still read where they are used, in code other open work is rewriting (see docs/architecture.md)
-ELSEWHERE = {"zoo/load/transport.py": {"ZOO_HTTP_TIMEOUT"}, "zoo/load/architecture.py": {"ZOO_TRUSTED_BUILDERS"},
+ELSEWHERE = {"zoo/load/architecture.py": {"ZOO_TRUSTED_BUILDERS"},
              "zoo/build/pipeline.py": {"ZOO_DEBUG"}, "zoo/export/__init__.py": {"environ"},
              "zoo/export/run.py": {"ZOO_EXPORT_PARENT"}}
 

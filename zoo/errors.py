@@ -62,3 +62,8 @@ class ReleaseRefused(ZooError):
 
 class SeededWeightsWarning(UserWarning):
     """A loaded model has seeded random weights: it runs, its detections mean nothing (warned once per model)."""
+
+
+class ConsentError(ZooError, PermissionError):
+    """Code from a source (a TorchScript, torch.export or AOTInductor artifact, a builder) that the user did not say
+    they trust: names the source and the three ways to consent."""

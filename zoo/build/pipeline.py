@@ -329,12 +329,13 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
         from .coco_eval import open_dataset
         eval_data = open_dataset(eval_dir)  # a broken dataset fails before any export
     out.mkdir(parents=True, exist_ok=True)
-    staging.clean_stale(out)
-    if (out / store.INDEX).exists():
-        existing = store.load_index(out)["models"]
-    else:
-        existing = {}
-        write_index(out, existing)  # an empty store is still a store
+    with staging.store_lock(out):
+        staging.clean_stale(out)
+        if (out / store.INDEX).exists():
+            existing = store.load_index(out)["models"]
+        else:
+            existing = {}
+            write_index(out, existing)  # an empty store is still a store
     steps = sum(1 + len(m.selected(methods)) for m in manifests)
     result = BuildResult()
     commands = {m.name: build_command(f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name,
@@ -357,8 +358,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
                     raise ZooError(f"{', '.join(lost)} failed" + ("" if same else " and the new weights differ from "
                                    "the stored ones") + ": the previous entry is kept as it was")
                 write_card(m, stage, entry)  # every artifact of the entry, those kept from before too
-                staging.commit(out, stage, m.name, existing, entry)
-                existing[m.name] = entry
+                existing = staging.commit(out, stage, m.name, existing, entry)  # merged under the store's lock
             except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
                 del result.built[built_before:]  # built, but not stored
                 skipped = [x.method for x in m.selected(methods)]

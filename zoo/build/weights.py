@@ -114,6 +114,8 @@ def official_model(manifest: Manifest, cache_dir: str | Path | None = None, prog
         if path.exists() and not sha256_file(path).startswith(sha):
             path.unlink()
         if not path.exists():
+            from ..core.store import mark_home
+            mark_home(cache.parent)
             download(url, path, sha, progress=progress)
         digest = sha256_file(path)
     model = fit_state(architecture(manifest), torch.load(path, map_location="cpu", weights_only=True), url, manifest.name)

@@ -136,6 +136,6 @@ def cmd_demo(a) -> int:
         print(f"\n{step} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
         ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
                                 revision=None, offline=False, image=image, top=10, threshold=a.threshold,
-                                repeat=3, out=str(out / f"demo_{runtime}.png"))
+                                repeat=3, trust_code=True, out=str(out / f"demo_{runtime}.png"))  # its own store
         cmd_predict(ns)
     return 0

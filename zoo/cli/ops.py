@@ -13,13 +13,15 @@ def add_verify(sub) -> None:
     s.add_argument("name", nargs="?")
     s.add_argument("--runtime", choices=RUNTIMES)
     s.add_argument("--no-replay", action="store_true", help="hashes and provenance only")
+    s.add_argument("--trust-code", action="store_true", help="replay code artifacts (tracing, scripting, export, aoti) "
+                   "of this store too: only for a store you trust (docs/security.md)")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_verify)
 
 
 def cmd_verify(a) -> int:
     from ..ops.verify import verify_path
-    lines = verify_path(a.path, a.name, a.runtime, do_replay=not a.no_replay)
+    lines = verify_path(a.path, a.name, a.runtime, do_replay=not a.no_replay, trust_code=a.trust_code)
     for line in lines:
         if not line.ok or a.verbose or " " in line.what:  # file lines only when bad (or -v); every replay line
             print(line)
@@ -64,7 +66,7 @@ def cmd_bench(a) -> int:
 def add_cache(sub) -> None:
     s = sub.add_parser("cache", help="what the download cache holds (list), remove unreferenced blobs (prune), or all")
     s.add_argument("action", choices=["list", "prune", "clear"])
-    s.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    s.add_argument("--dry-run", action="store_true", help="prune, clear: only say what would be removed")
     s.add_argument("--cache-dir", default=None, help="the zoo home (default $ZOO_HOME, else ~/.cache/zoo)")
     s.set_defaults(fn=cmd_cache)
 
@@ -91,5 +93,6 @@ def cmd_cache(a) -> int:
         print(f"{'would free' if a.dry_run else 'freed'} {cache_admin.human(sum(b.size for b in gone))} "
               f"in {len(gone)} blob(s) that no recorded index lists")
     else:
-        print(f"freed {cache_admin.human(cache_admin.clear(home))} from {home}")
+        freed = cache_admin.human(cache_admin.clear(home, dry_run=a.dry_run))
+        print(f"{'would free' if a.dry_run else 'freed'} {freed} from {home}")
     return 0

@@ -34,6 +34,8 @@ def add_source_args(p, model=True):
     p.add_argument("--source", default=None, help="store dir, http(s) mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
     p.add_argument("--revision", default=None, help="pin: index sha256 (mirror/bundle) or commit (hf://)")
     p.add_argument("--offline", action="store_true", help="never open a socket (also ZOO_OFFLINE=1)")
+    p.add_argument("--trust-code", action="store_true", help="allow code artifacts (tracing, scripting, export, aoti) "
+                   "from this source (docs/security.md)")
 
 
 def score_arg(text: str) -> float:

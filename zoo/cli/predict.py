@@ -69,7 +69,7 @@ def _load(a):
     with warnings.catch_warnings():  # the commands say so in their own words (and in the picture)
         warnings.simplefilter("ignore", SeededWeightsWarning)
         return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source,
-                    revision=a.revision, offline=True if a.offline else None)
+                    revision=a.revision, offline=True if a.offline else None, trust_code=a.trust_code)
 
 
 def add_path(sub) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import settings
+from . import trust
 from ..errors import ManifestError, UnknownModelError, UnsupportedError
 
 MANIFEST_DIR = Path(__file__).parent.parent / "manifests"
@@ -361,25 +362,25 @@ def support_rows(directory: str | Path | None = None) -> list[dict]:
     rows = []
     for m in all_manifests(directory).values():
         rows.append(dict(model=m.name, alias=", ".join(m.aliases), method="eager", runtime="pytorch", format="state dict",
-                         batch="dynamic", devices="cpu, cuda", status="reference"))
+                         batch="dynamic", devices="cpu, cuda", kind=trust.kind("eager"), status="reference"))
         for e in m.exports:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=e.method, runtime=e.runtime,
                              format=e.format_text, batch=e.batch_text,
-                             devices=", ".join(e.devices),
+                             devices=", ".join(e.devices), kind=trust.kind(e.method),
                              status="supported" + (f" (built when asked: --method {e.method})"
                                                    if e.method in SLOW_METHODS else "")))
         for u in m.unsupported:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=u.method, runtime=u.runtime, format="-",
-                             batch="-", devices="-", status=f"unsupported: {u.reason}"))
+                             batch="-", devices="-", kind="-", status=f"unsupported: {u.reason}"))
     return rows
 
 
 def support_markdown(directory: str | Path | None = None) -> str:
     """The README's support table (kept in sync by a test)."""
-    lines = ["| model | alias | method | runtime | format | batch | resolution | devices | status |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | alias | method | runtime | format | batch | resolution | devices | loads as | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in support_rows(directory):
         res = "-" if r["status"].startswith("unsupported") else "dynamic"
         lines.append(f"| {r['model']} | {r['alias']} | {r['method']} | {r['runtime']} | {r['format']} | {r['batch']} | "
-                     f"{res} | {r['devices']} | {r['status']} |")
+                     f"{res} | {r['devices']} | {r['kind']} | {r['status']} |")
     return "\n".join(lines)

@@ -67,4 +67,9 @@ def parse(kind: str, data: bytes, where: str) -> Any:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise IntegrityError(f"{where}: not valid JSON ({e}); refusing to use it") from None
-    return check(kind, doc, where)
+    except RecursionError:
+        raise IntegrityError(f"{where}: JSON nested too deeply to be a {kind} file; refusing to use it") from None
+    try:
+        return check(kind, doc, where)
+    except RecursionError:
+        raise IntegrityError(f"{where}: JSON nested too deeply to be a {kind} file; refusing to use it") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import ZooError
+
 TRUE = ("1", "true", "yes")
 
 
@@ -16,6 +18,22 @@ def flag(name: str) -> bool:
 def value(name: str) -> str | None:
     """A variable's value; unset and empty both mean None (the default applies)."""
     return os.environ.get(name) or None
+
+
+def positive_number(name: str, default: float, unit: str = "", like: str = "", integer: bool = False) -> float:
+    """A number variable > 0 (unset or empty: ``default``), read at each use; anything else is refused at that use,
+    naming the variable and what it must be."""
+    text = value(name)
+    if text is None:
+        return default
+    try:
+        number = int(text) if integer else float(text)
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise ZooError(f"{name} must be a{'n integer' if integer else ' number'}{unit} > 0{like}, got {text!r}: "
+                       "fix or unset it")
+    return number
 
 
 def default_home(cache_dir: str | Path | None = None) -> Path:
@@ -84,3 +102,8 @@ def ray_address() -> str | None:
 def training_cache(cache_dir: str | Path | None = None) -> Path:
     """Where a re-trained demo detector is cached: ``cache_dir``, else $ZOO_TEST_CACHE, else ~/.cache/zoo-tests."""
     return Path(cache_dir or value("ZOO_TEST_CACHE") or Path.home() / ".cache" / "zoo-tests")
+
+
+def trusted_sources() -> list[str]:
+    """$ZOO_TRUSTED_SOURCES: comma-separated sources the user trusts to run code (zoo/core/trust.py)."""
+    return [e.strip() for e in (value("ZOO_TRUSTED_SOURCES") or "").split(",") if e.strip()]

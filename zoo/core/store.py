@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import schema
+from .settings import positive_number
 from ..errors import IntegrityError, NotAvailableError
 
 FORMAT = "zoo-store/1"
@@ -72,6 +73,17 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         raise
 
 
+HOME_MARKER = ".zoo-home"
+
+
+def mark_home(home: Path) -> None:
+    """Mark ``home`` as a zoo home before zoo writes into it: `zoo cache clear/prune` delete only in a marked home
+    (a ZOO_HOME pointed at another tool's cache, or at a directory of your own, is never emptied)."""
+    marker = Path(home) / HOME_MARKER
+    if not marker.is_file():
+        atomic_write(marker, b"zoo's download cache: `zoo cache clear` deletes only zoo's own layout here\n")
+
+
 def safe_relpath(rel: str) -> str:
     """An index path must stay inside the store: relative, '/'-separated components of letters, digits and
     ``_.+-``, none starting with '.' (so no '..', no absolute path, no drive, no '%'-encoding, no backslash, no NUL)."""
@@ -109,6 +121,34 @@ def compare_digest(actual: str, expected: str, name: str) -> None:
                              "every such file)")
 
 
+MAX_INDEX_BYTES = 64 << 20  # an index of every model is ~100 KB; anything near this is not an index
+
+
+def index_cap() -> int:
+    """The most bytes an index may have (``ZOO_MAX_INDEX_BYTES``, default 64 MiB)."""
+    return positive_number("ZOO_MAX_INDEX_BYTES", MAX_INDEX_BYTES, " of bytes", integer=True)
+
+
+def read_small(path: str | Path, cap: int, what: str) -> bytes:
+    """A small regular file's bytes (an index): opened without blocking and refused unless it is a regular file of
+    at most ``cap`` bytes, so that a name pointing at /dev/zero, a FIFO or a huge file neither hangs nor fills
+    memory."""
+    import stat
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise NotAvailableError(f"{what}: cannot open {path}: {e.strerror}") from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError(f"{what}: {path} is not a regular file (a device, FIFO or socket): refused")
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise IntegrityError(f"{what}: {path} is larger than {cap} bytes, more than an index can be "
+                             "(ZOO_MAX_INDEX_BYTES sets the cap): refused")
+    return data
+
+
 def index_bytes(models: dict) -> bytes:
     """A whole index of ``models``, canonically written."""
     return canonical_json({"format": FORMAT, "models": dict(sorted(models.items()))})
@@ -120,14 +160,28 @@ def read_index_bytes(data: bytes, where: str) -> dict:
     for record in iter_files(index):  # the schema checked these already; the code's own rule checks them again
         safe_relpath(record["path"])
         check_sha256(record["sha256"], f"{where}: {record['path']}")
+    seen: dict = {}
+    for record in all_records(index):  # one path listed twice must be one file: only one digest could be checked
+        first = seen.setdefault(record["path"], (record["sha256"], record["size"]))
+        if first != (record["sha256"], record["size"]):
+            raise IntegrityError(f"{where}: {record['path']} is listed twice with different digests or sizes "
+                                 f"({first[0][:12]}.., {record['sha256'][:12]}..): refused")
     return index
+
+
+def all_records(index: dict) -> Iterator[dict]:
+    """Every file record of an index, a path as often as it is listed."""
+    for model in index.get("models", {}).values():
+        yield from (r for r in (model.get("weights", {}).get("file"), model.get("card")) if r)
+        for artifact in model.get("artifacts", []):
+            yield from artifact.get("files", {}).values()
 
 
 def load_index(root: str | Path) -> dict:
     path = Path(root) / INDEX
     if not path.is_file():
         raise NotAvailableError(f"{root} is not a zoo store: it has no {INDEX}")
-    return read_index_bytes(path.read_bytes(), str(path))
+    return read_index_bytes(read_small(path, index_cap(), "index"), str(path))
 
 
 def entry_records(entry: dict) -> list[dict]:

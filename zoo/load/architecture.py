@@ -15,27 +15,56 @@ from ..core.manifest import Manifest
 
 # what a store's index may name without the user's say-so: torchvision's builders and the package's own demo detector
 TRUSTED_BUILDERS = ("torchvision.models.detection.", "zoo.build.demo.detector:")
+DOWNLOADING_ARGS = ("weights", "weights_backbone")  # torchvision downloads (and unpickles) what these name
 
 
-def _trusted(manifest: Manifest) -> bool:
-    """A manifest from a store's index names code to run: torchvision's builders, or modules the user lists in
-    $ZOO_TRUSTED_BUILDERS (comma-separated module prefixes). A manifest file the user gave is trusted."""
-    if manifest.source != "index" or manifest.builder.startswith(TRUSTED_BUILDERS):
-        return True
-    module = manifest.builder.split(":")[0]
+def _consented(builder_path: str) -> bool:
+    """A module the user lists in $ZOO_TRUSTED_BUILDERS (comma-separated module names; a name covers its
+    submodules)."""
+    module = builder_path.partition(":")[0] if ":" in builder_path else builder_path.rpartition(".")[0]
     allowed = [p.strip() for p in os.environ.get("ZOO_TRUSTED_BUILDERS", "").split(",") if p.strip()]
     return any(module == p or module.startswith(p + ".") for p in allowed)
 
 
-def builder(manifest: Manifest):
-    """The manifest's builder: 'package.module:function' or the dotted 'module.function'."""
+def _registered(builder_path: str):
+    """torchvision's registered detection builder that ``builder_path`` names exactly, or None."""
+    import torchvision.models as tvm
+    import torchvision.models.detection as det
+    prefix = "torchvision.models.detection."
+    name = builder_path[len(prefix):] if builder_path.startswith(prefix) else None
+    if name is None or name not in tvm.list_models(module=det):
+        return None
+    return tvm.get_model_builder(name)
+
+
+def _index_builder(manifest: Manifest):
+    """The builder (and arguments) a manifest from a store's index may run. A shipped model's must be exactly the
+    shipped manifest's; a model of your own may name only torchvision's registered detection builders (or a module
+    you consented to in $ZOO_TRUSTED_BUILDERS), and never weights to download."""
+    from ..core.manifest import all_manifests
+    from ..errors import ConsentError
+    shipped = all_manifests().get(manifest.name)
+    if shipped is not None:
+        if (manifest.builder, manifest.builder_args) != (shipped.builder, shipped.builder_args):
+            raise IntegrityError(
+                f"{manifest.path}: {manifest.name} is a shipped model, but the index names builder "
+                f"{manifest.builder}(**{manifest.builder_args}) where zoo ships {shipped.builder}"
+                f"(**{shipped.builder_args}): refused (an index cannot choose a shipped model's code or arguments; "
+                "rebuild the store with this zoo, or load an exported artifact)")
+        return _import(manifest), dict(shipped.builder_args)
+    fn = _registered(manifest.builder)
+    if fn is None and not _consented(manifest.builder):
+        raise ConsentError(
+            f"{manifest.path}: builder {manifest.builder!r} comes from the store's index and is not one of "
+            "torchvision's registered detection builders; running code a store names needs your consent: add its "
+            "module to $ZOO_TRUSTED_BUILDERS (comma-separated), or use the onnx artifact, which needs no builder")
+    return fn or _import(manifest), {k: v for k, v in manifest.builder_args.items() if k not in DOWNLOADING_ARGS}
+
+
+def _import(manifest: Manifest):
     module, sep, fn = manifest.builder.partition(":")
     if not sep:
         module, _, fn = manifest.builder.rpartition(".")
-    if not _trusted(manifest):
-        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} comes from the store's index, and running code a "
-                       f"store names needs your consent: add its module to $ZOO_TRUSTED_BUILDERS (comma-separated), "
-                       f"or use an exported artifact (onnx, tracing, scripting), which needs no builder")
     try:
         return getattr(importlib.import_module(module), fn)
     except (ImportError, AttributeError) as e:
@@ -44,19 +73,32 @@ def builder(manifest: Manifest):
                        f"artifacts load without it") from None
 
 
+def builder(manifest: Manifest):
+    """The manifest's builder: 'package.module:function' or the dotted 'module.function' (from a store's index: see
+    _index_builder)."""
+    return _index_builder(manifest)[0] if manifest.source == "index" else _import(manifest)
+
+
 def architecture(manifest: Manifest, **extra) -> torch.nn.Module:
     """The model the builder makes with the manifest's ``builder_args`` (and ``extra`` keyword arguments, e.g.
     box_score_thresh) and no weights loaded (eval mode).
-    torchvision's builders also get ``weights=None, weights_backbone=None`` (no download)."""
-    fn = builder(manifest)
-    kwargs = {**manifest.builder_args, **extra}
+    torchvision's builders also get ``weights=None, weights_backbone=None`` (no download); from a store's index they
+    get them always, whatever the index says (nothing on a load path downloads or unpickles)."""
+    if manifest.source == "index":
+        fn, args = _index_builder(manifest)
+    else:
+        fn, args = _import(manifest), manifest.builder_args
+    kwargs = {**args, **extra}
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         params = {}
-    for key in ("weights", "weights_backbone"):
+    for key in DOWNLOADING_ARGS:
         if key in params:
-            kwargs.setdefault(key, None)
+            if manifest.source == "index":
+                kwargs[key] = None
+            else:
+                kwargs.setdefault(key, None)
     try:
         model = fn(**kwargs)
     except (TypeError, ValueError) as e:

@@ -86,15 +86,21 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
     cache = Cache(home)
     records = list(store.iter_files(index))
     present = 0
+    from .sources.local import LocalSource
+    local = LocalSource(root)
     for record in records:
-        src = root / store.safe_relpath(record["path"])
-        if not src.is_file():
-            raise NotAvailableError(f"{src} is listed in the bundle's index but missing: copy the whole bundle")
+        try:  # a symbolic link or a path leading out of the bundle is refused before it is read (no hash oracle)
+            src = local.fetch(record, verify=False)
+        except NotAvailableError:
+            raise NotAvailableError(f"{root / record['path']} is listed in the bundle's index but missing: copy the "
+                                    "whole bundle") from None
         present += cache.blob(record["sha256"]).is_file()  # a cached copy is checked all the same
         cache.get(record, lambda dest, src=src, sha=record["sha256"]: _copy_verified(src, dest, sha, str(src)), str(src))
     indexes = sorted((root / "indexes").glob("*.json")) if (root / "indexes").is_dir() else []
     for path in indexes:
-        data = path.read_bytes()
+        if path.is_symlink():
+            raise IntegrityError(f"{path} is a symbolic link: a bundle holds plain files; refused")
+        data = store.read_small(path, store.index_cap(), "bundle index")
         if store.sha256_bytes(data) != path.stem:
             raise IntegrityError(f"{path}: sha256 {store.sha256_bytes(data)} differs from its name: the bundle is "
                                  "damaged, copy it again")

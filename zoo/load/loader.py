@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-from ..core import schema, store
+from ..core import schema, store, trust
 from ..errors import (IntegrityError, NotAvailableError, RuntimeFailure, SeededWeightsWarning, UnknownModelError,
                       UnsupportedError, ZooError, first_line)
 from ..core.manifest import RUNTIMES, Manifest, from_dict, resolve
@@ -16,8 +16,9 @@ from .stamps import home_for_stamps
 from .verified import load_verified
 
 
-def select(manifest, index: dict, runtime: str, method: str | None, device: str) -> dict:
-    """The index entry for (runtime, method), after checking the combination against the manifest."""
+def select(manifest, index: dict, runtime: str, method: str | None, device: str, code_ok: bool = True) -> dict:
+    """The index entry for (runtime, method), after checking the combination against the manifest. With no method
+    and ``code_ok`` false (an untrusted source), only data methods are candidates (zoo/core/trust.py)."""
     if runtime not in RUNTIMES:
         raise UnsupportedError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     allowed = manifest.methods_for(runtime)
@@ -26,10 +27,13 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str)
     entry = index.get("models", {}).get(manifest.name)
     if entry is None:
         raise NotAvailableError(f"{manifest.name} is not in this store; build it: zoo build {manifest.name} --out STORE")
-    candidates = [a for a in entry["artifacts"] if a["runtime"] == runtime and (method is None or a["method"] == method)]
+    candidates = [a for a in entry["artifacts"] if a["runtime"] == runtime and (method is None or a["method"] == method)
+                  and (method is not None or code_ok or not trust.is_code(a["method"]))]
     if not candidates:
         have = ", ".join(f"{a['runtime']}/{a['method']}" for a in entry["artifacts"])
-        raise NotAvailableError(f"the store has no {runtime}/{method or 'any'} artifact for {manifest.name} (it has: {have})")
+        untrusted = "" if code_ok or method else " that is data (its code methods need your consent)"
+        raise NotAvailableError(f"the store has no {runtime}/{method or 'any'} artifact{untrusted} for {manifest.name} "
+                                f"(it has: {have})")
     if method is None and runtime == "pytorch":  # prefer exported artifacts over eager, scripting first
         order = {"scripting": 0, "tracing": 1, "aoti": 2, "export": 3, "eager": 4}
         candidates.sort(key=lambda a: order.get(a["method"], 9))
@@ -68,16 +72,21 @@ def manifest_for(name: str, index: dict, origin: str) -> Manifest:
 
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
          revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None,
-         score_thresh: float | None = None, detections_per_img: int | None = None, **torchvision_names) -> Detector:
-    """``score_thresh`` / ``detections_per_img`` (or torchvision's names for the family, e.g. box_score_thresh) raise
+         score_thresh: float | None = None, detections_per_img: int | None = None, trust_code: bool = False,
+         **torchvision_names) -> Detector:
+    """``trust_code=True`` consents to code artifacts (tracing, scripting, export, aoti) from this source; without it
+    they load only from the pinned channel or a source in $ZOO_TRUSTED_SOURCES (zoo/core/trust.py, docs/security.md).
+    ``score_thresh`` / ``detections_per_img`` (or torchvision's names for the family, e.g. box_score_thresh) raise
     the artifact's threshold / lower its count, exactly; see runtimes/thresholds.py."""
     if runtime in RUNTIMES:
         require(runtime)  # before anything is downloaded
     src = open_source(source, cache_dir=cache_dir, offline=offline, model=channel_name(name))
     index = src.index(revision)
     manifest = manifest_for(name, index, src.description)
-    entry = select(manifest, index, runtime, method, device)
+    code_ok = trust.trusted(src, trust_code)
+    entry = select(manifest, index, runtime, method, device, code_ok)
     artifact = entry["artifact"]
+    trust.require(src, artifact["method"], manifest.name, trust_code)  # before a byte of it is fetched
     wanted = dict(score_thresh=score_thresh, detections_per_img=detections_per_img, **torchvision_names)
     limits = thresholds.resolve(entry.get("settings"), wanted, model=manifest.name)
     info = {"model": manifest.name, "source": src.description, "origin": _origin(src, source), "artifact": artifact,
@@ -91,7 +100,7 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     what = f"{record['path']} from {src.description}"
     backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
-                               offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
+                               offline=offline, cache_dir=cache_dir, threads=threads, trust_code=trust_code, **wanted)
     return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
 
 

@@ -49,6 +49,8 @@ def remember(home: Path, path: Path, digest: str, before: os.stat_result) -> Non
     if time.time() - before.st_ctime < RACY_S:
         return
     try:
+        from ..core.store import mark_home
+        mark_home(home)
         atomic_write(_stamp_path(home, path), _line(before, digest).encode())
     except OSError:
         pass  # a read-only home: the file is hashed again next time

@@ -123,6 +123,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
 
 def _bench_models(names, source, runtime, method, warmup, repeat, threads, image, explicit, bar, rows, unpinned):
     """Measure each model's eager reference and artifacts into ``rows``, saying on ``bar`` which one runs."""
+    from ..core import trust
     from ..errors import NotAvailableError
     from ..load.loader import load, manifest_for
     from ..core.manifest import resolve
@@ -161,6 +162,10 @@ def _bench_models(names, source, runtime, method, warmup, repeat, threads, image
         rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
         for artifact in entry["artifacts"]:
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
+                continue
+            if trust.is_code(artifact["method"]) and not trust.trusted(src):
+                bar.write(f"{manifest.name} {artifact['method']}: skipped, code from a source you did not say you trust "
+                          f"({trust.consent_hint(src)})")
                 continue
             bar.set_postfix_str(f"{manifest.name} {artifact['runtime']}/{artifact['method']}")
             m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)

@@ -12,8 +12,18 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..core import store
-from ..errors import IntegrityError
-from ..load.sources.cache import Cache
+from ..errors import IntegrityError, ZooError
+from ..load.sources.cache import MARKER, Cache
+
+LAYOUT = ("blobs", "indexes", "official", "hub", "verified")  # the only directories clear removes
+
+
+def _require_zoo_home(home: Path) -> None:
+    """Deleting happens only where zoo marked the directory as its own (sources/cache.py mark_home)."""
+    if not (home / MARKER).is_file():
+        raise ZooError(f"{home} is not a zoo home (it has no {MARKER} marker, which zoo writes into every cache it "
+                       "creates): refusing to delete anything there. Check ZOO_HOME / --cache-dir; if this really is "
+                       f"a zoo cache made by an older zoo, create the marker: touch {home / MARKER}")
 
 
 @dataclass
@@ -87,6 +97,7 @@ def prune(home: Path, dry_run: bool = False) -> list[Blob]:
     home = Path(home)
     if not home.is_dir():
         return []
+    _require_zoo_home(home)
     cache = Cache(home)
     with FileLock(str(home / "cache.lock")):
         gone = [b for b in blobs(home) if not b.uses]
@@ -96,13 +107,16 @@ def prune(home: Path, dry_run: bool = False) -> list[Blob]:
     return gone
 
 
-def clear(home: Path) -> int:
-    """Remove everything the cache holds (blobs, recorded indexes, stamps, official checkpoints, Hub copies); returns
-    the bytes freed."""
+def clear(home: Path, dry_run: bool = False) -> int:
+    """Remove everything the cache holds (blobs, recorded indexes, stamps, official checkpoints, Hub copies), in a
+    marked zoo home only; returns the bytes freed (with ``dry_run``, that would be freed, removing nothing)."""
     home = Path(home)
     if not home.is_dir():
         return 0
+    _require_zoo_home(home)
     freed = sum(b.size for b in blobs(home)) + sum(size for _, size in extra_dirs(home))
+    if dry_run:
+        return freed
     cache = Cache(home)
     with FileLock(str(home / "cache.lock")):
         for b in blobs(home):

@@ -5,20 +5,20 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import schema, store
+from ..core import schema, store, trust
 from ..core.staging import STAGING, swap_begun
 from ..errors import SeededWeightsWarning, ZooError
 
 
 @dataclass
 class Line:
-    status: str      # ok | hash mismatch | missing | parity failure | provenance mismatch | error
+    status: str      # ok | not replayed | hash mismatch | missing | parity failure | provenance mismatch | error
     what: str
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status in ("ok", "not replayed")  # not replayed: code from an untrusted store, hashes checked
 
     def __str__(self) -> str:
         return f"{self.status:20s} {self.what}" + (f"  {self.detail}" if self.detail else "")
@@ -49,11 +49,17 @@ def verify_cache(home: Path) -> list[Line]:
     return lines
 
 
-def replay(root: Path, index: dict, model: str | None = None, runtime: str | None = None) -> list[Line]:
-    """Run each artifact on its stored reference input and compare with the eager outputs recorded at build time."""
+def replay(root: Path, index: dict, model: str | None = None, runtime: str | None = None,
+           trust_code: bool = False) -> list[Line]:
+    """Run each artifact on its stored reference input and compare with the eager outputs recorded at build time.
+    A code artifact (zoo/core/trust.py) is replayed only from a store the user trusts: verifying never runs a stranger's
+    code."""
     from ..core import parity
-    from ..load.loader import load, manifest_for
     from ..core.reference import load_reference
+    from ..load.loader import load, manifest_for
+    from ..load.sources.local import LocalSource
+
+    code_ok = trust.trusted(LocalSource(root), trust_code)
 
     lines = []
     for name, entry in sorted(index["models"].items()):
@@ -63,6 +69,10 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime):
                 continue
             what = f"{name} {artifact['runtime']}/{artifact['method']}"
+            if trust.is_code(artifact["method"]) and not code_ok:
+                lines.append(Line("not replayed", what, f"{artifact['method']} is code and this store is not one you "
+                                  f"said you trust (its hashes were checked): {trust.consent_hint(LocalSource(root))}"))
+                continue
             try:
                 meta_rel = artifact["files"]["metadata"]["path"]
                 meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
@@ -76,7 +86,8 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
                 image, expected = load_reference(root / artifact["files"]["reference"]["path"])
                 with warnings.catch_warnings():  # replaying seeded weights is fine: only the numbers matter here
                     warnings.simplefilter("ignore", SeededWeightsWarning)
-                    detector = load(name, runtime=artifact["runtime"], method=artifact["method"], source=str(root))
+                    detector = load(name, runtime=artifact["runtime"], method=artifact["method"], source=str(root),
+                                    trust_code=code_ok)
                 got = detector([image])[0]
                 tol = parity.Tolerance.from_dict({**meta["parity"]["tolerance"],
                                                   "mask_atol": meta["parity"]["tolerance"]["mask_atol"] + 1 / 255})
@@ -90,7 +101,8 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
     return lines
 
 
-def verify_path(path: str | Path, model: str | None = None, runtime: str | None = None, do_replay: bool = True) -> list[Line]:
+def verify_path(path: str | Path, model: str | None = None, runtime: str | None = None, do_replay: bool = True,
+                trust_code: bool = False) -> list[Line]:
     root = Path(path)
     if (root / store.INDEX).is_file():
         index = store.load_index(root)
@@ -98,7 +110,7 @@ def verify_path(path: str | Path, model: str | None = None, runtime: str | None 
                       f"{root}` finishes it") for d in sorted((root / STAGING).glob("*")) if swap_begun(d)]
         lines += verify_files(root, index)
         if do_replay and all(x.ok for x in lines):
-            lines += replay(root, index, model, runtime)
+            lines += replay(root, index, model, runtime, trust_code)
         return lines
     if (root / "blobs").is_dir():
         return verify_cache(root)

@@ -31,6 +31,7 @@ class ZooDetector:
         self.model = load(self.spec.model, runtime=self.spec.runtime, method=self.spec.method, source=self.spec.source,
                           threads=self.spec.threads)
         self.pool = ThreadPoolExecutor(1)  # one inference at a time per replica: threads are the runtime's
+        self.decoders = ThreadPoolExecutor(2)  # decoding never blocks the event loop (/health stays fast)
 
     @api.get("/health")
     def health(self) -> dict:
@@ -41,11 +42,14 @@ class ZooDetector:
 
     @api.post("/predict")
     async def predict(self, request: Request):
-        body = await request.body()
+        loop = asyncio.get_running_loop()
         try:
+            body = await codec.read_body(request)  # a 413 before a large body is held
             thresh = codec.parse_score_thresh(request.query_params.get("score_thresh"))
-            image = codec.decode_image(body)
-            det = await asyncio.get_running_loop().run_in_executor(self.pool, self.infer, image, thresh)
+            image = await loop.run_in_executor(self.decoders, codec.decode_image, body)  # off the event loop
+            det = await loop.run_in_executor(self.pool, self.infer, image, thresh)
+        except codec.BodyTooLarge as e:
+            return JSONResponse({"error": str(e)}, status_code=413)
         except (InputError, UnsupportedError) as e:  # the request's fault: a bad body or threshold
             return JSONResponse({"error": str(e)}, status_code=400)
         except ZooError as e:

@@ -5,7 +5,7 @@ import importlib
 
 from ...errors import MissingExtraError
 
-NEEDS = {"onnxruntime": (("onnxruntime",), "onnxruntime"),
+NEEDS = {"onnxruntime": (("onnxruntime", "onnx"), "onnxruntime"),
          "pytorch": (("torch", "torchvision", "safetensors"), "torch")}
 
 

@@ -7,12 +7,14 @@ from typing import BinaryIO
 
 import torch
 
+from .pt2scan import check_archive
 from .torchscript import full_precision, register_torchvision_ops, torch_device
 
 
 def load_package(source: str | bytes | BinaryIO):
     """``torch._inductor.aoti_load_package`` of a path, of the file's bytes (as zoo.load passes them once verified) or
     of a binary file-like object. torchvision's operators must be registered first (the kernels call them)."""
+    check_archive(source)  # no pickle: before torch reads it
     register_torchvision_ops()
     # loading imports torch's C++ extension tools, which warn "No CUDA runtime is found" on every CPU machine: not
     # news for a CPU package

@@ -90,9 +90,15 @@ def check_images(images) -> tuple[list[np.ndarray] | list, str]:
             raise InputError(f"image {i}: expected a float image in [0, 1], got dtype {dtype}"
                              + (f" (convert: {hint})" if hint else ""))
         if kind == "torch":
+            if im.is_meta or im.layout != sys.modules["torch"].strided:
+                what = "a meta tensor (no data)" if im.is_meta else f"a {im.layout} tensor"
+                raise InputError(f"image {i}: expected a dense tensor with data, got {what} (use .to_dense() or "
+                                 "real data)")
             im = im.float()
             lo, hi = float(im.min()), float(im.max())
         else:
+            if isinstance(im, np.ma.MaskedArray):  # min/max skip masked values: a masked NaN would pass unseen
+                im = np.ma.getdata(im)
             im = im.astype(np.float32, copy=False)
             lo, hi = float(im.min()), float(im.max())
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:

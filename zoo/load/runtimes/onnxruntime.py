@@ -26,6 +26,12 @@ class OnnxRuntimeBackend:
     def __init__(self, path: str | bytes, batch: int, device: str = "cpu", threads: int | None = None):
         import onnxruntime as ort
 
+        from .onnxscan import check_model
+        if isinstance(path, bytes):  # from a path onnxruntime itself confines external data to the file's folder
+            check_model(path, "the ONNX file")
+        else:
+            with open(path, "rb") as f:
+                check_model(f.read(), str(path))
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -6,12 +6,14 @@ from typing import BinaryIO
 
 import torch
 
+from .pt2scan import check_archive
 from .torchscript import full_precision, register_torchvision_ops, torch_device
 
 
 def load_program(source: str | bytes | BinaryIO) -> torch.nn.Module:
     """``torch.export.load`` of a path, of the file's bytes (as zoo.load passes them once verified) or of a binary
     file-like object, as a callable module. torchvision's operators must be registered before the program is read."""
+    check_archive(source)  # no pickle: before torch reads it
     register_torchvision_ops()
     return torch.export.load(io.BytesIO(source) if isinstance(source, bytes) else source).module()
 

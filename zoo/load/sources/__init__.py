@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from ...core import settings
+from ...core.trust import LOCAL_STORE
 from ...core.settings import default_home, is_offline, local_store  # noqa: F401 (local_store: for the CLI)
 from ...errors import NotAvailableError, UnknownModelError, ZooError
 
@@ -70,7 +71,7 @@ def default_source(model: str, home: Path, offline: bool):
     if _store_has(store_dir, model):
         from .local import LocalSource
         src = LocalSource(store_dir)
-        src.description, src.origin = f"your local store {store_dir}", "local store"
+        src.description, src.origin = f"your local store {store_dir}", LOCAL_STORE
         return src
     from ...core.manifest import resolve
     try:

@@ -16,6 +16,9 @@ from ...core import store
 from ...errors import IntegrityError, NotAvailableError
 
 
+MARKER, mark_home = store.HOME_MARKER, store.mark_home  # where zoo may delete: see store.mark_home
+
+
 class Cache:
     def __init__(self, home: Path):
         self.home = Path(home)
@@ -31,6 +34,7 @@ class Cache:
     def record_index(self, data: bytes) -> Path:
         """Keep a copy of an index fetched through this cache (the blobs it lists are kept by `zoo cache prune`)."""
         path = self.indexes / f"{store.sha256_bytes(data)}.json"
+        mark_home(self.home)
         if not path.is_file():
             store.atomic_write(path, data)
         return path
@@ -65,6 +69,7 @@ class Cache:
         if fetch is None:
             raise NotAvailableError(f"offline and {record['path']} ({what}) is not in the cache {self.home}; "
                                     "fetch it first (zoo download, then zoo import on this machine) or load from a bundle directory")
+        mark_home(self.home)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock(record["sha256"]):
             if not path.is_file():  # another process may have fetched it while we waited

@@ -28,36 +28,44 @@ class HttpSource:
         return self._session
 
     def _index_copy(self) -> Path:
-        return self.indexes / (hashlib.sha256(self.base.encode()).hexdigest()[:16] + ".json")
+        """The digest of the last index read from this mirror (its bytes are kept once, as indexes/SHA256.json)."""
+        return self.indexes / (hashlib.sha256(self.base.encode()).hexdigest()[:16] + ".last")
+
+    def _last_index(self) -> bytes | None:
+        ref = self._index_copy()
+        if not ref.is_file():
+            return None
+        digest = store.read_small(ref, 65, "last index of a mirror").decode("ascii", "replace").strip()
+        path = self.indexes / f"{store.check_sha256(digest, str(ref))}.json"
+        return store.read_small(path, http.index_cap(), "cached index") if path.exists() else None
 
     def index(self, revision: str | None = None) -> dict:
         """The mirror's index. A pinned revision already cached needs no request; an unreachable mirror falls back
         to the last index fetched from it (with a warning); offline never asks the network."""
-        copy = self._index_copy()
         if revision:  # it names a file below: only a digest may
             store.check_sha256(revision, f"revision for {self.base} (an http(s) mirror is pinned by its index's "
                                          "sha256, as `zoo download` prints it)")
         pinned = self.indexes / f"{revision}.json" if revision else None
-        if pinned is not None and pinned.is_file():
-            data = pinned.read_bytes()
+        if pinned is not None and pinned.exists():
+            data = store.read_small(pinned, http.index_cap(), "cached index")
         elif self.offline:
-            if not copy.is_file():
+            data = self._last_index()
+            if data is None:
                 raise NotAvailableError(f"offline and no cached index for {self.base}; run zoo download while online")
-            data = copy.read_bytes()
         else:
             try:
                 data = http.get_bytes(self.base + store.INDEX, self.session)
             except NotAvailableError as e:
-                if not copy.is_file():
+                data = self._last_index()
+                if data is None:
                     raise
                 warnings.warn(f"{e}; using the index cached from {self.base}", stacklevel=2)
-                data = copy.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if revision and digest != revision:
             raise IntegrityError(f"{self.base}{store.INDEX}: sha256 {digest} is not the pinned revision {revision}")
         index = store.read_index_bytes(data, self.base + store.INDEX)
-        store.atomic_write(copy, data)
         self.cache.record_index(data)
+        store.atomic_write(self._index_copy(), (digest + "\n").encode())
         self.revision = digest
         return index
 

@@ -15,7 +15,7 @@ from .. import transport as download
 from ...core import settings, store
 from ...core.hfspec import COMMIT, check_repo_id, endpoint
 from ...errors import IntegrityError, NotAvailableError, UnsupportedError, ZooError
-from .cache import Cache
+from .cache import Cache, mark_home
 
 
 def _hub():
@@ -89,6 +89,7 @@ class HubSource:
                                     f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         if not (isinstance(commit, str) and COMMIT.fullmatch(commit)):
             raise IntegrityError(f"hf://{self.repo}@{rev}: the Hub answered {commit!r}, not a commit id")
+        mark_home(self.home)
         store.atomic_write(ref, (commit + "\n").encode())
         return self._resolve(commit)
 
@@ -96,7 +97,8 @@ class HubSource:
         commit, want = self._resolve(revision)
         where = f"hf://{self.repo}@{commit}/{store.INDEX}"
         cached = self.home / "indexes" / f"{want}.json" if want else None
-        data = cached.read_bytes() if cached is not None and cached.is_file() else None
+        data = store.read_small(cached, download.index_cap(), "cached index") \
+            if cached is not None and cached.exists() else None
         if data is None or store.sha256_bytes(data) != want:  # absent, or a damaged copy: fetch it
             if self.offline:
                 raise NotAvailableError(f"offline and the index of hf://{self.repo}@{commit} is not cached here; "

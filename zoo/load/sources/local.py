@@ -15,7 +15,8 @@ class LocalSource:
             raise NotAvailableError(f"source {self.root} is not a directory (expected a store, mirror tree or bundle)")
 
     def index(self, revision: str | None = None) -> dict:
-        data = (self.root / store.INDEX).read_bytes() if (self.root / store.INDEX).is_file() else None
+        path = self.root / store.INDEX
+        data = store.read_small(path, store.index_cap(), "index") if path.exists() else None
         if data is None:
             raise NotAvailableError(f"{self.root} is not a zoo store: it has no {store.INDEX}")
         if revision:
