@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import manifests_with, run_zoo
 
 import zoo
-from conftest import manifests_with, run_zoo
 from zoo import parity, store
 from zoo.errors import ParityError
 from zoo.pipeline import ModelOutcome, build
