@@ -232,6 +232,7 @@ def eager_reference(manifest: Manifest, out: Path, weights: str, bar, eval_data=
     (out / "models" / name).mkdir(parents=True, exist_ok=True)
     bar.set_postfix_str(f"{name}: weights")
     model, weights_info = _weights(manifest, weights)
+    models.check_outputs(manifest, model)
     weights_rel = f"models/{name}/weights.safetensors"
     # one metadata key: safetensors writes its metadata map in a per-process random order (a Rust HashMap)
     save_file(models.state_dict_for_store(model), str(out / weights_rel),
