@@ -5,12 +5,13 @@ import importlib
 import inspect
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
 
 from . import seeded
-from .errors import IntegrityError, ZooError
+from .errors import IntegrityError, ZooError, plain
 from .manifest import Manifest
 
 
@@ -148,9 +149,12 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:300]
-        raise ZooError(f"{path} is not a plain state dict: loading it with weights_only=True refused it ({first}); "
-                       f"save model.state_dict() with torch.save, or use .safetensors") from None
+        found = re.search(r"GLOBAL ([\w.]+)", plain(str(e)))
+        what = f"pickled code (it calls {found.group(1)})" if found else "pickled code"
+        raise ZooError(f"{path} is not a plain state dict: it holds {what}, which zoo does not unpickle (loading it "
+                       "would run code the file names). Save the weights alone and pass that file: "
+                       "torch.save(model.state_dict(), 'weights.pth'), or safetensors.torch.save_file("
+                       "model.state_dict(), 'weights.safetensors')") from None
     except Exception as e:  # a truncated or foreign file: torch and safetensors raise many kinds
         raise ZooError(f"{path} cannot be read as a {path.suffix} checkpoint: {type(e).__name__}: {e}") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import card, parity, staging, store, trainedlike
-from .errors import ParityError, ZooError
+from .errors import ParityError, ZooError, first_line
 from .manifest import METHODS, Manifest, parse, resolve
 
 GREY = (300, 400)
@@ -554,7 +554,7 @@ def _build_and_store(m: Manifest, out: Path, existing: dict, weights: str, metho
             outcome.lines.append(f"kept {m.name:40s} {', '.join(outcome.kept)}: not rebuilt, stored as before")
         outcome.lines += [f"drop {m.name:40s} {method:9s} {why}" for method, why in outcome.dropped.items()]
     except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
-        what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {e} (unexpected; run with "
+        what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {first_line(e)} (unexpected; run with "
                                                        "ZOO_DEBUG=1 for the traceback)")
         previous = existing.get(m.name)
         outcome.refused = what
