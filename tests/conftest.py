@@ -12,7 +12,7 @@ LIGHT = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn
 # Methods the full store leaves out to keep CI within its budget (the light store builds `export`; `zoo build` builds
 # it for every model): torch.export of the ResNet-50 models takes a minute or two each here, and AOTInductor
 # (SLOW_METHODS, built only when asked) compiles for many minutes per model (docs/torch-export.md).
-from zoo.manifest import SLOW_METHODS  # noqa: E402
+from zoo.core.manifest import SLOW_METHODS  # noqa: E402
 
 FULL_STORE_SKIPS = {"export", *SLOW_METHODS}
 
@@ -33,7 +33,7 @@ def run_zoo(*args, env=None, check=True, timeout=1800, cwd=None):
 @pytest.fixture(scope="session")
 def light_store(tmp_path_factory):
     """Two small models (an SSD and an R-CNN), every method, seeded weights."""
-    from zoo.pipeline import build
+    from zoo.build.pipeline import build
     out = tmp_path_factory.mktemp("light") / "store"
     result = build(LIGHT, out, "random:0", progress=False)
     assert not result.failed, "\n".join(result.lines)
@@ -43,7 +43,7 @@ def light_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def onnx_store(tmp_path_factory):
     """SSDlite, ONNX only, seeded weights 0 (~10 s): for tests that need a real store but not every method."""
-    from zoo.pipeline import build
+    from zoo.build.pipeline import build
     out = tmp_path_factory.mktemp("onnx") / "store"
     result = build([LIGHT[0]], out, "random:0", ["onnx"], progress=False)
     assert not result.failed, "\n".join(result.lines)
@@ -56,8 +56,8 @@ def full_store(tmp_path_factory):
 
     ZOO_TEST_FULL_STORE=DIR reuses a store built by `zoo build --out DIR --weights random:0` (a developer's shortcut:
     building takes ~40 minutes); what the build refused is then read from what its index lacks."""
-    from zoo.manifest import all_manifests
-    from zoo.pipeline import BuildResult, ModelOutcome, build
+    from zoo.build.pipeline import BuildResult, ModelOutcome, build
+    from zoo.core.manifest import all_manifests
     prebuilt = os.environ.get("ZOO_TEST_FULL_STORE")
     if prebuilt:
         import json
@@ -71,7 +71,7 @@ def full_store(tmp_path_factory):
         return Path(prebuilt), result
     out = tmp_path_factory.mktemp("full") / "store"
     names = [n for n in all_manifests() if n not in LIGHT]
-    from zoo.manifest import METHODS
+    from zoo.core.manifest import METHODS
     result = build(names, out, "random:0", methods=sorted(set(METHODS) - FULL_STORE_SKIPS), progress=False)
     return out, result
 
@@ -101,8 +101,9 @@ def zoo_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def hashes(monkeypatch):
-    """The paths hashed (zoo.store.sha256_file, or zoo.verified.hash_loaded for a load), in order, while the test runs."""
-    from zoo import store, verified
+    """The paths hashed (zoo.core.store.sha256_file, or zoo.load.verified.hash_loaded for a load), in order, while the test runs."""
+    from zoo.core import store
+    from zoo.load import verified
     calls, real_file, real_loaded = [], store.sha256_file, verified.hash_loaded
 
     def counting_file(path):

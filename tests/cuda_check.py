@@ -30,8 +30,8 @@ import torch
 
 import zoo
 from zoo.errors import UnsupportedError
-from zoo.manifest import resolve
-from zoo.parity import Tolerance, compare
+from zoo.core.manifest import resolve
+from zoo.core.parity import Tolerance, compare
 
 LIGHT = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"]
 SIZES = [(375, 500), (311, 400)]
@@ -98,8 +98,8 @@ def check_model(store: str, model: str, pics: list, results: dict) -> None:
 
     def tf32_effect():
         """What zoo's full_precision() prevents: torchvision's model on CUDA with cuDNN's default TF32 convolutions."""
-        from zoo import models
-        from zoo.runtimes.torchscript import full_precision
+        from zoo.load import architecture as models
+        from zoo.load.runtimes.torchscript import full_precision
         weights = f"{store}/models/{model}/weights.safetensors"
         cpu_model = models.stored_model(manifest, weights).eval()
         gpu_model = models.stored_model(manifest, weights, device="cuda").eval()

@@ -1,7 +1,7 @@
 """The write half of the Hugging Face Hub API over local git repositories, which olah then serves read-only.
 
 No server here accepts uploads offline (olah is a read-only mirror). ``GitHubApi`` answers the three calls
-``zoo.distribute`` makes (create_repo, model_info with file metadata, create_commit) as the Hub does -- an initial
+``zoo.publish.mirror`` makes (create_repo, model_info with file metadata, create_commit) as the Hub does -- an initial
 commit holding .gitattributes, ``sha`` and per-file ``blob_id`` (git's blob id), one commit per create_commit -- by
 committing to ``MIRRORS/models/ORG/REPO``; everything a user reads back goes through olah, over HTTP."""
 import os

@@ -243,7 +243,7 @@ def main() -> None:
             t = time.monotonic()
             # every (model, method) at once: 6 tasks for the two light models, then compared with the lock's files
             build = zoo("build", *a.build, "--ray", cluster.address, "--out", work / "built", "--quiet")
-            from zoo.reproduce import compare, lock_of
+            from zoo.build.reproduce import compare, lock_of
             lock = json.loads(Path(a.lock).read_text())
             report["build"] = {"rc": build.returncode, "stdout": build.stdout[-4000:], "stderr": build.stderr[-2000:],
                                "seconds": round(time.monotonic() - t, 1),

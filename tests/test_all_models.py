@@ -7,8 +7,8 @@ import pytest
 
 import zoo
 from conftest import LIGHT, full_store_methods, run_zoo
-from zoo import trainedlike
-from zoo.manifest import all_manifests
+from zoo.build import trainedlike
+from zoo.core.manifest import all_manifests
 
 
 def test_every_combination_builds_and_matches_eager(full_store):
@@ -33,7 +33,7 @@ def test_every_combination_builds_and_matches_eager(full_store):
 
 def test_seeded_weights_behave_like_trained_ones(full_store, light_store):
     """Per model, the figures the build recorded of eager on each content image of the parity set meet
-    zoo.trainedlike's criteria: a few to a few dozen detections (not the cap), spread scores, more than one label,
+    zoo.build.trainedlike's criteria: a few to a few dozen detections (not the cap), spread scores, more than one label,
     plausible boxes (see docs/seeded-weights.md)."""
     for m in all_manifests().values():
         store_dir = light_store if m.name in LIGHT else full_store[0]
@@ -46,7 +46,7 @@ def test_seeded_weights_behave_like_trained_ones(full_store, light_store):
 def test_manifests_keep_torchvision_default_input_sizes():
     """Parity runs at the model's default resolution: images of any size are resized inside the model to the
     manifest's min/max size, which must be torchvision's own (no smaller setting hides a failure)."""
-    from zoo import models
+    from zoo.load import architecture as models
     for m in all_manifests().values():
         t = models.architecture(m).transform
         if t.fixed_size:
@@ -63,7 +63,7 @@ def test_full_store_verifies_and_replays_in_a_fresh_process(full_store):
 @pytest.mark.parametrize("name, keys", [("maskrcnn_resnet50_fpn", {"masks"}),
                                          ("keypointrcnn_resnet50_fpn", {"keypoints", "keypoints_scores"})])
 def test_masks_and_keypoints_contract(full_store, name, keys):
-    from zoo.pipeline import load_reference
+    from zoo.core.reference import load_reference
     model = zoo.load(name, runtime="onnxruntime", source=full_store[0])
     # the store's replay image: a smooth one like photos (trained-like seeded weights detect little in white noise)
     image, _ = load_reference(full_store[0] / "models" / name / "reference.npz")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import LIGHT, run_zoo
-from zoo.bench import PeakRss
+from zoo.ops.bench import PeakRss
 
 SSD = LIGHT[0]
 

@@ -22,7 +22,8 @@ from conftest import run_zoo
 from hubgit import GitHubApi, git
 from servers import Olah
 from test_official_weights import manifest_pointing_at
-from zoo import channel, parity, store
+from zoo.load import channel
+from zoo.core import parity, store
 from zoo.errors import IntegrityError, NotAvailableError, UnsupportedError
 
 SSD = "ssdlite320_mobilenet_v3_large"
@@ -54,8 +55,8 @@ def official_style_checkpoint(root: Path) -> Path:
     """Decisive weights (a plain random init ties every score) saved under a torchvision-style name, NAME-<sha8>.pth."""
     import torch
 
-    from zoo import models
-    from zoo.manifest import resolve
+    from zoo.build import weights as models
+    from zoo.core.manifest import resolve
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / "checkpoint.tmp"
     torch.save(models.random_model(resolve(SSD), 7)[0].state_dict(), tmp)
@@ -86,7 +87,7 @@ def released(tmp_path_factory):
             mp.setenv("HF_ENDPOINT", olah.url)
             mp.delenv("ZOO_SOURCE", raising=False)
             mp.delenv("ZOO_CHANNEL", raising=False)
-            from zoo.release import release
+            from zoo.publish.release import release
             out = release(ORG, tmp / "store", tmp / "official.toml", [SSD], ["onnx"], api=api, progress=False)
             env = dict(os.environ)
         yield {"tmp": tmp, "store": tmp / "store", "channel": tmp / "official.toml", "olah": olah, "api": api,
@@ -98,8 +99,8 @@ def released(tmp_path_factory):
 
 
 def grey_and_content():
-    from zoo.manifest import resolve
-    from zoo.pipeline import as_float, parity_images
+    from zoo.core.manifest import resolve
+    from zoo.build.pipeline import as_float, parity_images
     return as_float(parity_images(resolve(SSD))["sizes"][:1])
 
 
@@ -122,7 +123,7 @@ def load_in_fresh_process(tmp: Path, env: dict, prefix: list[str] = ()):
 
 
 def matches_eager(store_dir: Path, out: Path) -> bool:
-    from zoo.manifest import resolve
+    from zoo.core.manifest import resolve
     eager = zoo.load(SSD, runtime="pytorch", method="eager", source=str(store_dir),
                      cache_dir=store_dir.parent / "eager-home")(grey_and_content())[0]
     with np.load(out) as z:
@@ -149,7 +150,7 @@ def test_release_publishes_a_repository_per_model_and_pins_it(released, monkeypa
     assert lock["models"][SSD]["checkpoint_sha256"] == w["checkpoint_sha256"]
     assert len(released["api"].commits) == 1  # one commit for the model's repository
     # a second release of the same store uploads nothing and pins the same commit
-    from zoo.release import release
+    from zoo.publish.release import release
     monkeypatch.setenv("HF_ENDPOINT", released["olah"].url)
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     again = release(ORG, released["store"], released["tmp"] / "again.toml", [SSD], api=released["api"], build=False,
@@ -251,7 +252,7 @@ def sha256_of_served(released, commit: str) -> str:
 def test_hub_branch_is_resolved_once_and_files_come_from_that_commit(released, tmp_path, monkeypatch):
     """A push between reading the index and downloading an artifact changes nothing: the commit was fixed once."""
     import huggingface_hub
-    from zoo.sources.hub import HubSource
+    from zoo.load.sources.hub import HubSource
     monkeypatch.setenv("HF_ENDPOINT", released["olah"].url)
     calls = []
     real = huggingface_hub.HfApi.model_info
@@ -324,8 +325,8 @@ def test_air_gapped_download_import_then_the_verbatim_call(released, tmp_path):
 
 
 def test_official_weights_from_torchvision_cache_make_no_request(tmp_path, monkeypatch):
-    from zoo import models
-    from zoo.manifest import resolve
+    from zoo.build import weights as models
+    from zoo.core.manifest import resolve
     ckpt = official_style_checkpoint(tmp_path / "srv")
     server = LoggingServer(tmp_path / "srv")
     try:
@@ -348,7 +349,7 @@ def test_official_weights_from_torchvision_cache_make_no_request(tmp_path, monke
 
 
 def test_release_refuses_weights_that_are_not_official_or_a_failed_build(tmp_path, monkeypatch):
-    from zoo.release import ReleaseRefused, check_releasable, release
+    from zoo.publish.release import ReleaseRefused, check_releasable, release
     entry = {"weights": {"kind": "random"}, "artifacts": [{"method": "onnx", "parity": {"ok": True}}]}
     with pytest.raises(ReleaseRefused, match=f"{SSD}: weights are 'random', not official"):
         check_releasable({"models": {SSD: entry}})

@@ -48,7 +48,7 @@ def test_verify_replay_catches_a_valid_but_wrong_artifact(light_store, tmp_path)
     """An artifact whose hashes are re-signed in the index but whose outputs are wrong fails the replay."""
     import json
 
-    from zoo import store
+    from zoo.core import store
     copy = tmp_path / "store"
     shutil.copytree(light_store, copy)
     model = "fasterrcnn_mobilenet_v3_large_320_fpn"

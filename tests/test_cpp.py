@@ -10,8 +10,8 @@ from PIL import Image
 import zoo
 from conftest import REPO, run_zoo
 from cpp_runner import as_arrays, run_cpp, zoo_infer_binary
-from zoo.parity import Tolerance, compare
-from zoo.viz import read_image
+from zoo.core.parity import Tolerance, compare
+from zoo.ops.viz import read_image
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def pngs(tmp_path_factory):
 
 def reference_png(store: Path, name: str, tag: str) -> Path:
     """The store's replay image of ``name`` (a parity image of the build) as a lossless PNG."""
-    from zoo.pipeline import load_reference
+    from zoo.core.reference import load_reference
     image, _ = load_reference(store / "models" / name / "reference.npz")
     path = store.parent / f"reference-{tag}.png".replace("/", "_")
     Image.fromarray(np.round(image * 255).astype(np.uint8).transpose(1, 2, 0)).save(path)

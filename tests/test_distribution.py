@@ -15,8 +15,9 @@ import pytest
 import zoo
 from conftest import run_zoo
 from servers import FaultServer, Nginx, Olah, nginx_binary
-from zoo import store
-from zoo.distribute import download, publish
+from zoo.core import store
+from zoo.load.bundles import download
+from zoo.publish.mirror import publish
 from zoo.errors import IntegrityError, NotAvailableError
 
 SSD, RCNN = "ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"

@@ -12,11 +12,12 @@ from torchvision.models.detection import (FasterRCNN_MobileNet_V3_Large_320_FPN_
 from torchvision.utils import draw_bounding_boxes, draw_keypoints, draw_segmentation_masks
 
 import zoo
-from zoo import models, parity
+from zoo.load import architecture as models
+from zoo.core import parity
 from zoo.errors import NotAvailableError, UnsupportedError
-from zoo.manifest import resolve
-from zoo.pipeline import load_reference
-from zoo.runtimes import thresholds
+from zoo.core.manifest import resolve
+from zoo.core.reference import load_reference
+from zoo.load.runtimes import thresholds
 
 SSD, RCNN = "ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"
 RUNTIME = {"onnx": "onnxruntime", "tracing": "pytorch", "scripting": "pytorch", "eager": "pytorch", "export": "pytorch",

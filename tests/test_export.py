@@ -6,12 +6,12 @@ import io
 import pytest
 import torch
 
-from zoo import models
+from zoo.build import weights as models
 from zoo.export import common, pt2
 from zoo.export.patches import nms_groups
-from zoo.manifest import resolve
-from zoo.runtimes import open_backend
-from zoo.runtimes.base import Detector
+from zoo.core.manifest import resolve
+from zoo.load.runtimes import open_backend
+from zoo.load.runtimes.base import Detector
 
 SSD = "ssdlite320_mobilenet_v3_large"
 

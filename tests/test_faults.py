@@ -11,10 +11,10 @@ import pytest
 import zoo
 from conftest import run_zoo
 from servers import FaultServer
-from zoo import store
-from zoo.download import download
+from zoo.core import store
+from zoo.load.transport import download
 from zoo.errors import IntegrityError, MissingExtraError, RuntimeFailure, ZooError
-from zoo.sources.cache import Cache
+from zoo.load.sources.cache import Cache
 
 SSD = "ssdlite320_mobilenet_v3_large"
 SSD_ONNX = f"models/{SSD}/onnx/model.onnx"
@@ -120,7 +120,7 @@ def test_a_missing_runtime_extra_is_named_before_anything_is_downloaded(files, t
 
 def test_a_bad_http_timeout_is_an_error_at_use_not_at_import(files, tmp_path):
     env = {**os.environ, "ZOO_HTTP_TIMEOUT": "abc"}
-    assert subprocess.run([sys.executable, "-c", "import zoo, zoo.download"], env=env).returncode == 0
+    assert subprocess.run([sys.executable, "-c", "import zoo, zoo.load.transport"], env=env).returncode == 0
     proc = run_zoo("path", SSD, "--source", files.url, env={"ZOO_HTTP_TIMEOUT": "abc", "ZOO_HOME": str(tmp_path)},
                    check=False)
     assert proc.returncode == 2

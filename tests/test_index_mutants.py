@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import zoo
 from servers import FaultServer
-from zoo import store
+from zoo.core import store
 from zoo.errors import IntegrityError, ZooError
 
 SSD = "ssdlite320_mobilenet_v3_large"
@@ -147,7 +147,7 @@ def world():
 
 def exercise(spec: str, home: Path) -> None:
     """What a user does with a source: read the index, fetch every file, load the model."""
-    from zoo.sources import open_source
+    from zoo.load.sources import open_source
     src = open_source(spec, cache_dir=home, offline=False)
     index = src.index()
     for record in store.iter_files(index):
@@ -243,6 +243,6 @@ def test_unknown_keys_are_allowed_where_newer_stores_add_them(world):
 
 def test_a_symlink_in_a_local_store_is_refused(world, tmp_path):
     outer, root, index, server = world
-    from zoo.sources.local import LocalSource
+    from zoo.load.sources.local import LocalSource
     with pytest.raises(IntegrityError, match="linkfile in .* is a symbolic link or leads outside the store"):
         LocalSource(root).fetch({"path": "linkfile", "size": 1, "sha256": "0" * 64})

@@ -132,7 +132,7 @@ def test_tampered_artifact_is_refused(light_store, tmp_path, runtime, method, da
 
 @pytest.mark.parametrize("always", [False, True])
 def test_a_verified_artifact_is_hashed_again_only_when_asked(light_store, tmp_path, monkeypatch, hashes, always):
-    """Later loads of an unchanged, verified artifact skip the hash (zoo/stamps.py) unless ZOO_VERIFY=always."""
+    """Later loads of an unchanged, verified artifact skip the hash (zoo/load/stamps.py) unless ZOO_VERIFY=always."""
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     if always:
         monkeypatch.setenv("ZOO_VERIFY", "always")

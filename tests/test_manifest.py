@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo import manifest as mf
+from zoo.core import manifest as mf
 from zoo.errors import ManifestError, UnknownModelError, UnsupportedError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def test_readme_support_table_is_generated_from_manifests():
 def test_import_zoo_does_not_import_torch():
     import subprocess
     import sys
-    code = "import sys, zoo, zoo.manifest, zoo.store, zoo.parity, zoo.cli, zoo.loader; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, zoo, zoo.core.manifest, zoo.core.store, zoo.core.parity, zoo.cli, zoo.load.loader; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -147,7 +147,7 @@ def test_new_manifest_reads_the_outputs_from_the_model_and_says_what_it_wrote(tm
 def test_a_build_whose_manifest_leaves_out_masks_is_refused_naming_them(tmp_path):
     """Before anything is exported, and the store keeps what it had (here: nothing, and no directory)."""
     from conftest import manifests_with
-    from zoo.pipeline import build
+    from zoo.build.pipeline import build
     name = "maskrcnn_resnet50_fpn"
     d = manifests_with(tmp_path, name, ('outputs = ["boxes", "labels", "scores", "masks"]',
                                         'outputs = ["boxes", "labels", "scores"]'))

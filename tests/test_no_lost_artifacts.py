@@ -14,10 +14,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoo import parity, pipeline, store, verify
+from zoo.build import pipeline
+from zoo.core import parity, store
+from zoo.core.manifest import resolve
+from zoo.core.staging import STAGING
 from zoo.errors import ParityError, ZooError
-from zoo.manifest import resolve
-from zoo.staging import STAGING
+from zoo.ops import verify
 
 SSD = "ssdlite320_mobilenet_v3_large"
 METHODS = [e.method for e in resolve(SSD).exports]

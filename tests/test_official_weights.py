@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from zoo.errors import IntegrityError
-from zoo.manifest import resolve
+from zoo.core.manifest import resolve
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "ssdlite320_mobilenet_v3_large"
@@ -39,7 +39,7 @@ def manifest_pointing_at(tmp_path, url, sha):
 
 
 def checkpoint(root: Path) -> tuple[Path, str, dict]:
-    from zoo import models
+    from zoo.build import weights as models
     # decisive weights: a plain random init ties every score, and the build would rightly refuse its parity check
     state = models.random_model(resolve(NAME), 7)[0].state_dict()
     path = root / "ssdlite-official.pth"
@@ -52,7 +52,7 @@ def test_official_weights_are_downloaded_hash_checked_and_stored(server, tmp_pat
     path, sha, state = checkpoint(root)
     monkeypatch.setenv("ZOO_MANIFESTS", str(manifest_pointing_at(tmp_path, f"{base}/{path.name}", sha)))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
-    from zoo.pipeline import build
+    from zoo.build.pipeline import build
     result = build([NAME], tmp_path / "store", "official", ["onnx"], progress=False)
     assert not result.failed, result.lines
     index = json.loads((tmp_path / "store" / "index.json").read_text())
@@ -70,7 +70,7 @@ def test_wrong_hash_is_refused_and_leaves_nothing(server, tmp_path, monkeypatch)
     path, sha, _ = checkpoint(root)
     monkeypatch.setenv("ZOO_MANIFESTS", str(manifest_pointing_at(tmp_path, f"{base}/{path.name}", "deadbeef")))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
-    from zoo import models
+    from zoo.build import weights as models
     with pytest.raises(IntegrityError) as e:
         models.official_model(resolve(NAME), progress=False)
     assert "deadbeef" in str(e.value) and sha in str(e.value)
@@ -86,7 +86,7 @@ def test_a_model_that_fails_to_build_leaves_no_stale_entry(server, tmp_path, mon
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     monkeypatch.setenv("ZOO_MANIFESTS", str(manifest_pointing_at(tmp_path, f"{base}/{path.name}", sha)))
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
-    from zoo.pipeline import build
+    from zoo.build.pipeline import build
     result = build([NAME], tmp_path / "store", "official", ["onnx"], progress=False)
     assert result.failed == [f"{NAME}/onnx"] and "does not fit" in result.lines[0]
     assert json.loads((tmp_path / "store" / "index.json").read_text())["models"] == {}

@@ -48,7 +48,7 @@ def own_store(tmp_path_factory, checkpoint, heldout):
 
 @pytest.mark.slow
 def test_build_exports_every_method_gated_on_parity_and_map(own_store, checkpoint):
-    from zoo.store import sha256_file
+    from zoo.core.store import sha256_file
     entry = json.loads((own_store / "index.json").read_text())["models"]["my_detector"]
     # every method but aoti, which a build makes only when asked (test_aoti_package_...)
     assert {a["method"] for a in entry["artifacts"]} == {"eager", "tracing", "scripting", "onnx", "export"}
@@ -78,7 +78,7 @@ LOAD = """
 import json, os, sys
 import zoo
 from zoo.errors import ZooError
-from zoo.viz import read_image
+from zoo.ops.viz import read_image
 store, image = sys.argv[1], sys.argv[2]
 out = {}
 for runtime, method in (("onnxruntime", "onnx"), ("pytorch", "scripting"), ("pytorch", "tracing")):
@@ -133,7 +133,7 @@ def test_info_download_and_verify_know_the_model_from_the_index(own_store, tmp_p
 AOTI = """
 import json, sys, torch
 import zoo
-from zoo.viz import read_image
+from zoo.ops.viz import read_image
 store, image = sys.argv[1], sys.argv[2]
 pixels = torch.as_tensor(read_image(image))
 strided = pixels.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # channels-last, as torchvision's decoder gives
@@ -194,7 +194,7 @@ def _iou(a, b):
 
 @pytest.fixture
 def manifest():
-    from zoo.manifest import parse
+    from zoo.core.manifest import parse
     return parse(MANIFEST)
 
 
@@ -202,7 +202,7 @@ def test_checkpoint_that_does_not_fit_is_refused_naming_the_keys(manifest, tmp_p
     import torch
 
     from trained.detector import build
-    from zoo import models
+    from zoo.build import weights as models
     from zoo.errors import IntegrityError
     wrong = tmp_path / "three_classes.pth"
     torch.save(build(num_classes=3).state_dict(), wrong)
@@ -237,7 +237,7 @@ def test_build_refuses_a_checkpoint_for_another_num_classes(tmp_path):
 def test_builder_args_that_disagree_with_the_categories_are_refused(manifest):
     import dataclasses
 
-    from zoo import models
+    from zoo.load import architecture as models
     from zoo.errors import ZooError
     with pytest.raises(ZooError, match="makes a model of 5 classes but weights.categories names 4"):
         models.architecture(dataclasses.replace(manifest, builder_args={"num_classes": 5}))
@@ -258,7 +258,7 @@ class Payload:
 def test_pickled_object_in_a_pth_is_refused_and_never_run(manifest, tmp_path):
     import torch
 
-    from zoo import models
+    from zoo.build import weights as models
     from zoo.errors import ZooError
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.pth"
@@ -279,7 +279,7 @@ def test_safetensors_checkpoint_loads_the_same_weights(manifest, tmp_path):
     from safetensors.torch import save_file
 
     from trained.detector import build
-    from zoo import models
+    from zoo.build import weights as models
     state = build(num_classes=4).state_dict()
     save_file(state, str(tmp_path / "w.safetensors"))
     model, info = models.file_model(manifest, tmp_path / "w.safetensors")
@@ -303,8 +303,8 @@ def test_broken_dataset_gets_a_clear_error(tmp_path, damage, message):
 
 
 def test_new_manifest_gives_a_file_that_builds_the_architecture(tmp_path):
-    from zoo import models
-    from zoo.manifest import parse, resolve
+    from zoo.load import architecture as models
+    from zoo.core.manifest import parse, resolve
     out = tmp_path / "pets.toml"
     run_zoo("new-manifest", "pets", "--builder", "torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn",
             "--num-classes", "3", "--categories", "__background__,cat,dog", "--out", out)
@@ -322,14 +322,14 @@ def test_new_manifest_gives_a_file_that_builds_the_architecture(tmp_path):
 
 
 def test_coco_scoring_of_known_answers(tmp_path):
-    """zoo.coco_eval.score on answers whose mAP is known: the ground truth itself (boxes and masks, under a model whose
+    """zoo.build.coco_eval.score on answers whose mAP is known: the ground truth itself (boxes and masks, under a model whose
     label order differs from the dataset's ids) scores 100; boxes moved by 40% of their size score nothing at IoU 0.5
     and masks still 100; swapped labels score 0."""
     import numpy as np
     from pycocotools import mask as mask_utils
 
     from trained import shapes
-    from zoo.coco_eval import open_dataset, score
+    from zoo.build.coco_eval import open_dataset, score
     data = open_dataset(shapes.write_coco(tmp_path / "d", 6, seed=3))
     model_order = ["__background__", "triangle", "circle", "square"]  # dataset ids: circle 1, square 2, triangle 3
     label_of = {1: 2, 2: 3, 3: 1}
@@ -358,7 +358,7 @@ def test_coco_scoring_of_known_answers(tmp_path):
 def test_map_gate_refuses_beyond_the_manifest_tolerance(manifest):
     """The rule `zoo build --eval` applies after parity (the trained detector's artifacts all land at +0.00)."""
     from zoo.errors import ParityError
-    from zoo.pipeline import _check_map
+    from zoo.build.pipeline import _check_map
     eager = {"bbox": {"map": 66.9, "map50": 85.2}, "segm": {"map": 60.0, "map50": 80.0}}
     _check_map(manifest, eager, {"bbox": {"map": 66.85, "map50": 85.0}, "segm": {"map": 60.1, "map50": 80.0}})
     with pytest.raises(ParityError, match=r"more than eval.map_tolerance 0.1 points: segm 59.80 vs eager 60.00"):

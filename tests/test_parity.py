@@ -1,7 +1,7 @@
 import numpy as np
 
-from zoo.manifest import resolve
-from zoo.parity import Tolerance, box_iou, compare, match
+from zoo.core.manifest import resolve
+from zoo.core.parity import Tolerance, box_iou, compare, match
 
 
 def dets(boxes, labels, scores):

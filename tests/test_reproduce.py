@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LIGHT, REPO, manifests_with, run_zoo
-from zoo import store
+from zoo.core import store
 
 SSD = "ssdlite320_mobilenet_v3_large"
 
@@ -136,7 +136,7 @@ def test_reference_lock_in_build_matches_a_rebuild_here():
     CI rebuilds the smallest model and compares every file (`zoo build --check LOCK` rebuilds all it lists)."""
     lock = REPO / "build" / "reference.lock.json"
     data = json.loads(lock.read_text())
-    from zoo.manifest import all_manifests
+    from zoo.core.manifest import all_manifests
     manifests = all_manifests()
     assert SSD in data["models"] and set(data["models"]) <= set(manifests)
     for name, entry in data["models"].items():  # every method each manifest supports, but the slow ones (aoti)

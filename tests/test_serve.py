@@ -86,7 +86,7 @@ def test_config_file_from_zoo_serve_deploys_onto_the_two_node_cluster(cluster_re
 def test_distributed_build_is_byte_identical_to_the_lock(cluster_report):
     """`zoo build LIGHT --ray ADDRESS --out STORE`: every (model, method) a Ray task, all started at once, spread
     over both nodes; every file of both models equal to the lock in the tree (whatever lock that is), compared by
-    zoo.reproduce as `zoo build --check` does."""
+    zoo.build.reproduce as `zoo build --check` does."""
     b = cluster_report["build"]
     assert b["rc"] == 0, b["stdout"][-3000:] + b["stderr"][-2000:]
     assert b["problems"] == [], b["problems"]

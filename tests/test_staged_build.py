@@ -12,10 +12,11 @@ import pytest
 from conftest import manifests_with, run_zoo
 
 import zoo
-from zoo import parity, store
+from conftest import manifests_with, run_zoo
+from zoo.build.pipeline import ModelOutcome, build
+from zoo.core import parity, store
+from zoo.core.staging import STAGING, clean_stale
 from zoo.errors import ParityError
-from zoo.pipeline import ModelOutcome, build
-from zoo.staging import STAGING, clean_stale
 
 SSD = "ssdlite320_mobilenet_v3_large"
 pytestmark = pytest.mark.slow
@@ -257,7 +258,7 @@ def _entry(methods, weights_sha):
 def test_a_default_rebuild_keeps_a_slow_method_package_only_with_the_same_weights(tmp_path, weights, kept):
     """A default build leaves out the slow methods (aoti): it keeps the previous package when the weights are the same
     (copied into the staging tree), and drops it when they changed (it was compiled from other weights)."""
-    from zoo.pipeline import carry_over
+    from zoo.build.pipeline import carry_over
     out, stage = tmp_path / "store", tmp_path / "stage"
     (out / "models" / "m" / "aoti").mkdir(parents=True)
     (out / "models" / "m" / "aoti" / "model").write_bytes(b"package")

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from zoo import stamps, store, verified
+from zoo.load import stamps, verified
+from zoo.core import store
 from zoo.errors import IntegrityError
 
 

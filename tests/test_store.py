@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from zoo import store, verified
+from zoo.core import store
+from zoo.load import verified
 from zoo.errors import IntegrityError
 
 

@@ -1,13 +1,13 @@
-"""The seeded-weights criteria (zoo/trainedlike.py) on synthetic outputs, and the build refusing weights that miss
+"""The seeded-weights criteria (zoo/build/trainedlike.py) on synthetic outputs, and the build refusing weights that miss
 them. The criteria on every model's real eager outputs are asserted in test_all_models.py."""
 import json
 
 import numpy as np
 import pytest
 
-from zoo import trainedlike
+from zoo.build import trainedlike
 from zoo.errors import ManifestError
-from zoo.manifest import resolve
+from zoo.core.manifest import resolve
 
 from conftest import REPO
 
@@ -94,7 +94,7 @@ def test_build_refuses_seeded_weights_that_saturate(tmp_path, monkeypatch):
     text = "\n".join(line for line in text.splitlines() if not line.startswith("weight_mean"))
     (d / f"{NAME}.toml").write_text(text)
     monkeypatch.setenv("ZOO_MANIFESTS", str(d))
-    from zoo.pipeline import build
+    from zoo.build.pipeline import build
     result = build([NAME], tmp_path / "store", "random:0", ["onnx"], progress=False)
     assert result.failed == [f"{NAME}/onnx"], result.lines
     line = result.lines[0]
@@ -106,7 +106,8 @@ def test_build_refuses_seeded_weights_that_saturate(tmp_path, monkeypatch):
 def test_recipe_tables_name_layers_of_the_model():
     """A class setting on a layer whose outputs are not anchors x classes is refused by name."""
     import torch
-    from zoo import models, seeded
+    from zoo.build import seeded
+    from zoo.load import architecture as models
     m = resolve(NAME)
     rw = {**m.random_weights, "background_bias": {"head.regression_head.module_list.0.1": 1.0},
           "spread": {**m.random_weights["spread"], "head.regression_head.module_list.0.1": 0.01}}

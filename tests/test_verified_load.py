@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from zoo import stamps, store, verified
+from zoo.load import stamps, verified
+from zoo.core import store
 from zoo.errors import IntegrityError
 
 GOOD, BAD = b"good weights" * 50_000, b"evil weights" * 50_000

@@ -5,12 +5,12 @@
 from .errors import (IntegrityError, InputError, ManifestError, NotAvailableError, ParityError, UnknownModelError,
                      UnsupportedError, ZooError)
 
-__version__ = "0.1.0"
+from .core.version import __version__
 __all__ = ["load", "ZooError", "ManifestError", "UnknownModelError", "UnsupportedError", "IntegrityError",
            "NotAvailableError", "InputError", "ParityError", "__version__"]
 
 
 def load(name, runtime="onnxruntime", method=None, device="cpu", source=None, revision=None, **kwargs):
-    """Load a model from a store; see zoo.loader.load."""
-    from .loader import load as _load
+    """Load a model from a store; see zoo.load.loader.load."""
+    from .load.loader import load as _load
     return _load(name, runtime=runtime, method=method, device=device, source=source, revision=revision, **kwargs)

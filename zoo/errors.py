@@ -65,3 +65,7 @@ class MissingExtraError(ZooError, ImportError):
 
 class RuntimeFailure(ZooError, RuntimeError):
     """onnxruntime or torch failed while loading or running a verified artifact: says what to do."""
+
+
+class ChannelError(ZooError):
+    """A channel file is malformed: names the file, the key and what was expected."""

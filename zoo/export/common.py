@@ -7,7 +7,7 @@ from typing import Callable, Iterator, List
 
 import torch
 
-from ..manifest import Manifest
+from ..core.manifest import Manifest
 from .patches import FlatOutputs, make_exportable
 from .relocate import relocate
 

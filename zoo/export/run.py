@@ -21,8 +21,8 @@ if __name__ == "__main__" and os.environ.get("ZOO_EXPORT_PARENT", "").isdigit():
 
 import torch  # noqa: E402
 
-from .. import models
-from ..manifest import parse
+from ..load import architecture
+from ..core.manifest import parse
 from . import aoti, common, onnx, pt2, scripting, tracing
 from .patches import EXPORT_SAFE, FLOAT64_RESIZE, TRACE_SAFE, nms_groups
 
@@ -32,7 +32,7 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest = parse(manifest_path)
     spec = manifest.export(method)
-    wrapper = common.exportable(models.stored_model(manifest, weights_file), manifest, spec.transform)
+    wrapper = common.exportable(architecture.stored_model(manifest, weights_file), manifest, spec.transform)
     example = common.example_images(manifest, spec.batch or 1)
     settings: dict = {}
     with common.recorded_warnings(settings):

@@ -22,7 +22,7 @@ api = FastAPI(title="zoo detector")
 @serve.ingress(api)
 class ZooDetector:
     def __init__(self, spec: dict):
-        from ..loader import load
+        from ..load.loader import load
         self.spec = ServeSpec.from_args(spec)
         if self.spec.runtime == "pytorch":
             import torch

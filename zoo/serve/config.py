@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..errors import ZooError
-from ..manifest import RUNTIMES, resolve
+from ..core.manifest import RUNTIMES, resolve
 
 IMPORT_PATH = "zoo.serve.app:app_builder"
 
@@ -88,7 +88,7 @@ def serve_config(spec: ServeSpec, host: str = "0.0.0.0", port: int = 8000, name:
 def write_config(spec: ServeSpec, path: str | Path, host: str = "0.0.0.0", port: int = 8000) -> Path:
     import yaml
 
-    from ..store import atomic_write
+    from ..core.store import atomic_write
     text = "# deploy with: serve deploy " + str(path) + "\n" + yaml.safe_dump(serve_config(spec, host, port), sort_keys=False)
     atomic_write(Path(path), text.encode("utf-8"))
     return Path(path)

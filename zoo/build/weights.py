@@ -1,0 +1,153 @@
+"""The weights a build starts from: official, seeded or the user's own checkpoint. Needs torch."""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from . import seeded
+from ..core.manifest import Manifest
+from ..errors import ZooError, plain
+from ..load.architecture import architecture, fit_state
+
+
+CHECKPOINTS = (".pth", ".pt", ".safetensors")
+
+
+def parse_weights(spec: str) -> tuple[str, int | None]:
+    """'official', 'random:SEED' or a checkpoint file (kind 'file'; the spec is its path)."""
+    if spec == "official":
+        return "official", None
+    kind, _, seed = spec.partition(":")
+    if kind == "random" and seed.isdigit():
+        return "random", int(seed)
+    if spec.endswith(CHECKPOINTS):
+        return "file", None
+    raise ZooError(f"--weights must be 'official' or 'random:SEED' (SEED an integer), or a checkpoint file "
+                   f"({', '.join(CHECKPOINTS)}), got {spec!r}")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or ``.pth``/``.pt``. A ``.pth`` is unpickled with ``weights_only=True``:
+    tensors and plain containers only, so a pickled object is refused before any of its code runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", plain(str(e)))
+        what = f"pickled code (it calls {found.group(1)})" if found else "pickled code"
+        raise ZooError(f"{path} is not a plain state dict: it holds {what}, which zoo does not unpickle (loading it "
+                       "would run code the file names). Save the weights alone and pass that file: "
+                       "torch.save(model.state_dict(), 'weights.pth'), or safetensors.torch.save_file("
+                       "model.state_dict(), 'weights.safetensors')") from None
+    except Exception as e:  # a truncated or foreign file: torch and safetensors raise many kinds
+        raise ZooError(f"{path} cannot be read as a {path.suffix} checkpoint: {type(e).__name__}: {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        inner = [k for k in ("model", "state_dict") if isinstance(state, dict) and isinstance(state.get(k), dict)]
+        hint = f" (it holds {inner[0]!r}: save checkpoint[{inner[0]!r}] alone)" if inner else ""
+        raise ZooError(f"{path} holds a {type(state).__name__}, not a state dict of name -> tensor{hint}")
+    return state
+
+
+def file_model(manifest: Manifest, path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The manifest's architecture with the user's checkpoint (``--weights FILE``)."""
+    from ..core.store import sha256_file
+    model = fit_state(architecture(manifest), read_checkpoint(path), str(path), manifest.name)
+    return model, {"kind": "file", "file_name": Path(path).name, "source_sha256": sha256_file(path)}
+
+
+def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
+    if not manifest.random_weights:
+        raise ZooError(f"{manifest.path} has no [random_weights] table: build it from a checkpoint (--weights FILE)")
+    torch.manual_seed(seed)
+    model = architecture(manifest)
+    recipe = seeded.apply_recipe(model, seed, manifest.random_weights, len(manifest.categories))
+    return model, {"kind": "random", "seed": seed, "recipe": recipe,
+                   "note": "seeded random weights for offline builds: detections are meaningless"}
+
+
+def torch_hub_checkpoint(url: str, sha_prefix: str) -> tuple[Path | None, str | None]:
+    """The checkpoint torchvision itself would have downloaded: ``torch.hub.get_dir()/checkpoints/<url basename>``,
+    checked as torchvision checks it (the hash prefix in the file name, ``-<hex>.``, starts its sha256) and against
+    the manifest's prefix. Returns (path, full sha256), or (None, None) when it is absent or does not pass."""
+    import re
+    import warnings
+
+    from ..core.store import sha256_file
+    name = url.rsplit("/", 1)[-1]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    if not path.is_file():
+        return None, None
+    digest = sha256_file(path)
+    in_name = re.search(r"-([a-f0-9]*)\.", name)
+    if (in_name and not digest.startswith(in_name.group(1))) or not digest.startswith(sha_prefix):
+        warnings.warn(f"{path} (torchvision's download cache) has sha256 {digest}, not the expected {sha_prefix}...: "
+                      "not used, downloading instead", stacklevel=3)
+        return None, None
+    return path, digest
+
+
+def official_model(manifest: Manifest, cache_dir: str | Path | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The manifest's official checkpoint: from torchvision's own download cache when it is there and passes
+    torchvision's check, else downloaded with a hash check; loaded with ``weights_only=True``. The full sha256 of the
+    file used is recorded (``checkpoint_sha256``)."""
+    from ..load.transport import download
+    from ..core.store import PART, sha256_file
+
+    if "url" not in manifest.weights:
+        raise ZooError(f"{manifest.path} names no official weights (weights.url): build it from a checkpoint "
+                       f"(--weights FILE)")
+    url, sha = manifest.weights["url"], manifest.weights["sha256"]
+    filename = url.rsplit("/", 1)[-1]
+    if not PART.fullmatch(filename):  # it names a file in the cache: a plain name only
+        raise ZooError(f"{manifest.path}: weights url {url!r} must end in a plain file name (letters, digits, '_', "
+                       "'.', '+', '-'), as torchvision's checkpoint URLs do")
+    path, digest = torch_hub_checkpoint(url, sha)
+    if path is None:
+        cache = Path(cache_dir or os.environ.get("ZOO_HOME", Path.home() / ".cache" / "zoo")) / "official"
+        path = cache / filename
+        if path.exists() and not sha256_file(path).startswith(sha):
+            path.unlink()
+        if not path.exists():
+            download(url, path, sha, progress=progress)
+        digest = sha256_file(path)
+    model = fit_state(architecture(manifest), torch.load(path, map_location="cpu", weights_only=True), url, manifest.name)
+    return model, {"kind": "official", "url": url, "sha256_expected": sha, "checkpoint_sha256": digest,
+                   "enum": manifest.weights.get("enum")}
+
+
+def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in sorted(model.state_dict().items())}
+
+
+def baked_settings(model: torch.nn.Module) -> dict:
+    """The torchvision keyword arguments an export freezes into the artifact, with the eager model's values, and which
+    of them are the score threshold and the detection count (the two a loaded model can still raise / lower).
+
+    R-CNNs name them ``box_score_thresh`` / ``box_detections_per_img``; RetinaNet, FCOS and SSD ``score_thresh`` /
+    ``detections_per_img``. All compare ``scores > threshold`` and keep the first k after NMS, highest score first."""
+    t = model.transform
+    values: dict = {"image_mean": [float(v) for v in t.image_mean], "image_std": [float(v) for v in t.image_std]}
+    if t.fixed_size is not None:
+        values["fixed_size"] = [int(v) for v in t.fixed_size]
+    else:
+        values.update(min_size=int(t.min_size[-1]), max_size=int(t.max_size))
+    if hasattr(model, "roi_heads"):
+        rpn, heads = model.rpn, model.roi_heads
+        values.update(box_score_thresh=float(heads.score_thresh), box_detections_per_img=int(heads.detections_per_img),
+                      box_nms_thresh=float(heads.nms_thresh), rpn_pre_nms_top_n_test=int(rpn._pre_nms_top_n["testing"]),
+                      rpn_post_nms_top_n_test=int(rpn._post_nms_top_n["testing"]), rpn_nms_thresh=float(rpn.nms_thresh),
+                      rpn_score_thresh=float(rpn.score_thresh))
+        return {"score_thresh": "box_score_thresh", "detections_per_img": "box_detections_per_img", "baked": values}
+    values.update(score_thresh=float(model.score_thresh), detections_per_img=int(model.detections_per_img),
+                  nms_thresh=float(model.nms_thresh), topk_candidates=int(model.topk_candidates))
+    return {"score_thresh": "score_thresh", "detections_per_img": "detections_per_img", "baked": values}

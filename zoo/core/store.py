@@ -1,0 +1,143 @@
+"""The store format: index.json, file records (path, size, sha256), safe relative paths, streaming hashes.
+
+A store is a directory::
+
+    index.json                          every model and artifact, with size + sha256 of each file
+    models/NAME/weights.safetensors     the exact weights the artifacts were exported from
+    models/NAME/README.md               model card
+    models/NAME/METHOD/model.{pt,onnx}  the artifact
+    models/NAME/METHOD/metadata.json    provenance and parity results
+    models/NAME/METHOD/reference.npz    the parity inputs and eager outputs, replayed by `zoo verify`
+
+Everything is written canonically (sorted keys, no timestamps, no absolute paths) so a rebuild is byte-identical.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import schema
+from ..errors import IntegrityError, NotAvailableError
+
+FORMAT = "zoo-store/1"
+INDEX = "index.json"
+DIGEST = re.compile(r"[0-9a-f]{64}")
+PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # one path component (the index schema's rule)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The file's sha256, read with read() (never mmap: a file truncated meanwhile would kill the process with
+    SIGBUS; with read() it only reads short, and the digest then differs)."""
+    digest, buf = hashlib.sha256(), bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a store is served and shared
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_relpath(rel: str) -> str:
+    """An index path must stay inside the store: relative, '/'-separated components of letters, digits and
+    ``_.+-``, none starting with '.' (so no '..', no absolute path, no drive, no '%'-encoding, no backslash, no NUL)."""
+    if not isinstance(rel, str) or not rel:
+        raise IntegrityError(f"index path {rel!r} is not a non-empty string")
+    if len(rel) > 1024 or not all(PART.fullmatch(part) for part in rel.split("/")):
+        raise IntegrityError(f"index path {rel!r} leaves the store or is not a plain relative path (expected "
+                             "'/'-separated names of letters, digits, '_', '.', '+', '-', none starting with '.'): "
+                             "refused")
+    return rel
+
+
+def check_sha256(digest: str, what: str) -> str:
+    """``digest`` if it is 64 lowercase hex characters (it is then safe as a file name), else IntegrityError."""
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise IntegrityError(f"{what}: {digest!r} is not a sha256 digest (expected 64 lowercase hexadecimal "
+                             "characters); refused")
+    return digest
+
+
+def file_record(root: Path, rel: str) -> dict:
+    rel = safe_relpath(rel)
+    full = Path(root) / rel
+    return {"path": rel, "size": full.stat().st_size, "sha256": sha256_file(full)}
+
+
+def check_digest(path: Path, expected: str, name: str) -> None:
+    compare_digest(sha256_file(path), expected, name)
+
+
+def compare_digest(actual: str, expected: str, name: str) -> None:
+    if actual != expected:
+        raise IntegrityError(f"sha256 mismatch for {name}: index says {expected}, file has {actual}; refusing to "
+                             "use it (the file is damaged or was changed: fetch or rebuild it; `zoo verify` lists "
+                             "every such file)")
+
+
+def index_bytes(models: dict) -> bytes:
+    """A whole index of ``models``, canonically written."""
+    return canonical_json({"format": FORMAT, "models": dict(sorted(models.items()))})
+
+
+def read_index_bytes(data: bytes, where: str) -> dict:
+    """The index in ``data``, after it passed the schema (zoo/schemas/index.schema.json); IntegrityError otherwise."""
+    index = schema.parse("index", data, where)
+    for record in iter_files(index):  # the schema checked these already; the code's own rule checks them again
+        safe_relpath(record["path"])
+        check_sha256(record["sha256"], f"{where}: {record['path']}")
+    return index
+
+
+def load_index(root: str | Path) -> dict:
+    path = Path(root) / INDEX
+    if not path.is_file():
+        raise NotAvailableError(f"{root} is not a zoo store: it has no {INDEX}")
+    return read_index_bytes(path.read_bytes(), str(path))
+
+
+def iter_files(index: dict) -> Iterator[dict]:
+    """Every file record of an index, each once."""
+    seen = set()
+    for model in index.get("models", {}).values():
+        records = [model.get("weights", {}).get("file"), model.get("card")]
+        for artifact in model.get("artifacts", []):
+            records += list(artifact.get("files", {}).values())
+        for r in records:
+            if r and r["path"] not in seen:
+                seen.add(r["path"])
+                yield r

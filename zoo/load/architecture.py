@@ -1,0 +1,131 @@
+"""Eager torchvision models from manifests: the builder a manifest names, run with its arguments, and the stored
+weights fitted strictly. The loader's eager method and the export child use it. Needs torch."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import IntegrityError, ZooError
+from ..core.manifest import Manifest
+
+
+TRUSTED_BUILDERS = "torchvision.models.detection."  # what a store's index may name without the user's say-so
+
+
+def _trusted(manifest: Manifest) -> bool:
+    """A manifest from a store's index names code to run: torchvision's builders, or modules the user lists in
+    $ZOO_TRUSTED_BUILDERS (comma-separated module prefixes). A manifest file the user gave is trusted."""
+    if manifest.source != "index" or manifest.builder.startswith(TRUSTED_BUILDERS):
+        return True
+    module = manifest.builder.split(":")[0]
+    allowed = [p.strip() for p in os.environ.get("ZOO_TRUSTED_BUILDERS", "").split(",") if p.strip()]
+    return any(module == p or module.startswith(p + ".") for p in allowed)
+
+
+def builder(manifest: Manifest):
+    """The manifest's builder: 'package.module:function' or the dotted 'module.function'."""
+    module, sep, fn = manifest.builder.partition(":")
+    if not sep:
+        module, _, fn = manifest.builder.rpartition(".")
+    if not _trusted(manifest):
+        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} comes from the store's index, and running code a "
+                       f"store names needs your consent: add its module to $ZOO_TRUSTED_BUILDERS (comma-separated), "
+                       f"or use an exported artifact (onnx, tracing, scripting), which needs no builder")
+    try:
+        return getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError) as e:
+        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} cannot be imported ({e}): the eager method and "
+                       f"building need the model's code importable (install it or put it on PYTHONPATH); exported "
+                       f"artifacts load without it") from None
+
+
+def returned_outputs(model: torch.nn.Module) -> list[str]:
+    """The keys a torchvision detection model returns per image: boxes, labels, scores, and masks (a Mask R-CNN: its
+    RoI heads have a mask head) or keypoints and keypoints_scores (a Keypoint R-CNN)."""
+    heads = getattr(model, "roi_heads", None)
+    return (["boxes", "labels", "scores"] + (["masks"] if heads is not None and heads.has_mask() else [])
+            + (["keypoints", "keypoints_scores"] if heads is not None and heads.has_keypoint() else []))
+
+
+def check_outputs(manifest: Manifest, model: torch.nn.Module) -> None:
+    """Refuse a manifest whose ``outputs`` leave out what the model returns (a build would drop them silently)."""
+    missing = [k for k in returned_outputs(model) if k not in manifest.outputs]
+    if missing:
+        raise ZooError(f"{manifest.path}: outputs = {list(manifest.outputs)} leaves out {', '.join(missing)}, which "
+                       f"the model ({type(model).__name__}) returns: add {', '.join(missing)} to outputs (every "
+                       "artifact would drop them)")
+
+
+def architecture(manifest: Manifest, **extra) -> torch.nn.Module:
+    """The model the builder makes with the manifest's ``builder_args`` (and ``extra`` keyword arguments, e.g.
+    box_score_thresh) and no weights loaded (eval mode).
+    torchvision's builders also get ``weights=None, weights_backbone=None`` (no download)."""
+    model = make(manifest, **extra)
+    classes = num_classes(model)
+    if classes is not None and classes != len(manifest.categories):
+        raise ZooError(f"{manifest.path}: the builder makes a model of {classes} classes but weights.categories names "
+                       f"{len(manifest.categories)}: one name per class, the background included")
+    return model.eval()
+
+
+def make(manifest: Manifest, **extra) -> torch.nn.Module:
+    """What the builder returns for the manifest's ``builder_args`` (see architecture), not yet checked against the
+    manifest's categories."""
+    fn = builder(manifest)
+    kwargs = {**manifest.builder_args, **extra}
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    for key in ("weights", "weights_backbone"):
+        if key in params:
+            kwargs.setdefault(key, None)
+    try:
+        model = fn(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ZooError(f"{manifest.path}: builder {manifest.builder}(**{kwargs}) failed: {e}; "
+                       f"check builder_args") from None
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "transform"):
+        raise ZooError(f"{manifest.path}: builder {manifest.builder!r} returned {type(model).__name__}, expected a "
+                       f"torchvision detection model (an nn.Module with a .transform, like FasterRCNN)")
+    return model
+
+
+def num_classes(model: torch.nn.Module) -> int | None:
+    """The classes (background included) of an R-CNN's box predictor or a RetinaNet/FCOS head; None for others."""
+    predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
+    if predictor is not None and hasattr(predictor, "cls_score"):
+        return predictor.cls_score.out_features
+    return getattr(getattr(getattr(model, "head", None), "classification_head", None), "num_classes", None)
+
+
+def fit_state(model: torch.nn.Module, state: dict, what: str, name: str) -> torch.nn.Module:
+    """Load ``state`` strictly: a missing, unexpected or differently shaped tensor is an error that names the keys
+    (``num_batches_tracked`` may be missing: FrozenBatchNorm checkpoints lack it and eval mode never reads it)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (model: {tuple(own[k].shape)})" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {len(keys)}: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
+        raise IntegrityError(f"{what} does not fit {name}'s architecture: {'; '.join(parts)}. Check the manifest's "
+                             f"builder and builder_args (num_classes counts the background) against the checkpoint")
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
+def stored_model(manifest: Manifest, weights_file: str | Path | bytes, device: str = "cpu", **kwargs) -> torch.nn.Module:
+    """The eager reference: torchvision's architecture with the exact stored weights (safetensors, no pickle), from a
+    file name or from the file's bytes; ``kwargs`` go to the builder (e.g. box_score_thresh)."""
+    from safetensors.torch import load, load_file
+
+    is_bytes = isinstance(weights_file, bytes)
+    state = load(weights_file) if is_bytes else load_file(str(weights_file))
+    what = "the stored weights" if is_bytes else str(weights_file)
+    return fit_state(architecture(manifest, **kwargs), state, what, manifest.name).to(device)

@@ -1,0 +1,45 @@
+"""Runtimes: the callables `zoo.load` returns. ``base`` holds the interface (no torch); one module per backend."""
+from __future__ import annotations
+
+import importlib
+
+from ...errors import MissingExtraError
+
+NEEDS = {"onnxruntime": (("onnxruntime",), "onnxruntime"),
+         "pytorch": (("torch", "torchvision", "safetensors"), "torch")}
+
+
+def require(runtime: str) -> None:
+    """MissingExtraError (with the pip command) unless ``runtime``'s packages can be imported; checked before any
+    download, so that a missing extra does not cost a fetch first."""
+    packages, extra = NEEDS[runtime]
+    missing = []
+    for p in packages:
+        try:
+            importlib.import_module(p)  # needed next anyway; a broken install shows here too
+        except ImportError:
+            missing.append(p)
+    if missing:
+        raise MissingExtraError(f"runtime={runtime!r} needs {', '.join(missing)}, which is not installed: "
+                                f"pip install 'zoo[{extra}]'")
+
+
+def open_backend(manifest, method: str, runtime: str, path, batch: int | None, device: str = "cpu",
+                 threads: int | None = None):
+    """The backend that runs ``path`` (a file name, or the file's bytes as zoo.load passes them once verified; the
+    torch.export backend also takes a binary file-like object): eager weights, an ONNX file, a TorchScript file or a
+    torch.export program (each imports its runtime)."""
+    if method == "eager":
+        from .eager import EagerBackend
+        return EagerBackend(manifest, path, device)
+    if runtime == "onnxruntime":
+        from .onnxruntime import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(path, batch or 1, device, threads)
+    if method == "export":
+        from .pt2 import ExportedProgramBackend
+        return ExportedProgramBackend(path, batch, device)
+    if method == "aoti":
+        from .aoti import AotiBackend
+        return AotiBackend(path, batch, device)
+    from .torchscript import TorchScriptBackend
+    return TorchScriptBackend(path, batch, device)

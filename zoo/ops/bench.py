@@ -1,0 +1,193 @@
+"""`zoo bench`: latency, load time, memory and size of each artifact against the eager reference, in one process."""
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim), so that the next block's peak
+    counts the memory it uses, not only what it could not take from what an earlier run freed."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: freed memory may be reused unseen and the peak then reads low
+
+
+class PeakRss:
+    """Samples this process's resident memory while a block runs; ``peak`` is the increase over the start, which is
+    taken after freed memory went back to the OS."""
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+        self.proc, self.interval, self.peak = psutil.Process(), interval, 0
+
+    def __enter__(self):
+        release_freed_memory()
+        self.start = self.proc.memory_info().rss
+        self.high, self.running = self.start, True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.high = max(self.high, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.high, self.proc.memory_info().rss) - self.start
+
+
+def sample_image(size: tuple[int, int]) -> np.ndarray:
+    from importlib.resources import files
+    from PIL import Image
+    with Image.open(files("zoo") / "data" / "astronaut.jpg") as im:
+        rgb = np.asarray(im.convert("RGB").resize((size[1], size[0])), dtype=np.float32) / 255
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def _raw_load(artifact: dict, path: str, threads: int) -> float:
+    """Seconds the runtime itself needs to create the session / load the module (no zoo around it)."""
+    t0 = time.perf_counter()
+    if artifact["runtime"] == "onnxruntime":
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    elif artifact["method"] == "export":
+        from ..load.runtimes.pt2 import load_program
+        load_program(path)
+    elif artifact["method"] == "aoti":
+        from ..load.runtimes.aoti import load_package
+        load_package(path)
+    else:
+        from ..load.runtimes.torchscript import jit_load
+        jit_load(path)
+    return time.perf_counter() - t0
+
+
+def measure(load, image, warmup: int, repeat: int) -> dict:
+    with PeakRss() as mem:
+        t0 = time.perf_counter()
+        model = load()
+        t_load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model([image])
+        first = time.perf_counter() - t0
+        for _ in range(warmup):
+            model([image])
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            out = model([image])
+            times.append(time.perf_counter() - t0)
+    return {"load_s": t_load, "first_s": first, "median_s": statistics.median(times),
+            "p90_s": float(np.percentile(times, 90)), "peak_mb": mem.peak / 2**20,
+            "detections": int(len(out[0]["scores"]))}
+
+
+def bench(names: list[str], source: str, runtime: str | None = None, method: str | None = None, warmup: int = 1,
+          repeat: int = 5, threads: int = 2, size: tuple[int, int] = (480, 640), json_out: str | None = None,
+          explicit: bool = False) -> list[dict]:
+    """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``)."""
+    import torch
+
+    from ..errors import NotAvailableError
+    from ..load.loader import load, manifest_for
+    from ..core.manifest import resolve
+    from ..load.sources import open_source
+    from ..core.store import sha256_file
+
+    torch.set_num_threads(threads)
+    image = sample_image(size)
+    rows, unpinned = [], []
+    shared = open_source(source) if source or os.environ.get("ZOO_SOURCE") else None
+    shared_index = shared.index() if shared else None
+    for name in names:
+        if shared:  # the store's index knows its models, yours included
+            src, index = shared, shared_index
+            manifest = manifest_for(name, index, src.description)
+        else:  # no source: the channel's repository for this model
+            manifest = resolve(name)
+            try:
+                src = open_source(None, model=manifest.name)
+            except NotAvailableError as e:
+                if explicit:
+                    raise
+                unpinned.append(e)
+                continue
+            index = src.index()
+        entry = index.get("models", {}).get(manifest.name)
+        if entry is None:
+            if explicit:
+                print(f"{manifest.name}: not in {src.description}, skipped")
+            continue
+        def open_model(runtime_: str, method_: str):
+            return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
+
+        eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat)
+        eager_size = entry["weights"]["file"]["size"]
+        rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
+        for artifact in entry["artifacts"]:
+            if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
+                continue
+            m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
+            row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
+                       artifact["files"]["model"]["size"], eager_size)
+            if source and Path(source).is_dir():  # the raw runtime needs the file's local path
+                path = str(Path(source) / artifact["files"]["model"]["path"])
+                raw = min(_raw_load(artifact, path, threads) for _ in range(2))
+                warm = min(_timed(lambda: open_model(artifact["runtime"], artifact["method"])) for _ in range(2))
+                t0 = time.perf_counter()
+                sha256_file(path)
+                row.update(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,
+                           sha256_gb_s=artifact["files"]["model"]["size"] / (time.perf_counter() - t0) / 1e9)
+            rows.append(row)
+    if not rows and unpinned:
+        raise unpinned[0]
+    print(table(rows, size, threads))
+    if json_out:
+        Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "rows": rows}, indent=2))
+    return rows
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _row(name, runtime, method, m, eager, size, eager_size) -> dict:
+    keys = ("load_s", "first_s", "median_s", "p90_s", "peak_mb")
+    row = {"model": name, "runtime": runtime, "method": method, "detections": m["detections"], "size_mb": size / 2**20}
+    row.update({k: m[k] for k in keys})
+    row.update({f"{k}_vs_eager": (m[k] / eager[k] if eager[k] else None) for k in keys})
+    row["size_vs_eager"] = size / eager_size
+    return row
+
+
+def table(rows: list[dict], size, threads) -> str:
+    head = (f"zoo bench: input {size[0]}x{size[1]}, {threads} threads, CPU; ratios are artifact / eager "
+            "(latency < 1.0 is faster)\n")
+    cols = ["model", "runtime", "method", "median_s", "x eager", "p90_s", "first_s", "load_s", "peak_mb", "size_mb",
+            "load/runtime", "sha256 GB/s"]
+    lines = [cols]
+    for r in rows:
+        lines.append([r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
+                      f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
+                      f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
+                      f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])
+    widths = [max(len(x[i]) for x in lines) for i in range(len(cols))]
+    return head + "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)

@@ -1,0 +1,123 @@
+"""`zoo verify`: re-hash every file of a store, bundle or cache, check provenance, replay reference inputs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core import schema, store
+from ..core.staging import STAGING, swap_begun
+from ..errors import ZooError
+
+
+@dataclass
+class Line:
+    status: str      # ok | hash mismatch | missing | parity failure | provenance mismatch | error
+    what: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __str__(self) -> str:
+        return f"{self.status:20s} {self.what}" + (f"  {self.detail}" if self.detail else "")
+
+
+def verify_files(root: Path, index: dict) -> list[Line]:
+    lines = []
+    for record in store.iter_files(index):
+        path = root / store.safe_relpath(record["path"])
+        if not path.is_file():
+            lines.append(Line("missing", record["path"]))
+            continue
+        actual = store.sha256_file(path)
+        lines.append(Line("ok", record["path"]) if actual == record["sha256"] else
+                     Line("hash mismatch", record["path"], f"index {record['sha256']}, file {actual}"))
+    return lines
+
+
+def verify_cache(home: Path) -> list[Line]:
+    """A download cache holds files by digest: each file's name is its sha256."""
+    lines = []
+    for path in sorted((Path(home) / "blobs" / "sha256").glob("*/*")):
+        if path.name.endswith((".lock", ".part")):
+            continue
+        actual = store.sha256_file(path)
+        lines.append(Line("ok" if actual == path.name else "hash mismatch", str(path),
+                          "" if actual == path.name else f"name says {path.name}, file has {actual}"))
+    return lines
+
+
+def _exports(root: Path, index: dict, model: str | None, runtime: str | None):
+    """(name, entry, artifact, what) of each exported artifact, those of ``model`` / ``runtime`` when given."""
+    from ..load.loader import manifest_for
+    for name, entry in sorted(index["models"].items()):
+        if model and manifest_for(model, index, str(root)).name != name:
+            continue
+        for artifact in entry["artifacts"]:
+            if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime):
+                continue
+            yield name, entry, artifact, f"{name} {artifact['runtime']}/{artifact['method']}"
+
+
+def provenance(root: Path, index: dict, model: str | None = None, runtime: str | None = None) -> list[Line]:
+    """Each artifact's metadata names the artifact and the weights the index lists (no replay: no runtime needed)."""
+    lines = []
+    for _, entry, artifact, what in _exports(root, index, model, runtime):
+        try:
+            meta_rel = artifact["files"]["metadata"]["path"]
+            meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
+        except ZooError as e:
+            lines.append(Line("error", what, str(e)))
+            continue
+        if meta.get("artifact_sha256") != artifact["files"]["model"]["sha256"]:
+            lines.append(Line("provenance mismatch", what, f"metadata says artifact {meta.get('artifact_sha256')}, "
+                              f"index says {artifact['files']['model']['sha256']}"))
+        elif meta["weights"]["sha256"] != entry["weights"]["file"]["sha256"]:
+            lines.append(Line("provenance mismatch", what, "metadata's weights digest differs from the store's weights"))
+        else:
+            lines.append(Line("ok", what, "provenance: its metadata names this artifact and the store's weights"))
+    return lines
+
+
+def replay(root: Path, index: dict, model: str | None = None, runtime: str | None = None) -> list[Line]:
+    """Run each artifact on its stored reference input and compare with the eager outputs recorded at build time."""
+    from ..core import parity
+    from ..core.reference import load_reference
+    from ..load.loader import load
+
+    lines = []
+    for name, _, artifact, what in _exports(root, index, model, runtime):
+        try:
+            meta_rel = artifact["files"]["metadata"]["path"]
+            meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
+            image, expected = load_reference(root / artifact["files"]["reference"]["path"])
+            detector = load(name, runtime=artifact["runtime"], method=artifact["method"], source=str(root))
+            got = detector([image])[0]
+            tol = parity.Tolerance.from_dict({**meta["parity"]["tolerance"],
+                                              "mask_atol": meta["parity"]["tolerance"]["mask_atol"] + 1 / 255})
+            report = parity.compare([expected], [got], tol)
+            lines.append(Line("ok" if report.ok else "parity failure", what,
+                              report.line() + ("" if report.ok else " | " + "; ".join(report.failures))))
+        except ZooError as e:
+            lines.append(Line("error", what, str(e)))
+        except Exception as e:  # one artifact's runtime failure must not hide the others' results
+            lines.append(Line("error", what, f"{type(e).__name__}: {e}"))
+    return lines
+
+
+def verify_path(path: str | Path, model: str | None = None, runtime: str | None = None, do_replay: bool = True) -> list[Line]:
+    root = Path(path)
+    if (root / store.INDEX).is_file():
+        index = store.load_index(root)
+        lines = [Line("interrupted build", d.name, "killed while swapping this model in: any `zoo build ... --out "
+                      f"{root}` finishes it") for d in sorted((root / STAGING).glob("*")) if swap_begun(d)]
+        lines += verify_files(root, index)
+        if all(x.ok for x in lines):  # a replayed artifact's own line says it all
+            lines += [x for x in provenance(root, index, model, runtime) if not (x.ok and do_replay)]
+        if do_replay and all(x.ok for x in lines):
+            lines += replay(root, index, model, runtime)
+        return lines
+    if (root / "blobs").is_dir():
+        return verify_cache(root)
+    raise ZooError(f"{root} is neither a store/bundle (no {store.INDEX}) nor a zoo cache (no blobs/)")
