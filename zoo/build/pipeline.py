@@ -497,8 +497,9 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
         with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress,
                                    file=sys.stderr) as bar:
             for m in manifests:
-                result.models.append(_build_and_store(m, out, existing, weights, methods, commands[m.name], bar,
-                                                      eval_data, builder or build_model))
+                result.models.append(_build_and_store(m, out, existing, builder=builder or build_model, bar=bar,
+                                                      weights=weights, methods=methods, command=commands[m.name],
+                                                      eval_data=eval_data))
     finally:
         with contextlib.suppress(OSError):
             (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
@@ -517,8 +518,8 @@ def _open_store(out: Path) -> dict:
     return store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
 
 
-def _build_and_store(m: Manifest, out: Path, existing: dict, weights: str, methods: list[str] | None, command: str,
-                     bar, eval_data, builder) -> ModelOutcome:
+def _build_and_store(m: Manifest, out: Path, existing: dict, *, builder, bar, weights: str, methods: list[str] | None,
+                     command: str, eval_data) -> ModelOutcome:
     """Build one model in its staging directory, carry over what it did not replace and swap it in; any failure
     leaves the previous entry as it was (``existing`` is updated when the model is stored)."""
     stage = staging.new_dir(out, m.name)
