@@ -314,11 +314,21 @@ def test_new_manifest_gives_a_file_that_builds_the_architecture(tmp_path):
     assert m.exports == shipped.exports and m.parity == shipped.parity and m.map_tolerance == 0.1
     assert models.architecture(m).roi_heads.box_predictor.cls_score.out_features == 3
     custom = tmp_path / "shapes.toml"
-    run_zoo("new-manifest", "shapes", "--builder", "trained.detector:build", "--num-classes", "4", "--out", custom)
+    run_zoo("new-manifest", "shapes", "--builder", "trained.detector:build", "--num-classes", "4", "--out", custom,
+            env=pythonpath(True))
     assert isinstance(models.architecture(parse(custom)).backbone, __import__("torch").nn.Sequential)
+    masked = tmp_path / "masked.toml"  # the outputs come from the model the builder makes
+    proc = run_zoo("new-manifest", "masked", "--builder", "trained.detector:build_mask", "--num-classes", "4",
+                   "--out", masked, env=pythonpath(True))
+    assert parse(masked).outputs == ("boxes", "labels", "scores", "masks") and "masks]" in proc.stdout, proc.stdout
     proc = run_zoo("new-manifest", "bad", "--builder", "trained.detector:build", "--num-classes", "3",
-                   "--categories", "a,b", "--out", tmp_path / "bad.toml", check=False)
+                   "--categories", "a,b", "--out", tmp_path / "bad.toml", check=False, env=pythonpath(True))
     assert proc.returncode == 2 and "must equal the number of categories" in proc.stderr
+    proc = run_zoo("new-manifest", "lost", "--builder", "trained.detector:build", "--out", tmp_path / "lost.toml",
+                   check=False, env=pythonpath(False))
+    assert proc.returncode == 2 and "trained.detector cannot be imported" in proc.stderr and "PYTHONPATH" in proc.stderr, \
+        proc.stderr
+    assert not (tmp_path / "lost.toml").exists()
 
 
 def test_coco_scoring_of_known_answers(tmp_path):

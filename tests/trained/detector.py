@@ -4,9 +4,10 @@ it traces, scripts and exports to ONNX like torchvision's own backbones."""
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
 
@@ -20,10 +21,9 @@ def backbone() -> nn.Sequential:
     return net
 
 
-def build(num_classes: int = 4, min_size: int = 128, max_size: int = 192, box_score_thresh: float = 0.05) -> FasterRCNN:
-    """``num_classes`` counts the background: 4 for the three shapes."""
-    return FasterRCNN(
-        backbone(), min_size=min_size, max_size=max_size,
+def _settings(num_classes: int, min_size: int, max_size: int, box_score_thresh: float) -> dict:
+    return dict(
+        min_size=min_size, max_size=max_size,
         rpn_anchor_generator=AnchorGenerator(((16, 32, 64),), ((0.5, 1.0, 2.0),)),
         box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(64 * 7 * 7, 128), box_predictor=FastRCNNPredictor(128, num_classes),
@@ -31,3 +31,16 @@ def build(num_classes: int = 4, min_size: int = 128, max_size: int = 192, box_sc
         rpn_post_nms_top_n_test=100, rpn_batch_size_per_image=128, box_batch_size_per_image=128,
         box_score_thresh=box_score_thresh, box_detections_per_img=50,
     )
+
+
+def build(num_classes: int = 4, min_size: int = 128, max_size: int = 192, box_score_thresh: float = 0.05) -> FasterRCNN:
+    """``num_classes`` counts the background: 4 for the three shapes."""
+    return FasterRCNN(backbone(), **_settings(num_classes, min_size, max_size, box_score_thresh))
+
+
+def build_mask(num_classes: int = 4, min_size: int = 128, max_size: int = 192,
+               box_score_thresh: float = 0.05) -> MaskRCNN:
+    """The same detector with a small mask head (two 3x3 convolutions on 14x14 RoI features, 28x28 masks)."""
+    return MaskRCNN(backbone(), **_settings(num_classes, min_size, max_size, box_score_thresh),
+                    mask_roi_pool=MultiScaleRoIAlign(["0"], output_size=14, sampling_ratio=2),
+                    mask_head=MaskRCNNHeads(64, (64, 64), 1), mask_predictor=MaskRCNNPredictor(64, 64, num_classes))

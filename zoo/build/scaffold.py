@@ -38,7 +38,16 @@ def manifest_doc(name: str, builder: str, num_classes: int | None = None, catego
 def inferred_outputs(doc: dict) -> list[str]:
     """The keys the model returns, from the model the builder makes once (no weights; a Mask R-CNN adds masks, a
     Keypoint R-CNN keypoints and keypoints_scores)."""
+    import importlib
+
     from ..load import architecture  # torch
+    module = doc["builder"].partition(":")[0] if ":" in doc["builder"] else doc["builder"].rpartition(".")[0]
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ManifestError(f"--builder {doc['builder']}: {module} cannot be imported ({e}); zoo new-manifest makes the "
+                            "model once to read what it returns (the manifest's outputs): install its package or put "
+                            "it on PYTHONPATH, then run it again") from None
     model = architecture.make(from_dict(doc, f"the manifest for {doc['name']}", ""))
     return architecture.returned_outputs(model)
 
