@@ -179,7 +179,7 @@ def test_source_and_zoo_source_take_precedence_over_the_channel(released, monkey
     monkeypatch.setenv("ZOO_SOURCE", str(released["store"]))
     assert zoo.load("ssdlite").info["source"] == str(released["store"])
     monkeypatch.delenv("ZOO_SOURCE")
-    with pytest.raises(channel.ChannelError, match="does not exist"):
+    with pytest.raises(zoo.ChannelError, match="does not exist"):
         zoo.load("ssdlite")
 
 
@@ -349,7 +349,8 @@ def test_official_weights_from_torchvision_cache_make_no_request(tmp_path, monke
 
 
 def test_release_refuses_weights_that_are_not_official_or_a_failed_build(tmp_path, monkeypatch):
-    from zoo.publish.release import ReleaseRefused, check_releasable, release
+    from zoo.errors import ReleaseRefused
+    from zoo.publish.release import check_releasable, release
     entry = {"weights": {"kind": "random"}, "artifacts": [{"method": "onnx", "parity": {"ok": True}}]}
     with pytest.raises(ReleaseRefused, match=f"{SSD}: weights are 'random', not official"):
         check_releasable({"models": {SSD: entry}})

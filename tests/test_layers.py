@@ -138,3 +138,29 @@ def test_the_layering_test_sees_a_wrong_import(tmp_path, monkeypatch):
         test_imports_follow_the_arrows()
     with pytest.raises(AssertionError, match="zoo.core.a -> zoo.load.b -> zoo.core.a"):
         test_no_import_cycle()
+
+
+def test_every_directory_of_modules_is_a_package():
+    """setuptools finds only directories with an __init__.py: one without would be missing from the wheel."""
+    missing = [str(d.relative_to(PACKAGE.parent)) for d in [PACKAGE, *PACKAGE.rglob("*")] if d.is_dir()
+               and any(d.glob("*.py")) and not (d / "__init__.py").is_file()]
+    assert not missing, missing
+
+
+def test_the_public_surface():
+    """zoo.load is loader.load itself (whatever zoo.load.* module is imported later, the name stays the function),
+    zoo.Detector is what it returns, and every error class in zoo.errors is exported from zoo."""
+    code = ("import inspect, pkgutil, importlib, sys, zoo, zoo.errors\n"
+            "pkg = sys.modules['zoo.load']  # the package; the attribute zoo.load is the function\n"
+            "from zoo.load.loader import load\n"
+            "for m in pkgutil.walk_packages(pkg.__path__, 'zoo.load.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "assert zoo.load is load, zoo.load\n"
+            "from zoo.load.runtimes.base import Detector\n"
+            "assert zoo.Detector is Detector and inspect.signature(zoo.load).return_annotation == 'Detector'\n"
+            "errors = {n for n, c in vars(zoo.errors).items() if isinstance(c, type) and issubclass(c, zoo.ZooError)}\n"
+            "assert errors <= set(zoo.__all__) and all(getattr(zoo, n) is getattr(zoo.errors, n) for n in errors), errors\n"
+            "print(len(errors))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 12

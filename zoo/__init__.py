@@ -1,16 +1,18 @@
-"""zoo: torchvision detection models as verified, parity-checked TorchScript and ONNX artifacts.
+"""zoo: torchvision detection models exported by tracing, scripting, ONNX, torch.export and AOTInductor, parity-checked
+against eager PyTorch and loaded with sha256 verification.
 
-``import zoo`` does not import torch: the onnxruntime path runs without it.
+The public surface: ``zoo.load`` (zoo.load.loader.load), ``zoo.Detector`` (what it returns), every error a user can
+get, ``__version__``. ``import zoo`` does not import torch: the onnxruntime path runs without it. Where the rest lives:
+docs/architecture.md.
 """
-from .errors import (IntegrityError, InputError, ManifestError, NotAvailableError, ParityError, UnknownModelError,
-                     UnsupportedError, ZooError)
-
 from .core.version import __version__
-__all__ = ["load", "ZooError", "ManifestError", "UnknownModelError", "UnsupportedError", "IntegrityError",
-           "NotAvailableError", "InputError", "ParityError", "__version__"]
+from .errors import (ChannelError, DataError, IntegrityError, InputError, ManifestError, MissingExtraError,
+                     NotAvailableError, ParityError, ReleaseRefused, RuntimeFailure, UnknownModelError,
+                     UnsupportedError, ZooError)
+# imported here, not on first use: importing the zoo.load package later would rebind zoo.load to it
+from .load.loader import load
+from .load.runtimes.base import Detector
 
-
-def load(name, runtime="onnxruntime", method=None, device="cpu", source=None, revision=None, **kwargs):
-    """Load a model from a store; see zoo.load.loader.load."""
-    from .load.loader import load as _load
-    return _load(name, runtime=runtime, method=method, device=device, source=source, revision=revision, **kwargs)
+__all__ = ["load", "Detector", "ZooError", "ManifestError", "UnknownModelError", "UnsupportedError", "IntegrityError",
+           "NotAvailableError", "InputError", "ParityError", "DataError", "MissingExtraError", "RuntimeFailure",
+           "ChannelError", "ReleaseRefused", "__version__"]

@@ -69,3 +69,7 @@ class RuntimeFailure(ZooError, RuntimeError):
 
 class ChannelError(ZooError):
     """A channel file is malformed: names the file, the key and what was expected."""
+
+
+class ReleaseRefused(ZooError):
+    """The store is not fit to publish: an artifact failed parity or some weights are not the official ones."""

@@ -7,13 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core import hfspec, store
-from ..errors import IntegrityError, ZooError
+from ..errors import IntegrityError, ReleaseRefused, ZooError
 from ..load import channel
 from .pin import pin
-
-
-class ReleaseRefused(ZooError):
-    """The store is not fit to publish: an artifact failed parity or some weights are not the official ones."""
 
 
 @dataclass

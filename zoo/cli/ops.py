@@ -1,0 +1,82 @@
+"""Operating on stores and caches: `zoo verify`, `zoo bench`, `zoo cache`."""
+from __future__ import annotations
+
+
+from .options import EXPORTED, RUNTIMES, count_arg, image_size_arg, table
+
+
+def add_verify(sub) -> None:
+    s = sub.add_parser("verify", help="re-hash a store, bundle or cache and replay reference inputs")
+    s.add_argument("path")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--runtime", choices=RUNTIMES)
+    s.add_argument("--no-replay", action="store_true", help="hashes and provenance only")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_verify)
+
+
+def cmd_verify(a) -> int:
+    from ..ops.verify import verify_path
+    lines = verify_path(a.path, a.name, a.runtime, do_replay=not a.no_replay)
+    for line in lines:
+        if not line.ok or a.verbose or " " in line.what:  # file lines only when bad (or -v); every replay line
+            print(line)
+    bad = [x for x in lines if not x.ok]
+    print(f"{len(lines) - len(bad)} ok, {len(bad)} bad")
+    return 1 if bad else 0
+
+
+def add_bench(sub) -> None:
+    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
+    s.add_argument("names", nargs="*")
+    s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
+    s.add_argument("--runtime", choices=RUNTIMES)
+    s.add_argument("--method", choices=EXPORTED)
+    s.add_argument("--warmup", type=count_arg(0), default=1, help="untimed calls after the first (default 1)")
+    s.add_argument("--repeat", type=count_arg(1), default=5, help="timed calls (default 5)")
+    s.add_argument("--threads", type=count_arg(1), default=2)
+    s.add_argument("--size", type=image_size_arg, default=(480, 640), help="input HxW (default 480x640)")
+    s.add_argument("--json", help="also write the figures as JSON here")
+    s.set_defaults(fn=cmd_bench)
+
+
+def cmd_bench(a) -> int:
+    from ..ops.bench import bench
+    from ..core.manifest import all_manifests
+    bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, a.size,
+          a.json, explicit=bool(a.names))
+    return 0
+
+
+def add_cache(sub) -> None:
+    s = sub.add_parser("cache", help="what the download cache holds (list), remove unreferenced blobs (prune), or all")
+    s.add_argument("action", choices=["list", "prune", "clear"])
+    s.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    s.add_argument("--cache-dir", default=None, help="the zoo home (default $ZOO_HOME, else ~/.cache/zoo)")
+    s.set_defaults(fn=cmd_cache)
+
+
+def cmd_cache(a) -> int:
+    from ..ops import cache_admin
+    from ..core.settings import default_home
+    home = default_home(a.cache_dir)
+    if a.action == "list":
+        rows = cache_admin.list_rows(home)
+        if rows:
+            print(table(rows, ["model", "file", "size", "sha256"]))
+        blobs = cache_admin.blobs(home)
+        unused = [b for b in blobs if not b.uses]
+        for name, size in cache_admin.extra_dirs(home):
+            print(f"{name + '/':10s} {cache_admin.human(size)}")
+        print(f"{home}: {len(blobs)} blob(s), {cache_admin.human(sum(b.size for b in blobs))}"
+              + (f"; {len(unused)} listed by no recorded index ({cache_admin.human(sum(b.size for b in unused))}): "
+                 "zoo cache prune" if unused else ""))
+    elif a.action == "prune":
+        gone = cache_admin.prune(home, dry_run=a.dry_run)
+        for b in gone:
+            print(f"{'would remove' if a.dry_run else 'removed'} {b.path} ({cache_admin.human(b.size)})")
+        print(f"{'would free' if a.dry_run else 'freed'} {cache_admin.human(sum(b.size for b in gone))} "
+              f"in {len(gone)} blob(s) that no recorded index lists")
+    else:
+        print(f"freed {cache_admin.human(cache_admin.clear(home))} from {home}")
+    return 0
