@@ -268,6 +268,11 @@ def test_pickled_object_in_a_pth_is_refused_and_never_run(manifest, tmp_path):
         models.file_model(manifest, evil)
     assert not marker.exists()
     assert "\x1b" not in str(e.value) and "two options" not in str(e.value), str(e.value)  # torch's text is not quoted
+    garbage = tmp_path / "garbage.pth"  # not a refusal of code: torch's unpickler stops at the first byte
+    garbage.write_bytes(b"garbage\n")
+    with pytest.raises(ZooError, match=r"garbage.pth cannot be read as a .pth checkpoint \(not a file torch.save "
+                                       r"wrote, or a damaged one: Unsupported operand 103\)"):
+        models.read_checkpoint(garbage)
     nested = tmp_path / "training.pth"  # a training checkpoint: plain data, but not a state dict
     torch.save({"model": {"w": torch.zeros(1)}, "epoch": 3}, nested)
     with pytest.raises(ZooError, match=r"not a state dict.*save checkpoint\['model'\] alone"):
