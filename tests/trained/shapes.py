@@ -43,6 +43,19 @@ def _outline(shape: str, x: int, y: int, s: int) -> list[tuple[float, float]]:
     return [(x + s / 2, y), (x, y + s - 1), (x + s - 1, y + s - 1)]
 
 
+def mask(c: int, box: list[float]) -> np.ndarray:
+    """The exact uint8 mask (SIZE x SIZE) of a shape of class index ``c`` in ``box`` [x, y, w, h], drawn as the image
+    draws it."""
+    x, y, s = int(box[0]), int(box[1]), int(box[2])
+    im = Image.new("L", (SIZE, SIZE), 0)
+    draw = ImageDraw.Draw(im)
+    if CLASSES[c] == "circle":
+        draw.ellipse((x, y, x + s, y + s), fill=1)
+    else:
+        draw.polygon(_outline(CLASSES[c], x, y, s), fill=1)
+    return np.asarray(im, np.uint8)
+
+
 def sample(rng: np.random.Generator) -> tuple[Image.Image, list[tuple[int, list[float], list[float]]]]:
     """One image and its objects as (category index 0..2, [x, y, w, h], outline polygon [x0, y0, x1, y1, ...])."""
     im = _background(rng)
