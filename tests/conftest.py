@@ -1,8 +1,10 @@
 """Shared fixtures. Stores are built once per session (building is the slow part of the suite)."""
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,28 +32,42 @@ def run_zoo(*args, env=None, check=True, timeout=1800, cwd=None):
     return proc
 
 
+@contextlib.contextmanager
+def building(config, what: str):
+    """Say on the terminal (even under -q, past pytest's capture) what an expensive fixture builds, and how long it
+    took: the suite never sits at a dot for minutes without a word."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    say = reporter.write_line if reporter else (lambda line: print(line, file=sys.__stderr__, flush=True))
+    say(f"\n[fixture] building {what} ...")
+    t0 = time.perf_counter()
+    yield
+    say(f"[fixture] built {what} in {time.perf_counter() - t0:.0f}s")
+
+
 @pytest.fixture(scope="session")
-def light_store(tmp_path_factory):
+def light_store(tmp_path_factory, pytestconfig):
     """Two small models (an SSD and an R-CNN), every method, seeded weights."""
     from zoo.build.pipeline import build
     out = tmp_path_factory.mktemp("light") / "store"
-    result = build(LIGHT, out, "random:0", progress=False)
+    with building(pytestconfig, f"light_store ({', '.join(LIGHT)}, every method; minutes)"):
+        result = build(LIGHT, out, "random:0", progress=False)
     assert not result.failed, "\n".join(result.lines)
     return out
 
 
 @pytest.fixture(scope="session")
-def onnx_store(tmp_path_factory):
+def onnx_store(tmp_path_factory, pytestconfig):
     """SSDlite, ONNX only, seeded weights 0 (~10 s): for tests that need a real store but not every method."""
     from zoo.build.pipeline import build
     out = tmp_path_factory.mktemp("onnx") / "store"
-    result = build([LIGHT[0]], out, "random:0", ["onnx"], progress=False)
+    with building(pytestconfig, f"onnx_store ({LIGHT[0]}, onnx)"):
+        result = build([LIGHT[0]], out, "random:0", ["onnx"], progress=False)
     assert not result.failed, "\n".join(result.lines)
     return out
 
 
 @pytest.fixture(scope="session")
-def full_store(tmp_path_factory):
+def full_store(tmp_path_factory, pytestconfig):
     """Every model of the manifests, every method, seeded weights: the build checks each artifact's parity.
 
     ZOO_TEST_FULL_STORE=DIR reuses a store built by `zoo build --out DIR --weights random:0` (a developer's shortcut:
@@ -72,7 +88,8 @@ def full_store(tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "store"
     names = [n for n in all_manifests() if n not in LIGHT]
     from zoo.core.manifest import METHODS
-    result = build(names, out, "random:0", methods=sorted(set(METHODS) - FULL_STORE_SKIPS), progress=False)
+    with building(pytestconfig, f"full_store ({len(names)} models, seeded weights; about 18 minutes on 2 cores)"):
+        result = build(names, out, "random:0", methods=sorted(set(METHODS) - FULL_STORE_SKIPS), progress=False)
     return out, result
 
 

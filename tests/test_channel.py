@@ -374,6 +374,7 @@ def test_release_refuses_weights_that_are_not_official_or_a_failed_build(tmp_pat
 def test_shipped_channel_pins_nothing_yet_and_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.delenv("ZOO_CHANNEL", raising=False)
     monkeypatch.delenv("ZOO_SOURCE", raising=False)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))  # an empty local store: not the developer's own
     shipped = channel.read()
     assert shipped.models == {} and shipped.hub == "https://huggingface.co"
     with pytest.raises(NotAvailableError) as e:
@@ -382,6 +383,8 @@ def test_shipped_channel_pins_nothing_yet_and_says_what_to_do(monkeypatch, tmp_p
     assert "ZOO_CHANNEL" in str(e.value) and "source=" in str(e.value)
     proc = run_zoo("predict", REPO_IMAGE, "--model", "ssdlite", check=False)
     assert proc.returncode == 2 and "pins no official release yet" in proc.stderr
+    assert "`zoo build ssdlite320_mobilenet_v3_large`" in proc.stderr
+    assert "--source (a store directory" in proc.stderr and "source=" not in proc.stderr  # the CLI's own words
     proc = run_zoo("release", "--to", "hf://zoo-org/one-repo", check=False)
     assert proc.returncode == 2 and "expects hf://ORG (one repository per model" in proc.stderr
 

@@ -73,8 +73,11 @@ def test_traced_artifact_takes_any_number_of_images(light_store):
 @pytest.mark.parametrize("bad, expected", [
     (torch.rand(3, 100, 100), "got Tensor (wrap a single image in a list"),
     ([], "got an empty list"),
-    ([torch.rand(1, 100, 100)], "expected 3 channels first"),
-    ([torch.rand(100, 120, 3)], "HWC layout? transpose to CHW"),
+    ([torch.rand(1, 100, 100)], "(a grayscale image? convert: image.expand(3, -1, -1))"),
+    ([torch.rand(100, 120, 3)], "(HWC layout? convert: image.permute(2, 0, 1))"),
+    ([(torch.rand(100, 120, 3) * 255).to(torch.uint8)], "(HWC layout? convert: image.permute(2, 0, 1).float() / 255)"),
+    ([np.zeros((100, 120), np.uint8)], "(a grayscale image? convert: image[None].repeat(3, axis=0).astype(np.float32) / 255)"),
+    ([np.zeros((100, 120, 3), np.uint8)], "(HWC layout? convert: image.transpose(2, 0, 1).astype(np.float32) / 255)"),
     ([(torch.rand(3, 50, 50) * 255).to(torch.uint8)], "got dtype uint8 (convert: image.float() / 255)"),
     ([torch.rand(3, 50, 50) * 255], "expected values in [0, 1]"),
     ([torch.rand(2, 3, 50, 50)], "a batch tensor? pass a list of images"),

@@ -18,6 +18,7 @@ from zoo.build import pipeline
 from zoo.core import parity, store
 from zoo.core.manifest import resolve
 from zoo.core.staging import STAGING
+from zoo.core.timing import timed_calls
 from zoo.errors import ParityError, ZooError
 from zoo.ops import verify
 
@@ -26,6 +27,7 @@ METHODS = [e.method for e in resolve(SSD).exports]
 FAILURES = ["export", "parity", "eval", "crash"]
 PLAN: dict = {}             # method -> "ok" or a failure, read by the fakes
 SERIAL = itertools.count()  # every export's bytes differ from every other's
+TIMING = timed_calls(lambda x: x, [0])[1]
 
 
 def fake_reference(manifest, out, weights, bar, eval_data=None):
@@ -40,7 +42,7 @@ def fake_reference(manifest, out, weights, bar, eval_data=None):
     info = {"kind": "random", "seed": int(weights.split(":")[1]), "recipe": {"recipe_version": 2},
             "sha256": record["sha256"]}
     image = np.zeros((3, 8, 8), np.float32)
-    return pipeline.Reference(weights_rel, info, record, ref_rel, [image], frozenset(), [image], [], {}, {})
+    return pipeline.Reference(weights_rel, info, record, ref_rel, [image], frozenset(), [image], [], {}, {}, TIMING)
 
 
 def fake_export(manifest, out, ref, spec, art_rel, bar):
@@ -60,7 +62,7 @@ def fake_export(manifest, out, ref, spec, art_rel, bar):
                           "eager 84.80")
     if mode == "crash":
         raise RuntimeError("onnxruntime exploded")
-    return pipeline.Checked({}, {"sizes+grey": parity.Report(), "batch": parity.Report()}, 0.0)
+    return pipeline.Checked({}, {"sizes+grey": parity.Report(), "batch": parity.Report()}, TIMING)
 
 
 def listed(root: Path) -> dict:

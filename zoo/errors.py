@@ -73,3 +73,7 @@ class ChannelError(ZooError):
 
 class ReleaseRefused(ZooError):
     """The store is not fit to publish: an artifact failed parity or some weights are not the official ones."""
+
+
+class SeededWeightsWarning(UserWarning):
+    """A loaded model has seeded random weights: it runs, its detections mean nothing (warned once per model)."""

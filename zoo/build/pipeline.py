@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ import numpy as np
 from . import card, trainedlike
 from ..core import parity, staging, store
 from ..core.manifest import METHODS, Manifest, parse, resolve
+from ..core.progress import Stages
 from ..core.reference import save_reference
+from ..core.timing import timed_calls
 from ..errors import ParityError, ZooError, first_line
 
 GREY = (300, 400)
@@ -157,7 +158,7 @@ class Reference:
     ref_single: list
     spread: dict
     settings: dict
-    eager_time: float = 0.0
+    eager_time: object = None      # zoo.core.timing's figures of eager's calls
     eager_backend: object = None
     eager: object = None           # the Detector over eager_backend
     eager_map: dict | None = None
@@ -177,7 +178,7 @@ class Checked:
     """An exported artifact that passed parity (and, with a dataset, the mAP check)."""
     settings: dict
     checks: dict
-    seconds_per_image: float
+    timing: object                 # zoo.core.timing's figures of the artifact's calls
     art_map: dict | None = None
 
 
@@ -231,9 +232,8 @@ def eager_reference(manifest: Manifest, out: Path, weights: str, bar, eval_data=
     batch = as_float(images["batch"])
     eager_backend = EagerBackend(manifest, str(out / weights_rel))
     eager = Detector(eager_backend, manifest.outputs, {}, manifest.categories)
-    t0 = time.perf_counter()
-    ref_single = one_by_one(eager, singles)
-    eager_time = (time.perf_counter() - t0) / len(singles)
+    bar.set_postfix_str(f"{name}: eager reference on {len(singles)} parity images")
+    ref_single, eager_time = timed_one_by_one(eager, singles)
     ref_rel = f"models/{name}/reference.npz"
     save_reference(out / ref_rel, images["sizes"][0], ref_single[0])
     # the content images (not the grey one), one by one: seeded weights must behave like a trained detector's
@@ -267,7 +267,7 @@ def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command:
     directory then removed) and its summary line."""
     from ..export import FILENAMES
     name = manifest.name
-    bar.set_postfix_str(f"{name}: {spec.method}")
+    bar.set_postfix_str(f"{name} {spec.method}: exporting")
     adir = out / "models" / name / spec.method
     if adir.exists():
         shutil.rmtree(adir)
@@ -278,6 +278,7 @@ def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command:
     except ZooError as e:
         shutil.rmtree(adir, ignore_errors=True)
         return None, f"FAIL {name:40s} {spec.method:9s} {e}"
+    bar.set_postfix_str(f"{name} {spec.method}: writing")
     art_record = store.file_record(out, art_rel)
     meta_rel = f"models/{name}/{spec.method}/metadata.json"
     store.atomic_write(out / meta_rel, store.canonical_json(_metadata(manifest, ref, spec, checked, art_record,
@@ -290,7 +291,7 @@ def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command:
                   "reference": store.file_record(out, ref.ref_rel)},
     }
     return artifact, (f"ok   {name:40s} {spec.method:9s} {checked.checks['sizes+grey'].line()}; "
-                      f"{checked.seconds_per_image:.2f}s/img vs eager {ref.eager_time:.2f}s/img")
+                      f"{checked.timing.text()} vs eager {ref.eager_time.text()}")
 
 
 def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str, bar) -> Checked:
@@ -303,9 +304,9 @@ def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_re
     backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch, threads=BUILD_THREADS)
     detector = Detector(backend, manifest.outputs, {}, manifest.categories)
     tol = parity.Tolerance.from_dict(spec.tolerance)
-    t0 = time.perf_counter()
-    got_single = one_by_one(detector, ref.singles)
-    seconds = (time.perf_counter() - t0) / len(ref.singles)
+    bar.set_postfix_str(f"{manifest.name} {spec.method}: loading the artifact")
+    got_single, seconds = timed_one_by_one(detector, ref.singles, bar, f"{manifest.name} {spec.method}: checking parity")
+    bar.set_postfix_str(f"{manifest.name} {spec.method}: checking parity on a batch of {len(ref.batch)}")
     checks = {"sizes+grey": parity.compare(ref.ref_single, got_single, tol, ref.constant),
               "batch": parity.compare(ref.for_batch(spec.batch), detector(ref.batch), tol)}
     failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]
@@ -368,6 +369,18 @@ def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
 
 def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
+
+
+def timed_one_by_one(detector, images: list, bar=None, stage: str = ""):
+    """Each image alone, each call timed (zoo.timing: the first call apart from the warm median); with ``bar``, the
+    stage says "image k of n"."""
+    count = iter(range(1, len(images) + 1))
+
+    def run(im):
+        if bar is not None:
+            bar.set_postfix_str(f"{stage} image {next(count)} of {len(images)}")
+        return detector([im])[0]
+    return timed_calls(run, images)
 
 
 def write_index(out: Path, models: dict) -> None:
@@ -495,7 +508,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     steps = sum(1 + len(m.selected(methods)) for m in manifests)
     try:
         with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress,
-                                   file=sys.stderr) as bar:
+                                   file=sys.stderr) as tq, Stages(tq) as bar:  # each stage's seconds keep ticking
             for m in manifests:
                 result.models.append(_build_and_store(m, out, existing, builder=builder or build_model, bar=bar,
                                                       weights=weights, methods=methods, command=commands[m.name],

@@ -5,8 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..errors import ZooError
-from .options import EXPORTED, RUNTIMES, table
+from .options import EXPORTED, RUNTIMES, score_arg, table
 from .predict import cmd_predict
 
 
@@ -14,12 +13,14 @@ def add_build(sub) -> None:
     s = sub.add_parser("build", help="export, parity-check and store models")
     s.add_argument("names", nargs="*", help="models (default: all)")
     s.add_argument("--method", action="append", choices=EXPORTED)
-    s.add_argument("--weights", default="random:0",
-                   help="official | random:SEED | a checkpoint FILE (.pth state dict or .safetensors) (default random:0)")
+    s.add_argument("--weights", default=None,
+                   help="official | random:SEED | a checkpoint FILE (.pth state dict or .safetensors) (default: "
+                        "official into your local store, random:0 with --out)")
     s.add_argument("--manifest", action="append", metavar="FILE", help="a manifest of your own (any file name)")
     s.add_argument("--eval", metavar="DATASET", help="refuse artifacts whose COCO mAP on this COCO-format directory "
                    "differs from eager's by more than the manifest's eval.map_tolerance")
-    s.add_argument("--out", help="store directory")
+    s.add_argument("--out", help="store directory (default: your local store $ZOO_HOME/store, where zoo.load "
+                   "looks when given no source)")
     s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
     s.add_argument("--lock", metavar="LOCK", help="after building, write a lock of the store's digests")
     s.add_argument("--quiet", action="store_true")
@@ -31,8 +32,11 @@ def add_build(sub) -> None:
 
 def cmd_build(a) -> int:
     from ..core.manifest import all_manifests
-    if not a.check and not a.out:
-        raise ZooError("zoo build needs --out STORE (a directory)")
+    local = not a.check and not a.out
+    if local:  # the user's own store: what zoo.load(NAME) with no source finds
+        from ..core.settings import local_store
+        a.out = str(local_store())
+    weights = a.weights or ("official" if local else "random:0")
     builder = None
     if a.ray is not None:
         from ..build.raybuild import RayBuilder
@@ -44,16 +48,35 @@ def cmd_build(a) -> int:
         return rc
     names = a.names or ([] if a.manifest else list(all_manifests()))
     from ..build.pipeline import build
+    if local:
+        print(f"building {', '.join(names) or 'every model'} into your local store {a.out} (zoo.load finds it there "
+              f"with no source) with {_weights_words(weights)}")
     t0 = time.perf_counter()
-    result = build(names, a.out, a.weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
+    result = build(names, a.out, weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
                    eval_dir=a.eval, builder=builder)
     print("\n".join(result.lines + ([builder.summary()] if builder else [])))
     print(result.summary(a.out, time.perf_counter() - t0))
+    if weights == "official" and any("download.pytorch.org" in line and line.startswith("FAIL") for line in result.lines):
+        again = " ".join(["zoo build", *names, *(f"--method {m}" for m in a.method or []),
+                          *([] if local else [f"--out {a.out}"]), "--weights random:0"])
+        print(f"no network? `{again}` builds with seeded random weights "
+              "instead (no download; the detections are meaningless, for trying the tool out)")
+    elif local and result.built:
+        first = names[0] if names else "NAME"
+        print(f"load it: python -c 'import zoo; zoo.load(\"{first}\", runtime=\"onnxruntime\")'")
     if a.lock:
         from ..build.reproduce import write_lock
         write_lock(a.out, a.lock)
         print(f"wrote lock {a.lock}")
     return 1 if result.failed else 0
+
+
+def _weights_words(weights: str) -> str:
+    if weights == "official":
+        return "torchvision's official weights (downloaded once from download.pytorch.org, sha256-checked)"
+    if weights.startswith("random:"):
+        return f"seeded random weights ({weights}: no download; the detections are meaningless)"
+    return f"the checkpoint {weights}"
 
 
 def add_eval(sub) -> None:
@@ -79,15 +102,23 @@ def cmd_eval(a) -> int:
 
 
 def add_demo(sub) -> None:
-    s = sub.add_parser("demo", help="build a small model offline, load it like a user, predict on the shipped image")
-    s.add_argument("--model", default="ssdlite320_mobilenet_v3_large")
-    s.add_argument("--out", default="zoo-demo")
-    s.add_argument("--quiet", action="store_true")
+    s = sub.add_parser("demo", help="build the trained demo detector offline through every method, load it like a "
+                       "user, check it on a scene it never saw")
+    s.add_argument("--model", default=None, help="a COCO architecture to build with seeded random weights and run "
+                   "on the shipped photo instead (e.g. ssdlite: it runs, its boxes are meaningless); default: the "
+                   "trained demo detector on a synthetic scene")
+    s.add_argument("--out", default="zoo-demo", help="directory for the demo's store and pictures (default zoo-demo)")
+    s.add_argument("--threshold", type=score_arg, default=0.5, help="draw only detections with at least this score "
+                   "(default 0.5)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_demo)
 
 
 def cmd_demo(a) -> int:
-    """Build a small model into a local store with seeded weights, then load it as a user would and run it."""
+    """The trained demo detector end to end (zoo/build/demo/run.py); with --model, a COCO architecture with seeded weights."""
+    if a.model is None:
+        from ..build.demo.run import run
+        return run(a.out, a.threshold, a.quiet)
     from importlib.resources import files
     out = Path(a.out)
     store_dir = out / "store"
@@ -102,7 +133,7 @@ def cmd_demo(a) -> int:
     for runtime in ("onnxruntime", "pytorch"):
         print(f"\n{'2/3' if runtime == 'onnxruntime' else '3/3'} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
         ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
-                                revision=None, offline=False, image=image, top=5,
-                                out=str(out / f"demo_{runtime}.png"))
+                                revision=None, offline=False, image=image, top=10, threshold=a.threshold,
+                                repeat=3, out=str(out / f"demo_{runtime}.png"))
         cmd_predict(ns)
     return 0

@@ -31,7 +31,8 @@ def add_import(sub) -> None:
 
 def cmd_import(a) -> int:
     from ..load.bundles import import_bundle
-    added, present, indexes = import_bundle(a.bundle)
-    print(f"imported {a.bundle}: {added} file(s) added to the cache, {present} already there (all hashed), "
-          f"{indexes} pinned index(es); zoo.load(NAME, runtime=...) now needs no network for these")
+    added, present, indexes, models = import_bundle(a.bundle)
+    print(f"imported {a.bundle}: {added} file(s) added to the cache, {present} already there (all hashed)"
+          + (f", {indexes} pinned index(es)" if indexes else "")
+          + f"; zoo.load(NAME, runtime=...) with no source now loads these offline: {', '.join(models)}")
     return 0

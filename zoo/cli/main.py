@@ -6,6 +6,7 @@ import sys
 
 from ..errors import ZooError
 from . import build, bundles, models, ops, predict, publish, serve
+from .options import fill_help
 
 # every command, in the order `zoo --help` lists them
 COMMANDS = (models.add_list, models.add_info, build.add_build, build.add_eval, models.add_new_manifest, ops.add_verify,
@@ -19,7 +20,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in COMMANDS:
         add(sub)
+    fill_help(p)
     return p
+
+
+def cli_words(message: str) -> str:
+    """An error written for Python callers, in the command line's words: ``source=`` is ``--source`` here."""
+    import re
+    return re.sub(r"(?<![\w-])(source|revision)=(?=[\s(,;)]|$)", r"--\1", message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except ZooError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
+        print(f"zoo: error: {cli_words(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)

@@ -3,21 +3,37 @@ from __future__ import annotations
 
 import json
 
-from .options import count_arg, table
+from .options import LOADABLE, RUNTIMES, count_arg, table
 
 
 def add_list(sub) -> None:
-    s = sub.add_parser("list", help="models and their supported combinations")
-    s.add_argument("--markdown", action="store_true", help="the README's support table")
+    s = sub.add_parser("list", help="models and their supported combinations (zoo list mask_rcnn, --method onnx)")
+    s.add_argument("models", nargs="*", metavar="MODEL", help="only these models (names or aliases)")
+    s.add_argument("--method", choices=LOADABLE, help="only this method")
+    s.add_argument("--runtime", choices=RUNTIMES, help="only this runtime")
+    s.add_argument("--markdown", action="store_true", help="the README's support table (every row, full reasons)")
     s.set_defaults(fn=cmd_list)
 
 
 def cmd_list(a) -> int:
-    from ..core.manifest import support_markdown, support_rows
+    from ..core.manifest import resolve, support_markdown, support_rows
     if a.markdown:
         print(support_markdown())
         return 0
-    print(table(support_rows(), ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
+    names = {resolve(n).name for n in a.models}  # a typo gets its "did you mean"
+    rows = [r for r in support_rows() if (not names or r["model"] in names) and (a.method is None or r["method"] == a.method)
+            and (a.runtime is None or r["runtime"] == a.runtime)]
+    if not rows:
+        print("no combination matches (zoo list with no filter shows them all)")
+        return 0
+    for r in rows:  # one short cell: the reason is in `zoo info NAME`
+        if r["status"].startswith("unsupported"):
+            r["status"] = f"unsupported (zoo info {r['alias'].split(', ')[0] or r['model']})"
+        elif r["status"].startswith("supported (built when asked"):
+            r["status"] = "supported (when asked)"
+        r["format"] = r["format"].replace(" (opset ", " ").replace(", dynamo exporter)", "").replace(
+            ", legacy exporter)", " legacy")
+    print(table(rows, ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
     return 0
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import argparse
+
 from .options import EXPORTED, RUNTIMES, count_arg, image_size_arg, table
 
 
@@ -22,13 +24,24 @@ def cmd_verify(a) -> int:
         if not line.ok or a.verbose or " " in line.what:  # file lines only when bad (or -v); every replay line
             print(line)
     bad = [x for x in lines if not x.ok]
-    print(f"{len(lines) - len(bad)} ok, {len(bad)} bad")
+    replays = [x for x in lines if " " in x.what]  # "MODEL runtime/method"; a file line is a path
+    files = [x for x in lines if " " not in x.what]
+    shown = "" if a.verbose else " (only the bad ones listed; -v lists every file)"
+    print(f"{sum(x.ok for x in files)} of {len(files)} files match their sha256{shown if files else ''}"
+          + (f"; {sum(x.ok for x in replays)} of {len(replays)} artifacts reproduce their reference outputs"
+             if replays else "; no artifact replayed" + (" (--no-replay)" if a.no_replay else
+                                                         " (a file was bad)" if bad else ""))
+          + f": {'all ok' if not bad else f'{len(bad)} bad'}")
     return 1 if bad else 0
 
 
 def add_bench(sub) -> None:
-    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager")
-    s.add_argument("names", nargs="*")
+    from ..ops.bench import columns_help
+    s = sub.add_parser("bench", help="latency, load time, memory and size of each artifact vs eager",
+                       description="Latency, load time, memory and size of each artifact against the eager reference. "
+                                   "The table's columns:\n" + columns_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("names", nargs="*", help="models (default: every model the source holds)")
     s.add_argument("--source", default=None, help="default $ZOO_SOURCE, else the official channel")
     s.add_argument("--runtime", choices=RUNTIMES)
     s.add_argument("--method", choices=EXPORTED)

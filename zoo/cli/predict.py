@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .options import add_source_args
+from .options import add_source_args, count_arg, score_arg
 
 
 def add_predict(sub) -> None:
@@ -12,45 +12,63 @@ def add_predict(sub) -> None:
     s.add_argument("image")
     add_source_args(s)
     s.add_argument("--out", help="write the picture here (PNG)")
-    s.add_argument("--top", type=int, default=10)
+    s.add_argument("--top", type=count_arg(1), default=10, help="list and draw at most this many detections, best "
+                   "first (default 10)")
+    s.add_argument("--threshold", type=score_arg, default=0.5, help="list and draw only detections with at least this "
+                   "score (default 0.5; the model itself returns everything above its own score_thresh)")
+    s.add_argument("--repeat", type=count_arg(0), default=3, help="warm calls after the first, whose median is the "
+                   "timing shown (default 3)")
     s.set_defaults(fn=cmd_predict)
+
+
+RANDOM_BANNER = "SEEDED RANDOM WEIGHTS: these boxes are meaningless (the tool works; the model is untrained)"
 
 
 def cmd_predict(a) -> int:
     from ..ops import viz
+    from ..core.timing import timed_calls
     t0 = time.perf_counter()
     model = _load(a)
     t_load = time.perf_counter() - t0
     image = viz.read_image(a.image)
-    t0 = time.perf_counter()
-    det = model([image])[0]
-    t_run = time.perf_counter() - t0
+    runs, timing = timed_calls(lambda im: model([im])[0], [image] * (1 + a.repeat))
+    det = runs[0]
     weights = model.info["weights"]
     art = model.info["artifact"]
-    print(f"{model.info['model']} {art['runtime']}/{art['method']} from {model.info['source']}: "
-          f"{len(det['scores'])} detections in {t_run:.2f}s (load {t_load:.2f}s)")
+    keep = viz.shown(det, a.threshold, a.top)
+    print(f"{model.info['model']} {art['runtime']}/{art['method']} from {model.info['source']} "
+          f"({model.info['origin']}): {len(det['scores'])} detections, {timing.text()}, load {t_load:.2f}s")
     if weights["kind"] == "random":
         print(f"NOTE: seeded random weights (seed {weights['seed']}): the detections below are meaningless")
     if "parity" in art:
         par = model.info.get("metadata", {}).get("parity", {}).get("results", {})
         for k, r in par.items():
-            print(f"parity vs eager ({k}): matched {r['min_matched_fraction']:.2f} of {r['detections']} detections, "
-                  f"max box diff {r['max_box_diff']:.3g}px, max score diff {r['max_score_diff']:.3g}")
-    for i in list(reversed(det["scores"].argsort()))[:a.top]:
-        label = int(det["labels"][i])
-        name = model.categories[label] if label < len(model.categories) else str(label)
+            apart = r.get("tied_images", 0)
+            print(f"parity vs eager at build ({k}): {r['detections']} detections on {r['images']} images, the worst "
+                  f"image {r['min_matched_fraction']:.0%} matched"
+                  + (f" ({apart} constant or tied-score image{'s' if apart > 1 else ''} checked for shapes only)"
+                     if apart else "")
+                  + f"; max box diff {r['max_box_diff']:.3g}px, max score diff {r['max_score_diff']:.3g}")
+    print(f"{len(keep)} of {len(det['scores'])} detections with score >= {a.threshold:g} (--threshold):")
+    for i in keep:
         box = ", ".join(f"{v:.1f}" for v in det["boxes"][i])
-        print(f"  {name:16s} {float(det['scores'][i]):.3f}  [{box}]")
+        print(f"  {viz.label_name(model.categories, int(det['labels'][i])):16s} {float(det['scores'][i]):.3f}  [{box}]")
     if a.out:
-        title = f"{model.info['model']} {art['runtime']}/{art['method']}" + (" (seeded random weights)" if weights["kind"] == "random" else "")
-        print(f"picture: {viz.draw(image, det, model.categories, a.out, title=title)}")
+        title = f"{model.info['model']} {art['runtime']}/{art['method']}"
+        banner = RANDOM_BANNER if weights["kind"] == "random" else ""
+        print(f"picture: {viz.draw(image, det, model.categories, a.out, a.threshold, title, banner, a.top)}")
     return 0
 
 
 def _load(a):
+    import warnings
+
+    from ..errors import SeededWeightsWarning
     from ..load.loader import load
-    return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source, revision=a.revision,
-                offline=True if a.offline else None)
+    with warnings.catch_warnings():  # the commands say so in their own words (and in the picture)
+        warnings.simplefilter("ignore", SeededWeightsWarning)
+        return load(a.model, runtime=a.runtime, method=a.method, device=a.device, source=a.source,
+                    revision=a.revision, offline=True if a.offline else None)
 
 
 def add_path(sub) -> None:

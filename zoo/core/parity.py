@@ -49,6 +49,7 @@ class ImageParity:
     min_mask_iou: float = 1.0
     max_keypoint_diff: float = 0.0
     tied: bool = False             # the ranking ties: matching is meaningless there (reported, not enforced)
+    constant: bool = False         # named unranked by the caller (a constant input): checked like a tied one
 
 
 @dataclass
@@ -83,10 +84,19 @@ class Report:
         }
 
     def line(self) -> str:
+        """Counts that add up: "155 of 155 detections matched on 2 images; 1 constant image checked for shapes only"."""
         s = self.summary()
-        tied = f" ({s['tied_images']} with tied scores or a constant input, not matched)" if s["tied_images"] else ""
-        return (f"matched {s['min_matched_fraction']:.2f} of {s['detections']} detections on {s['images']} images{tied}, "
-                f"borderline {s['borderline']}, max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
+        ranked = [p for p in self.images if not p.tied]
+        constant = sum(p.constant for p in self.images)
+        tied = sum(p.tied and not p.constant for p in self.images)
+        apart = [f"{n} {what} image{'s' if n > 1 else ''}" for n, what in ((constant, "constant"),
+                                                                            (tied, "tied-score")) if n]
+        plural = lambda n: "" if n == 1 else "s"  # noqa: E731
+        return (f"{sum(p.matched for p in ranked)} of {sum(p.n_reference for p in ranked)} detections matched on "
+                f"{len(ranked)} image{plural(len(ranked))}"
+                + (f"; {' and '.join(apart)} checked for shapes only" if apart else "")
+                + (f"; {s['borderline']} borderline swap{plural(s['borderline'])} allowed" if s["borderline"] else "")
+                + f"; max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
                 + (f" mask {s['max_mask_diff']:.3g} (IoU >= {s['min_mask_iou']:.3g})" if s["max_mask_diff"] else "")
                 + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else ""))
 
@@ -177,7 +187,8 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unrank
             report.failures.append(f"image {k}: outputs {', '.join(sorted(set(ref) - set(cand)))} are missing")
             continue
         _, p = match(ref, cand, tol)
-        p.tied = k in unranked or is_tied(ref["scores"])
+        p.constant = k in unranked
+        p.tied = p.constant or is_tied(ref["scores"])
         report.images.append(p)
         shape_ok = all(cand[key].shape[1:] == ref[key].shape[1:] and cand[key].dtype == ref[key].dtype for key in ref)
         if not shape_ok:

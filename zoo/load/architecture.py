@@ -13,7 +13,8 @@ from ..errors import IntegrityError, ZooError
 from ..core.manifest import Manifest
 
 
-TRUSTED_BUILDERS = "torchvision.models.detection."  # what a store's index may name without the user's say-so
+# what a store's index may name without the user's say-so: torchvision's builders and the package's own demo detector
+TRUSTED_BUILDERS = ("torchvision.models.detection.", "zoo.build.demo.detector:")
 
 
 def _trusted(manifest: Manifest) -> bool:

@@ -72,11 +72,14 @@ def download(names: list[str], to: str | Path, runtime: str | None = None, metho
     return store.sha256_bytes(data)
 
 
-def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tuple[int, int, int]:
-    """Fill the cache from a bundle made by `zoo download`: every file by its digest (each one hashed), and the
-    indexes the bundle kept (each named by its own sha256). Returns (files added, files already there, indexes)."""
+def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tuple[int, int, int, list[str]]:
+    """Fill the cache from a bundle made by `zoo download`: every file by its digest (each one hashed), the indexes
+    the bundle kept (each named by its own sha256), and the bundle's own index, recorded as the one each of its models
+    loads from when no source is given (zoo.load.sources.imported). Returns (files added, files already there,
+    indexes, models)."""
     from ..core.settings import default_home
     from .sources.cache import Cache
+    from .sources.imported import record_import
 
     root = Path(bundle)
     index = store.load_index(root)
@@ -98,7 +101,8 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
                                  "damaged, copy it again")
         store.read_index_bytes(data, str(path))
         store.atomic_write(home / "indexes" / path.name, data)
-    return len(records) - present, present, len(indexes)
+    models = record_import(home, (root / store.INDEX).read_bytes(), str(root.resolve()))  # last: every file is in
+    return len(records) - present, present, len(indexes), models
 
 
 def file_records(entry: dict) -> list[dict]:

@@ -105,16 +105,22 @@ def pin_for(model: str) -> tuple[Pin, Channel]:
     channel = read()
     if model in channel.models:
         return channel.models[model], channel
+    raise NotAvailableError(
+        f"no source given and {unpinned_reason(model, channel)}: pass source= (a store directory, an http(s):// "
+        "mirror or hf://ORG/REPO) or set ZOO_SOURCE, or set ZOO_CHANNEL to a channel file written by "
+        "`zoo pin hf://ORG/REPO --out FILE`")
+
+
+def unpinned_reason(model: str, channel: Channel | None = None) -> str | None:
+    """Why the current channel cannot give ``model`` (None: it pins it)."""
+    channel = channel or read()
+    if model in channel.models:
+        return None
     from ..core.version import __version__
     explicit = "ZOO_CHANNEL" in os.environ and os.environ["ZOO_CHANNEL"]
     if not channel.models:
-        what = (f"the channel file {channel.path} (ZOO_CHANNEL) pins no model" if explicit else
+        return (f"the channel file {channel.path} (ZOO_CHANNEL) pins no model" if explicit else
                 f"zoo {__version__} pins no official release yet (its channel file {channel.path} lists no repository)")
-    else:
-        what = (f"the channel file {channel.path} pins no release of {model} "
-                f"(it pins: {', '.join(sorted(channel.models))})")
-    raise NotAvailableError(
-        f"no source given and {what}: pass source= (a store directory, an http(s):// mirror or hf://ORG/REPO) or "
-        "set ZOO_SOURCE, or set ZOO_CHANNEL to a channel file written by `zoo pin hf://ORG/REPO --out FILE`")
+    return f"the channel file {channel.path} pins no release of {model} (it pins: {', '.join(sorted(channel.models))})"
 
 

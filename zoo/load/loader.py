@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 from ..core import schema
-from ..errors import (IntegrityError, NotAvailableError, RuntimeFailure, UnknownModelError, UnsupportedError, ZooError,
-                      first_line)
+from ..errors import (IntegrityError, NotAvailableError, RuntimeFailure, SeededWeightsWarning, UnknownModelError,
+                      UnsupportedError, ZooError, first_line)
 from ..core.manifest import RUNTIMES, Manifest, from_dict, resolve
 from .runtimes import open_backend, require, thresholds
 from .runtimes.base import Detector
@@ -79,12 +80,13 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     artifact = entry["artifact"]
     wanted = dict(score_thresh=score_thresh, detections_per_img=detections_per_img, **torchvision_names)
     limits = thresholds.resolve(entry.get("settings"), wanted, model=manifest.name)
-    info = {"model": manifest.name, "source": src.description, "artifact": artifact,
+    info = {"model": manifest.name, "source": src.description, "origin": _origin(src, source), "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:
         meta = artifact["files"]["metadata"]
         info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
                                         f"{meta['path']} from {src.description}")
+    _warn_seeded(manifest.name, entry["weights"], src.description)
     role = "weights" if artifact["method"] == "eager" else "model"
     record = artifact["files"][role]
     what = f"{record['path']} from {src.description}"
@@ -92,6 +94,26 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
                                offline=offline, cache_dir=cache_dir, threads=threads, **wanted)
     return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
+
+
+_WARNED: set = set()
+
+
+def _warn_seeded(model: str, weights: dict, where: str) -> None:
+    """Once per process and model: seeded random weights run, but what they detect means nothing."""
+    if weights.get("kind") == "random" and (model, where) not in _WARNED:
+        _WARNED.add((model, where))
+        warnings.warn(f"{model} from {where} has seeded random weights (seed {weights.get('seed')}), not trained "
+                      "ones: it runs, but its detections are meaningless (build with --weights official or your own "
+                      "checkpoint for real ones)", SeededWeightsWarning, stacklevel=4)
+
+
+def _origin(src, source) -> str:
+    """Which of the places a load looks in gave the model: source=, ZOO_SOURCE, or (by name) the channel, an
+    imported bundle or the local store."""
+    import os
+    return "source=" if source is not None else ("ZOO_SOURCE" if os.environ.get("ZOO_SOURCE")
+                                                 else getattr(src, "origin", "channel"))
 
 
 def _opener(manifest, artifact: dict, info: dict, what: str, device: str, threads: int | None):

@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -103,16 +104,30 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
           explicit: bool = False) -> list[dict]:
     """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``)."""
     import torch
+    from tqdm.auto import tqdm
 
+    from ..core.progress import Stages
+    torch.set_num_threads(threads)
+    image = sample_image(size)
+    rows, unpinned = [], []
+    with tqdm(total=len(names), desc="zoo bench", unit="model", file=sys.stderr) as tq, Stages(tq) as bar:
+        _bench_models(names, source, runtime, method, warmup, repeat, threads, image, explicit, bar, rows, unpinned)
+    if not rows and unpinned:
+        raise unpinned[0]
+    print(table(rows, size, threads))
+    if json_out:
+        Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "rows": rows}, indent=2))
+    return rows
+
+
+def _bench_models(names, source, runtime, method, warmup, repeat, threads, image, explicit, bar, rows, unpinned):
+    """Measure each model's eager reference and artifacts into ``rows``, saying on ``bar`` which one runs."""
     from ..errors import NotAvailableError
     from ..load.loader import load, manifest_for
     from ..core.manifest import resolve
     from ..load.sources import open_source
     from ..core.store import sha256_file
 
-    torch.set_num_threads(threads)
-    image = sample_image(size)
-    rows, unpinned = [], []
     shared = open_source(source) if source or os.environ.get("ZOO_SOURCE") else None
     shared_index = shared.index() if shared else None
     for name in names:
@@ -127,22 +142,26 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
                 if explicit:
                     raise
                 unpinned.append(e)
+                bar.update(1)
                 continue
             index = src.index()
         entry = index.get("models", {}).get(manifest.name)
         if entry is None:
             if explicit:
-                print(f"{manifest.name}: not in {src.description}, skipped")
+                bar.write(f"{manifest.name}: not in {src.description}, skipped")
+            bar.update(1)
             continue
         def open_model(runtime_: str, method_: str):
             return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
 
+        bar.set_postfix_str(f"{manifest.name} pytorch/eager")
         eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat)
         eager_size = entry["weights"]["file"]["size"]
         rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
         for artifact in entry["artifacts"]:
             if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
                 continue
+            bar.set_postfix_str(f"{manifest.name} {artifact['runtime']}/{artifact['method']}")
             m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
             row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
                        artifact["files"]["model"]["size"], eager_size)
@@ -155,12 +174,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
                 row.update(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,
                            sha256_gb_s=artifact["files"]["model"]["size"] / (time.perf_counter() - t0) / 1e9)
             rows.append(row)
-    if not rows and unpinned:
-        raise unpinned[0]
-    print(table(rows, size, threads))
-    if json_out:
-        Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "rows": rows}, indent=2))
-    return rows
+        bar.update(1)
 
 
 def _timed(fn) -> float:
@@ -178,11 +192,29 @@ def _row(name, runtime, method, m, eager, size, eager_size) -> dict:
     return row
 
 
+COLUMNS = {
+    "median_s": "seconds per call, median of the timed calls (after the first and the warm-up)",
+    "x eager": "median_s / eager's median_s (< 1.0: faster than eager)",
+    "p90_s": "seconds per call, 90th percentile of the timed calls",
+    "first_s": "the first call alone (graph optimisation, allocation: paid once)",
+    "load_s": "zoo.load, sha256 verification included",
+    "peak_mb": "peak resident memory while loading and running",
+    "size_mb": "the artifact's file size",
+    "load/runtime": "zoo.load (verified, warm) / the runtime opening the same file by itself: the zoo's overhead "
+                    "(a store source only)",
+    "sha256 GB/s": "how fast the artifact's file hashes here: what verifying it costs a first load (a store "
+                   "source only)",
+}
+
+
+def columns_help() -> str:
+    return "\n".join(f"  {name:13s} {text}" for name, text in COLUMNS.items())
+
+
 def table(rows: list[dict], size, threads) -> str:
-    head = (f"zoo bench: input {size[0]}x{size[1]}, {threads} threads, CPU; ratios are artifact / eager "
-            "(latency < 1.0 is faster)\n")
-    cols = ["model", "runtime", "method", "median_s", "x eager", "p90_s", "first_s", "load_s", "peak_mb", "size_mb",
-            "load/runtime", "sha256 GB/s"]
+    head = (f"zoo bench: input {size[0]}x{size[1]}, {threads} threads, CPU; one row per artifact and the eager "
+            f"reference; columns:\n{columns_help()}\n")
+    cols = ["model", "runtime", "method", *COLUMNS]
     lines = [cols]
     for r in rows:
         lines.append([r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",

@@ -1,6 +1,9 @@
-"""Pictures of detections: boxes with label names and scores, masks as tinted overlays, keypoints as dots. Pillow only."""
+"""Pictures of detections people can read: only detections at or above a display threshold, "N of M shown", labels
+that never cover one another nor sit under the header (a label inside its box when the box touches the top edge), a
+colour per class with a legend, masks as tinted overlays, keypoints as dots. Pillow only."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,8 @@ from ..errors import InputError
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255)]
+PLACEHOLDERS = ("N/A", "__background__", "")  # COCO's unused ids and the background: never shown as a class name
+DISPLAY_THRESHOLD = 0.5
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -23,36 +28,108 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
 
-def draw(image: np.ndarray, det: dict, categories: list[str], out: str | Path, score_min: float = 0.0,
-         title: str = "", max_boxes: int = 30) -> Path:
-    from PIL import Image, ImageDraw
+def label_name(categories: list[str], label: int) -> str:
+    """The class name a picture shows: an id with no real name (COCO's N/A placeholders) is shown as its number."""
+    name = categories[label] if 0 <= label < len(categories) else ""
+    return name if name not in PLACEHOLDERS else f"id {label} (unnamed)"
 
+
+def shown(det: dict, threshold: float = DISPLAY_THRESHOLD, max_boxes: int = 30) -> list[int]:
+    """Indices of the detections a picture draws: score >= threshold, highest first, at most ``max_boxes``."""
+    scores = np.asarray(det["scores"], dtype=np.float64)
+    return [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= threshold][:max_boxes]
+
+
+@dataclass
+class _Layout:
+    taken: list
+
+    def free(self, box) -> bool:
+        x0, y0, x1, y1 = box
+        return all(x1 <= a or x0 >= c or y1 <= b or y0 >= d for a, b, c, d in self.taken)
+
+    def place(self, candidates: list, step: float, bottom: float):
+        """The first candidate position (shifted down in ``step`` until free, within ``bottom``) that overlaps no
+        label placed before; None when there is no room."""
+        for x0, y0, x1, y1 in candidates:
+            while y1 <= bottom:
+                if self.free((x0, y0, x1, y1)):
+                    self.taken.append((x0, y0, x1, y1))
+                    return x0, y0, x1, y1
+                y0, y1 = y0 + step, y1 + step
+        return None
+
+
+def draw(image: np.ndarray, det: dict, categories: list[str], out: str | Path,
+         threshold: float = DISPLAY_THRESHOLD, title: str = "", banner: str = "", max_boxes: int = 30) -> Path:
+    """Write a PNG of ``image`` with the detections at or above ``threshold``. A header above the image holds the
+    title, "N of M shown" and ``banner`` (red, e.g. "seeded random weights: the boxes are meaningless"); a legend
+    below it names each class drawn; the picture itself holds only boxes, masks, keypoints and their labels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    big = ImageFont.load_default(size=16)
     base = (np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.uint8)
+    height, width = base.shape[:2]
+    keep = shown(det, threshold, max_boxes)
+    total = len(det["scores"])
+    labels = [int(det["labels"][i]) for i in keep]
+    classes = list(dict.fromkeys(labels))  # in order of their best detection
+    colour = {c: PALETTE[k % len(PALETTE)] for k, c in enumerate(classes)}
     canvas = base.astype(np.float32)
-    keep = [i for i in np.argsort(-np.asarray(det["scores"]))[:max_boxes] if det["scores"][i] >= score_min]
     if "masks" in det:
-        for i in keep:
+        for i, c in zip(keep, labels):
             m = np.asarray(det["masks"][i, 0]) > 0.5
-            canvas[m] = canvas[m] * 0.5 + np.array(PALETTE[i % len(PALETTE)]) * 0.5
-    pic = Image.fromarray(canvas.astype(np.uint8))
+            canvas[m] = canvas[m] * 0.5 + np.array(colour[c]) * 0.5
+
+    counts = (f"{len(keep)} of {total} detections shown (score >= {threshold:g})"
+              + (f", the {max_boxes} best" if len(keep) == max_boxes and total > max_boxes else ""))
+    header = [(title, big, (255, 255, 255)), (counts, font, (255, 255, 255))]
+    if banner:
+        header.append((banner, big, (255, 80, 80)))
+    line_h = 20
+    head_h = line_h * len(header) + 6
+    legend_h = line_h + 8 if classes else 0
+    width_needed = max([width] + [int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(t, font=f)) + 12
+                                  for t, f, _ in header])
+    pic = Image.new("RGB", (width_needed, head_h + height + legend_h), (0, 0, 0))
+    pic.paste(Image.fromarray(canvas.astype(np.uint8)), (0, head_h))
     d = ImageDraw.Draw(pic)
-    for i in keep:
-        color = PALETTE[i % len(PALETTE)]
+    for k, (text, f, fill) in enumerate(header):
+        d.text((6, 3 + k * line_h), text, fill=fill, font=f)
+
+    layout = _Layout([])
+    text_h = 16
+    bottom = head_h + height
+    for i, c in zip(keep, labels):
         x0, y0, x1, y1 = [float(v) for v in det["boxes"][i]]
-        d.rectangle([x0, y0, x1, y1], outline=color, width=2)
-        label = int(det["labels"][i])
-        name = categories[label] if 0 <= label < len(categories) else str(label)
-        text = f"{name} {float(det['scores'][i]):.2f}"
-        tw = d.textlength(text)
-        d.rectangle([x0, max(0, y0 - 12), x0 + tw + 4, max(12, y0)], fill=color)
-        d.text((x0 + 2, max(0, y0 - 12)), text, fill=(0, 0, 0))
+        y0, y1 = y0 + head_h, y1 + head_h
+        d.rectangle([x0, y0, x1, y1], outline=colour[c], width=2)
         if "keypoints" in det:
             for x, y, v in np.asarray(det["keypoints"][i]):
                 if v > 0:
-                    d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=color)
-    if title:
-        d.rectangle([0, 0, d.textlength(title) + 6, 14], fill=(0, 0, 0))
-        d.text((3, 1), title, fill=(255, 255, 255))
+                    d.ellipse([x - 2, y + head_h - 2, x + 2, y + head_h + 2], fill=colour[c])
+    for i, c in zip(keep, labels):  # labels after every box: no box line crosses a label
+        x0, y0, x1, y1 = [float(v) for v in det["boxes"][i]]
+        y0, y1 = y0 + head_h, y1 + head_h
+        text = f"{label_name(categories, c)} {float(det['scores'][i]):.2f}"
+        tw = d.textlength(text, font=font) + 6
+        x = min(max(0.0, x0), max(0.0, width - tw))
+        above = (x, y0 - text_h, x + tw, y0)
+        inside = (x, y0 + 1, x + tw, y0 + 1 + text_h)
+        spot = layout.place([above] if y0 - text_h >= head_h else [inside], text_h, bottom)
+        if spot is None:
+            spot = layout.place([(x, head_h, x + tw, head_h + text_h)], text_h, bottom)
+        if spot is not None:
+            d.rectangle(spot, fill=colour[c])
+            d.text((spot[0] + 3, spot[1] + 1), text, fill=(0, 0, 0), font=font)
+    if classes:
+        x, y = 6, head_h + height + 6
+        for c in classes:
+            name = label_name(categories, c)
+            d.rectangle([x, y + 2, x + 12, y + 14], fill=colour[c])
+            d.text((x + 16, y), name, fill=(255, 255, 255), font=font)
+            x += 16 + int(d.textlength(name, font=font)) + 14
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pic.save(out)
