@@ -121,16 +121,22 @@ def hashes(monkeypatch):
     """The paths hashed (zoo.core.store.sha256_file, or zoo.load.verified.hash_loaded for a load), in order, while the test runs."""
     from zoo.core import store
     from zoo.load import verified
-    calls, real_file, real_loaded = [], store.sha256_file, verified.hash_loaded
+    calls, read = [], []
+    real_file, real_read, real_loaded = store.sha256_file, verified.read_whole, verified.hash_loaded
 
     def counting_file(path):
         calls.append(Path(path))
         return real_file(path)
 
-    def counting_loaded(path, data):
-        calls.append(Path(path))
-        return real_loaded(path, data)
+    def reading(path):  # a load reads its file, then hashes what it read
+        read.append(Path(path))
+        return real_read(path)
+
+    def counting_loaded(data):
+        calls.append(read[-1])
+        return real_loaded(data)
     monkeypatch.setattr(store, "sha256_file", counting_file)
+    monkeypatch.setattr(verified, "read_whole", reading)
     monkeypatch.setattr(verified, "hash_loaded", counting_loaded)
     return calls
 

@@ -166,7 +166,8 @@ def bad_inputs() -> dict:
     out = {}
     for name, (body, thresh) in cases.items():
         r = requests.post(f"{URL}/predict", data=body, params={"score_thresh": thresh} if thresh else {}, timeout=60)
-        out[name] = {"status": r.status_code, "error": r.json().get("error") if r.headers.get("content-type", "").startswith("application/json") else r.text[:300]}
+        is_json = r.headers.get("content-type", "").startswith("application/json")
+        out[name] = {"status": r.status_code, "error": r.json().get("error") if is_json else r.text[:300]}
     return out
 
 

@@ -1,4 +1,4 @@
-"""Drop-in for torchvision code (issue 14): torchvision's documented inference code with only the line that builds the
+"""Drop-in for torchvision code: torchvision's documented inference code with only the line that builds the
 model replaced by zoo.load; module-like behaviour; score_thresh / detections_per_img equal to torchvision's arguments."""
 import json
 from pathlib import Path

@@ -13,7 +13,7 @@ from conftest import run_zoo
 from servers import FaultServer
 from zoo.core import store
 from zoo.load.transport import download
-from zoo.errors import IntegrityError, MissingExtraError, RuntimeFailure, ZooError
+from zoo.errors import IntegrityError, RuntimeFailure
 from zoo.load.sources.cache import Cache
 
 SSD = "ssdlite320_mobilenet_v3_large"

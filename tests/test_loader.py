@@ -1,6 +1,5 @@
 """zoo.load on a real store: interface contract, bad input, integrity, fresh processes, no torch."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -203,4 +202,5 @@ def test_model_info_has_provenance_and_parity(light_store):
     meta = model.info["metadata"]
     assert meta["weights"]["kind"] == "random" and meta["toolchain"]["torch"].startswith("2.")
     assert meta["parity"]["results"]["sizes+grey"]["ok"] and meta["opset"] == 18 and "dynamo=True" in meta["export"]["exporter"]
-    assert [375, 500] in meta["parity"]["input_sizes"] and [311, 400] in meta["parity"]["input_sizes"] and meta["export"]["example_size"] == [320, 416]
+    sizes = meta["parity"]["input_sizes"]
+    assert [375, 500] in sizes and [311, 400] in sizes and meta["export"]["example_size"] == [320, 416]

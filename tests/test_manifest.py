@@ -1,5 +1,4 @@
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -70,7 +69,8 @@ def _broken(tmp_path, edit):
     (lambda t: t.replace("opset = 18", "opset = 11"), "export[2].opset", "16 or more"),
     (lambda t: t.replace('method = "onnx"', 'method = "caffe2"'), "export[2].method", "one of tracing, scripting, onnx"),
     (lambda t: t.replace('batch = "dynamic"', "batch = 0"), "export[1].batch", "positive integer"),
-    (lambda t: t.replace("min_matched = 0.95, box_atol", "min_matched = \"high\", box_atol", 1), "export[0].tolerance.min_matched", "non-negative number"),
+    (lambda t: t.replace("min_matched = 0.95, box_atol", "min_matched = \"high\", box_atol", 1),
+     "export[0].tolerance.min_matched", "non-negative number"),
     (lambda t: "colour = \"blue\"\n" + t, "colour", "no such key"),
     (lambda t: t.replace("sizes = [[375, 500]", "sizes = [[375]", 1), "parity.sizes.0", "[height, width]"),
     (lambda t: t.replace('runtime = "onnxruntime"', 'runtime = "pytorch"'), "export[2].runtime", "'onnxruntime' for method onnx"),
@@ -126,7 +126,8 @@ def test_readme_support_table_is_generated_from_manifests():
 def test_import_zoo_does_not_import_torch():
     import subprocess
     import sys
-    code = "import sys, zoo, zoo.core.manifest, zoo.core.store, zoo.core.parity, zoo.cli, zoo.load.loader; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, zoo, zoo.core.manifest, zoo.core.store, zoo.core.parity, zoo.cli, zoo.load.loader; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

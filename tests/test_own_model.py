@@ -1,4 +1,4 @@
-"""Your own model through the pipeline (issue 13, parts 1-3): a small Faster R-CNN trained here for real on synthetic
+"""Your own model through the pipeline: a small Faster R-CNN trained here for real on synthetic
 shapes (tests/trained/, checkpoint cached between sessions) is built from its own manifest and a `.pth` checkpoint
 with every method, parity-checked, gated on COCO mAP against eager, evaluated with `zoo eval`, and loaded by name from
 the store alone in a fresh process. Plus the refusals: checkpoints that do not fit, pickled objects, broken datasets."""
@@ -352,7 +352,8 @@ def test_coco_scoring_of_known_answers(tmp_path):
             h, w = image["height"], image["width"]
             masks = [mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(a["segmentation"], h, w))) for a in anns]
             out[image["id"]] = {
-                "boxes": np.array([[x + shift * bw, y, x + bw + shift * bw, y + bh] for x, y, bw, bh in (a["bbox"] for a in anns)], np.float32),
+                "boxes": np.array([[x + shift * bw, y, x + bw + shift * bw, y + bh]
+                                   for x, y, bw, bh in (a["bbox"] for a in anns)], np.float32),
                 "labels": np.array([label_of[a["category_id"]] % 3 + 1 if swap else label_of[a["category_id"]] for a in anns]),
                 "scores": np.linspace(1.0, 0.9, len(anns), dtype=np.float32),
                 "masks": np.stack(masks)[:, None].astype(np.float32)}

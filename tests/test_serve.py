@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,6 +123,7 @@ def test_score_thresh_parses_to_a_number_in_0_1():
 
 
 def test_detections_become_json_with_names_and_masks_as_rle():
+    from pycocotools import mask as mask_utils
     masks = np.zeros((2, 1, 6, 5), np.float32)
     masks[0, 0, 1:4, 2:5] = 0.8
     masks[1, 0, 0, 0] = 0.49
@@ -132,7 +132,8 @@ def test_detections_become_json_with_names_and_masks_as_rle():
     out = json.loads(json.dumps(codec.to_json(det, ["__background__", "person"])))
     assert out["label_names"] == ["person", "90"]  # a label past the category list is named by its number
     assert np.array_equal(np.asarray(out["boxes"], np.float32), det["boxes"])
-    assert np.array_equal(codec.decode_masks(out["masks"], (6, 5)), masks[:, 0] >= 0.5)
+    rles = [{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in out["masks"]]
+    assert np.array_equal(mask_utils.decode(rles).transpose(2, 0, 1), masks[:, 0] >= 0.5)
 
 
 def test_config_file_is_what_serve_deploy_accepts(tmp_path):

@@ -61,7 +61,8 @@ def assert_store_intact(root, before):
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-from zoo import parity, pipeline, store
+from zoo.build import pipeline
+from zoo.core import parity, store
 import zoo.export
 
 def die(*args, **kwargs):

@@ -79,3 +79,19 @@ def test_load_verified_blames_bad_bytes_before_the_runtime_error(tmp_path):
         verified.load_verified(path, store.sha256_file(path), "model.bin", fails)
     with pytest.raises(FileNotFoundError):
         verified.load_verified(tmp_path / "missing", "0" * 64, "missing", lambda p: None)
+
+
+def test_one_function_lists_a_model_entrys_file_records_and_one_picks_an_artifacts_payload():
+    from zoo.core.store import entry_records, iter_files, payload
+
+    def rec(path):
+        return {"path": path, "size": 1, "sha256": "0" * 64}
+    weights, card, ref = rec("models/m/weights.safetensors"), rec("models/m/README.md"), rec("models/m/reference.npz")
+    onnx = {"method": "onnx", "files": {"model": rec("models/m/onnx/model.onnx"), "reference": ref}}
+    eager = {"method": "eager", "files": {"weights": weights, "reference": ref}}
+    entry = {"weights": {"file": weights}, "card": card, "artifacts": [onnx, eager]}
+    assert [r["path"] for r in entry_records(entry)] == [weights["path"], card["path"], "models/m/onnx/model.onnx",
+                                                         ref["path"], weights["path"], ref["path"]]
+    assert [r["path"] for r in iter_files({"models": {"m": entry}})] == [weights["path"], card["path"],
+                                                                         "models/m/onnx/model.onnx", ref["path"]]
+    assert payload(onnx) is onnx["files"]["model"] and payload(eager) is weights

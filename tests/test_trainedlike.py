@@ -38,7 +38,8 @@ def test_saturated_outputs_fail_naming_counts_ties_and_the_setting():
     rng = np.random.default_rng(1)
     found = check([detections(300, rng, scores=np.ones(300)) for _ in range(2)])
     assert any("image 0: 300 detections, more than a trained model's 60" in f for f in found), found
-    assert any("image 1: 300 of 300 scores tied" in f and "scores saturate" in f and "random_weights.background_bias" in f for f in found), found
+    assert any("image 1: 300 of 300 scores tied" in f and "scores saturate" in f and "random_weights.background_bias" in f
+               for f in found), found
 
 
 def test_too_few_detections_fail():
@@ -69,7 +70,7 @@ def test_one_label_fails_unless_the_model_has_one_class():
 
 
 def test_sliver_boxes_fail():
-    """The Keypoint R-CNN box of FINDINGS: 0.16 px wide, 677 px tall."""
+    """A Keypoint R-CNN box measured on seeded weights: 0.16 px wide, 677 px tall."""
     rng = np.random.default_rng(5)
     good = detections(20, rng)
     slivers = detections(20, rng)

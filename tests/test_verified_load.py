@@ -78,7 +78,7 @@ def test_a_file_truncated_after_it_was_opened_is_an_integrity_error(tmp_path, mo
 
 TRUNCATE_WHILE_HASHING = """
 import hashlib, os, sys
-from zoo import store
+from zoo.core import store
 path = sys.argv[1]
 real = hashlib.sha256
 

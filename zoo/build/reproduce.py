@@ -32,7 +32,7 @@ def lock_of(store_dir: str | Path) -> dict:
         w = entry["weights"]
         spec = f"random:{w['seed']}" if w["kind"] == "random" else "official"
         weights.add(spec)
-        files = [entry["weights"]["file"], entry["card"]] + [r for a in entry["artifacts"] for r in a["files"].values()]
+        files = store.entry_records(entry)
         models[name] = {"weights": spec, **({"checkpoint_sha256": w["checkpoint_sha256"]} if "checkpoint_sha256" in w else {}),
                         "methods": sorted(a["method"] for a in entry["artifacts"] if a["method"] != "eager"),
                         "files": {r["path"]: r["sha256"] for r in sorted(files, key=lambda r: r["path"])}}

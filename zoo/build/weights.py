@@ -1,7 +1,6 @@
 """The weights a build starts from: official, seeded or the user's own checkpoint. Needs torch."""
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -10,6 +9,7 @@ import torch
 
 from . import seeded
 from ..core.manifest import Manifest
+from ..core.settings import default_home
 from ..errors import ZooError, first_line, plain
 from ..load.architecture import architecture, fit_state
 
@@ -119,7 +119,7 @@ def official_model(manifest: Manifest, cache_dir: str | Path | None = None, prog
                        "'.', '+', '-'), as torchvision's checkpoint URLs do")
     path, digest = torch_hub_checkpoint(url, sha)
     if path is None:
-        cache = Path(cache_dir or os.environ.get("ZOO_HOME", Path.home() / ".cache" / "zoo")) / "official"
+        cache = default_home(cache_dir) / "official"
         path = cache / filename
         if path.exists() and not sha256_file(path).startswith(sha):
             path.unlink()

@@ -131,7 +131,8 @@ def cmd_demo(a) -> int:
         return 1
     image = str(files("zoo") / "data" / "astronaut.jpg")
     for runtime in ("onnxruntime", "pytorch"):
-        print(f"\n{'2/3' if runtime == 'onnxruntime' else '3/3'} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
+        step = "2/3" if runtime == "onnxruntime" else "3/3"
+        print(f"\n{step} zoo.load({a.model!r}, runtime={runtime!r}, source={str(store_dir)!r}) on {image}")
         ns = argparse.Namespace(model=a.model, runtime=runtime, method=None, device="cpu", source=str(store_dir),
                                 revision=None, offline=False, image=image, top=10, threshold=a.threshold,
                                 repeat=3, out=str(out / f"demo_{runtime}.png"))

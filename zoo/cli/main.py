@@ -16,7 +16,8 @@ COMMANDS = (models.add_list, models.add_info, build.add_build, build.add_eval, m
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported torchvision detectors.")
+    p = argparse.ArgumentParser(prog="zoo", description="Detection model zoo: build, verify, distribute and run exported "
+                                                        "torchvision detectors.")
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in COMMANDS:
         add(sub)
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         print("zoo: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug or an environment problem: one line, the traceback on request
-        import os
-        if os.environ.get("ZOO_DEBUG"):
+        from ..core import settings
+        if settings.debug():
             raise
         from ..errors import first_line
         print(f"zoo: unexpected {type(e).__name__}: {first_line(e)}\nrun with ZOO_DEBUG=1 for the traceback",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from ..core.store import payload
 from .options import LOADABLE, RUNTIMES, count_arg, table
 
 
@@ -63,7 +64,8 @@ def cmd_info(a) -> int:
     print(f"input:    {json.dumps(m.input)}")
     print(f"outputs:  {', '.join(m.outputs)}   categories: {len(m.categories)}")
     for e in m.exports:
-        print(f"export:   {e.method:9s} -> {e.runtime:11s} {e.format}{f' opset {e.opset} ({e.exporter} exporter)' if e.opset else ''}, batch {e.batch_text}, "
+        opset = f" opset {e.opset} ({e.exporter} exporter)" if e.opset else ""
+        print(f"export:   {e.method:9s} -> {e.runtime:11s} {e.format}{opset}, batch {e.batch_text}, "
               f"devices {', '.join(e.devices)}, tolerance {e.tolerance}")
     for u in m.unsupported:
         print(f"unsupported: {u.method}/{u.runtime}: {u.reason}")
@@ -78,7 +80,7 @@ def cmd_info(a) -> int:
               + f", sha256 {wi['file']['sha256']}")
         for art in entry["artifacts"]:
             par = art.get("parity", {}).get("min_matched_fraction")
-            print(f"  artifact {art['runtime']}/{art['method']}: {art['files'].get('model', art['files'].get('weights'))['path']}"
+            print(f"  artifact {art['runtime']}/{art['method']}: {payload(art)['path']}"
                   + (f", parity min matched {par:.3f}" if par is not None else " (reference)"))
     return 0
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 import argparse
 
 from ..core.manifest import METHODS, RUNTIMES
+from ..core.text import table  # noqa: F401 (the commands' table printer)
 
 EXPORTED = tuple(METHODS)           # the methods a build makes
 LOADABLE = EXPORTED + ("eager",)  # and the reference a store also holds
-
-
-def table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()  # noqa: E731
-    return "\n".join([line({c: c for c in columns}), line({c: "-" * widths[c] for c in columns})] + [line(r) for r in rows])
 
 
 def image_size_arg(text: str) -> tuple[int, int]:

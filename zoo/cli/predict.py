@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..core.store import payload
 from .options import add_source_args, count_arg, score_arg
 
 
@@ -90,5 +91,4 @@ def _artifact_path(a) -> Path:
     src = open_source(a.source, offline=True if a.offline else None, model=channel_name(a.model))
     index = src.index(a.revision)
     entry = select(manifest_for(a.model, index, src.description), index, a.runtime, a.method, a.device)
-    role = "model" if "model" in entry["artifact"]["files"] else "weights"
-    return src.fetch(entry["artifact"]["files"][role])
+    return src.fetch(payload(entry["artifact"]))

@@ -2,9 +2,9 @@
 publishing. No network."""
 from __future__ import annotations
 
-import os
 import re
 
+from . import settings
 from ..errors import ChannelError
 
 DEFAULT_HUB = "https://huggingface.co"
@@ -22,7 +22,7 @@ def check_repo_id(repo: str, where: str = "") -> str:
 
 def endpoint(channel_hub: str | None = None) -> str:
     """The Hub to talk to: $HF_ENDPOINT (a mirror the user chose: the digests still decide), else the channel's."""
-    return (os.environ.get("HF_ENDPOINT") or channel_hub or DEFAULT_HUB).rstrip("/")
+    return (settings.hf_endpoint() or channel_hub or DEFAULT_HUB).rstrip("/")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:

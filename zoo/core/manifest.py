@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from ..errors import ManifestError, UnknownModelError, UnsupportedError
 
 MANIFEST_DIR = Path(__file__).parent.parent / "manifests"
@@ -314,7 +314,7 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
 def manifest_dir() -> Path:
     """$ZOO_MANIFESTS, else the package's manifests (zoo/manifests: a link to the repository's manifests/ in a
     checkout, a copy in a wheel)."""
-    return Path(os.environ["ZOO_MANIFESTS"]) if os.environ.get("ZOO_MANIFESTS") else MANIFEST_DIR
+    return settings.manifests_dir() or MANIFEST_DIR
 
 
 @lru_cache(maxsize=8)

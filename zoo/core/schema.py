@@ -11,8 +11,6 @@ from typing import Any
 
 from ..errors import IntegrityError
 
-SCHEMAS = ("index", "metadata")
-
 
 @lru_cache(maxsize=None)
 def _validator(kind: str):

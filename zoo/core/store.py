@@ -3,11 +3,11 @@
 A store is a directory::
 
     index.json                          every model and artifact, with size + sha256 of each file
-    models/NAME/weights.safetensors     the exact weights the artifacts were exported from
-    models/NAME/README.md               model card
-    models/NAME/METHOD/model.{pt,onnx}  the artifact
-    models/NAME/METHOD/metadata.json    provenance and parity results
-    models/NAME/METHOD/reference.npz    the parity inputs and eager outputs, replayed by `zoo verify`
+    models/NAME/weights.safetensors         the exact weights the artifacts were exported from
+    models/NAME/README.md                   model card
+    models/NAME/reference.npz               one parity input and the eager outputs on it, replayed by `zoo verify`
+    models/NAME/METHOD/model.{pt,onnx,pt2}  the artifact (pt: TorchScript; pt2: torch.export or AOTInductor)
+    models/NAME/METHOD/metadata.json        provenance and parity results
 
 Everything is written canonically (sorted keys, no timestamps, no absolute paths) so a rebuild is byte-identical.
 """
@@ -130,14 +130,25 @@ def load_index(root: str | Path) -> dict:
     return read_index_bytes(path.read_bytes(), str(path))
 
 
+def entry_records(entry: dict) -> list[dict]:
+    """Every file record object of a model entry, in a fixed order: the weights, the card, each artifact's files (a
+    path listed by several artifacts, such as the reference or the weights, comes once per listing: each listing is
+    its own object to rewrite)."""
+    records = [entry.get("weights", {}).get("file"), entry.get("card")]
+    records += [r for a in entry.get("artifacts", []) for r in a.get("files", {}).values()]
+    return [r for r in records if r]
+
+
 def iter_files(index: dict) -> Iterator[dict]:
-    """Every file record of an index, each once."""
+    """Every file record of an index, each path once."""
     seen = set()
-    for model in index.get("models", {}).values():
-        records = [model.get("weights", {}).get("file"), model.get("card")]
-        for artifact in model.get("artifacts", []):
-            records += list(artifact.get("files", {}).values())
-        for r in records:
-            if r and r["path"] not in seen:
+    for entry in index.get("models", {}).values():
+        for r in entry_records(entry):
+            if r["path"] not in seen:
                 seen.add(r["path"])
                 yield r
+
+
+def payload(artifact: dict) -> dict:
+    """The record of the file a runtime opens for an artifact: the exported model, or the weights (eager)."""
+    return artifact["files"]["weights" if artifact["method"] == "eager" else "model"]

@@ -19,8 +19,6 @@ from ..errors import ZooError
 from . import pt2
 from .patches import FlatOutputs, trace_safe
 
-EXPORTERS = ("legacy", "dynamo")
-
 # onnxscript 0.7's SlicesSplit rule (several Slices of one tensor -> one Split) matches in time quadratic in the graph:
 # measured on SSDlite (10,532 nodes), 21 s for one pass of that rule against <0.5 s for each of the other 45, i.e.
 # two thirds of the whole ONNX export. It rewrites nothing in the zoo's graphs: the eleven models' files came out

@@ -3,11 +3,10 @@ tree or a Hugging Face Hub repository."""
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
-from ..core import store
+from ..core import settings, store
 from ..errors import IntegrityError, NotAvailableError
 from .loader import channel_name, manifest_for
 from .sources import open_source
@@ -37,7 +36,7 @@ def download(names: list[str], to: str | Path, runtime: str | None = None, metho
     indexes verbatim under ``indexes/SHA256.json``, so that `zoo import` lets the channel load offline."""
     from tqdm.auto import tqdm
 
-    explicit = bool(source or os.environ.get("ZOO_SOURCE"))
+    explicit = bool(source or settings.source_spec())
     opened: dict = {}
     to = Path(to)
     models, jobs = {}, {}
@@ -105,20 +104,12 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
     return len(records) - present, present, len(indexes), models
 
 
-def file_records(entry: dict) -> list[dict]:
-    """Every file record object of a model entry, in a fixed order (a path listed by several artifacts, such as the
-    reference or the weights, comes once per listing: each listing is its own object to rewrite)."""
-    records = [entry["weights"]["file"], entry.get("card")]
-    records += [r for a in entry["artifacts"] for r in a["files"].values()]
-    return [r for r in records if r]
-
-
 def relocate(entry: dict, name: str, to_prefix: str) -> tuple[dict, list[tuple[dict, dict]]]:
     """A copy of ``entry`` whose paths move from wherever they are (``models/NAME/`` in a store, the root of a
     per-model repository) to ``to_prefix``; with (original record, new record) pairs."""
     new = copy.deepcopy(entry)
     pairs = []
-    for old, rec in zip(file_records(entry), file_records(new)):
+    for old, rec in zip(store.entry_records(entry), store.entry_records(new)):
         rel = store.safe_relpath(old["path"])
         inner = rel[len(f"models/{name}/"):] if rel.startswith(f"models/{name}/") else rel
         rec["path"] = to_prefix + inner

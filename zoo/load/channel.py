@@ -7,13 +7,13 @@ refused unless its sha256 is the pinned one, before it is parsed -> every file's
 """
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
+from ..core import settings
 from ..core.hfspec import COMMIT, DEFAULT_HUB, check_repo_id
 from ..errors import ChannelError, NotAvailableError
 
@@ -41,7 +41,7 @@ def shipped_path() -> Path:
 
 
 def current_path() -> Path:
-    return Path(os.environ["ZOO_CHANNEL"]).expanduser() if os.environ.get("ZOO_CHANNEL") else shipped_path()
+    return settings.channel_file() or shipped_path()
 
 
 def read(path: str | Path | None = None) -> Channel:
@@ -117,7 +117,7 @@ def unpinned_reason(model: str, channel: Channel | None = None) -> str | None:
     if model in channel.models:
         return None
     from ..core.version import __version__
-    explicit = "ZOO_CHANNEL" in os.environ and os.environ["ZOO_CHANNEL"]
+    explicit = settings.channel_file() is not None
     if not channel.models:
         return (f"the channel file {channel.path} (ZOO_CHANNEL) pins no model" if explicit else
                 f"zoo {__version__} pins no official release yet (its channel file {channel.path} lists no repository)")

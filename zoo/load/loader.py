@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-from ..core import schema
+from ..core import schema, store
 from ..errors import (IntegrityError, NotAvailableError, RuntimeFailure, SeededWeightsWarning, UnknownModelError,
                       UnsupportedError, ZooError, first_line)
 from ..core.manifest import RUNTIMES, Manifest, from_dict, resolve
@@ -87,8 +87,7 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
                                         f"{meta['path']} from {src.description}")
     _warn_seeded(manifest.name, entry["weights"], src.description)
-    role = "weights" if artifact["method"] == "eager" else "model"
-    record = artifact["files"][role]
+    record = store.payload(artifact)
     what = f"{record['path']} from {src.description}"
     backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
@@ -111,9 +110,8 @@ def _warn_seeded(model: str, weights: dict, where: str) -> None:
 def _origin(src, source) -> str:
     """Which of the places a load looks in gave the model: source=, ZOO_SOURCE, or (by name) the channel, an
     imported bundle or the local store."""
-    import os
-    return "source=" if source is not None else ("ZOO_SOURCE" if os.environ.get("ZOO_SOURCE")
-                                                 else getattr(src, "origin", "channel"))
+    from ..core.settings import source_spec
+    return "source=" if source is not None else ("ZOO_SOURCE" if source_spec() else getattr(src, "origin", "channel"))
 
 
 def _opener(manifest, artifact: dict, info: dict, what: str, device: str, threads: int | None):

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from ..core import settings
 from ..core.store import atomic_write
 
 RACY_S = 1.0
@@ -21,7 +22,7 @@ RACY_S = 1.0
 
 def home_for_stamps(home: Path) -> Path | None:
     """Where stamps are kept, or None when ``ZOO_VERIFY=always`` asks for a hash on every load."""
-    return None if os.environ.get("ZOO_VERIFY", "").lower() == "always" else Path(home)
+    return None if settings.verify_always() else Path(home)
 
 
 def _stamp_path(home: Path, path: Path) -> Path:

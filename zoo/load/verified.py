@@ -32,8 +32,8 @@ def read_whole(path: Path) -> tuple[bytes, os.stat_result]:
     return data, st
 
 
-def hash_loaded(path: Path, data: bytes) -> str:
-    """The sha256 of ``data``, the bytes read from ``path`` (one place, so that tests can count the hashes)."""
+def hash_loaded(data: bytes) -> str:
+    """The sha256 of the bytes a load read (one place, so that tests can count the hashes)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -46,7 +46,7 @@ def load_verified(path: Path, expected: str, name: str, load: Callable[[bytes], 
     if stamp_home is not None and stamps.is_verified(stamp_home, path, expected, st):
         return load(data)
     found: dict = {}
-    thread = threading.Thread(target=lambda: found.update(sha256=hash_loaded(path, data)),
+    thread = threading.Thread(target=lambda: found.update(sha256=hash_loaded(data)),
                               name="zoo-sha256", daemon=True)
     thread.start()
     try:

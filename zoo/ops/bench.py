@@ -4,7 +4,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
-import os
 import statistics
 import sys
 import threading
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ..core import settings, text
 
 
 def release_freed_memory() -> None:
@@ -128,7 +129,7 @@ def _bench_models(names, source, runtime, method, warmup, repeat, threads, image
     from ..load.sources import open_source
     from ..core.store import sha256_file
 
-    shared = open_source(source) if source or os.environ.get("ZOO_SOURCE") else None
+    shared = open_source(source) if source or settings.source_spec() else None
     shared_index = shared.index() if shared else None
     for name in names:
         if shared:  # the store's index knows its models, yours included
@@ -215,11 +216,8 @@ def table(rows: list[dict], size, threads) -> str:
     head = (f"zoo bench: input {size[0]}x{size[1]}, {threads} threads, CPU; one row per artifact and the eager "
             f"reference; columns:\n{columns_help()}\n")
     cols = ["model", "runtime", "method", *COLUMNS]
-    lines = [cols]
-    for r in rows:
-        lines.append([r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
-                      f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
-                      f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
-                      f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])
-    widths = [max(len(x[i]) for x in lines) for i in range(len(cols))]
-    return head + "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+    cells = [dict(zip(cols, [r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
+                             f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
+                             f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
+                             f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])) for r in rows]
+    return head + text.table(cells, cols, rule=False)

@@ -1,9 +1,9 @@
 """`zoo pin`: resolve published hf:// repositories to commits and write a channel file pinning them."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..core import settings
 from ..core.hfspec import DEFAULT_HUB
 from ..load.channel import Channel, Pin, read, write
 
@@ -16,7 +16,7 @@ def pin(specs: list[str], out: str | Path | None = None, org: str | None = None,
     from ..core.settings import default_home, is_offline
 
     channel = read(out) if out and Path(out).is_file() else Channel()
-    channel.hub = (hub or os.environ.get("HF_ENDPOINT") or channel.hub or DEFAULT_HUB).rstrip("/")
+    channel.hub = (hub or settings.hf_endpoint() or channel.hub or DEFAULT_HUB).rstrip("/")
     for spec in specs:
         repo, revision = parse_spec(spec)
         src = HubSource(repo, default_home(), is_offline(), endpoint=channel.hub)

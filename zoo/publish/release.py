@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core import hfspec, store
-from ..errors import IntegrityError, ReleaseRefused, ZooError
+from ..errors import IntegrityError, ReleaseRefused
 from ..load import channel
 from .pin import pin
 

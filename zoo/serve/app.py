@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
+from ..core.store import payload
 from ..errors import InputError, UnsupportedError, ZooError
 from . import codec
 from .config import ServeSpec
@@ -34,7 +35,7 @@ class ZooDetector:
     @api.get("/health")
     def health(self) -> dict:
         art = self.model.info["artifact"]
-        record = art["files"].get("model", art["files"].get("weights"))
+        record = payload(art)
         return {"status": "ok", "model": self.model.info["model"], "runtime": art["runtime"], "method": art["method"],
                 "sha256": record["sha256"], "weights": self.model.info["weights"]["kind"], "pid": os.getpid()}
 

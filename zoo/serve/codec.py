@@ -53,15 +53,6 @@ def encode_masks(masks: np.ndarray) -> list[dict]:
     return [{"size": r["size"], "counts": r["counts"].decode("ascii")} for r in mask_utils.encode(binary)]
 
 
-def decode_masks(rles: list[dict], shape: tuple[int, int]) -> np.ndarray:
-    """The inverse of encode_masks: bool [N, H, W]."""
-    from pycocotools import mask as mask_utils
-    if not rles:
-        return np.zeros((0, *shape), bool)
-    return mask_utils.decode([{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in rles]
-                             ).transpose(2, 0, 1).astype(bool)
-
-
 def to_json(det: dict, categories: list[str]) -> dict:
     """Detections as JSON-ready lists: float32 values become the doubles that hold them exactly."""
     out = {k: np.asarray(v).tolist() for k, v in det.items() if k != "masks"}

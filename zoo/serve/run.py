@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 
+from ..core import settings
 from .config import ServeSpec
 
 
@@ -15,7 +16,7 @@ def start(spec: ServeSpec, host: str, port: int, address: str | None, name: str 
     from ray import serve
 
     from .app import app_builder
-    if address or os.environ.get("RAY_ADDRESS"):
+    if address or settings.ray_address():
         ray.init(address=address or None, log_to_driver=False)
     else:  # a local Ray with enough logical CPUs for the replicas asked (their threads share the real cores)
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, spec.cpus_needed), log_to_driver=False)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
+from ...core import settings
 from . import detector, shapes
 
 STEPS, BATCH, TRAIN_IMAGES, SEED = 900, 4, 400, 0
@@ -94,7 +95,7 @@ def checkpoint(cache_dir: str | Path | None = None) -> Path:
     or trained now."""
     if shipped_path().is_file() and shipped_info().get("code_digest") == cache_key():
         return shipped_path()
-    cache = Path(cache_dir or os.environ.get("ZOO_TEST_CACHE") or Path.home() / ".cache" / "zoo-tests")
+    cache = settings.training_cache(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"detector-{cache_key()}.pth"
     with FileLock(str(path) + ".lock"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ...core import settings
 from ...core.settings import default_home, is_offline, local_store  # noqa: F401 (local_store: for the CLI)
 from ...errors import NotAvailableError, UnknownModelError, ZooError
 
@@ -21,7 +22,7 @@ from ...errors import NotAvailableError, UnknownModelError, ZooError
 def open_source(spec: str | os.PathLike | None = None, cache_dir: str | Path | None = None, offline: bool | None = None,
                 model: str | None = None):
     """The source ``spec`` names; with none (and no $ZOO_SOURCE), the channel's pinned source for ``model``."""
-    spec = spec if spec is not None else os.environ.get("ZOO_SOURCE")
+    spec = spec if spec is not None else settings.source_spec()
     home, off = default_home(cache_dir), is_offline(offline)
     if not spec:
         if model is None:

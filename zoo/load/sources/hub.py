@@ -8,12 +8,11 @@ up front: it asks the Hub nothing but files, and refuses an index whose sha256 i
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import quote
 
 from .. import transport as download
-from ...core import store
+from ...core import settings, store
 from ...core.hfspec import COMMIT, check_repo_id, endpoint
 from ...errors import IntegrityError, NotAvailableError, UnsupportedError, ZooError
 from .cache import Cache
@@ -28,16 +27,12 @@ def _hub():
     return huggingface_hub
 
 
-def _offline_env() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
 class HubSource:
     def __init__(self, repo: str, home: Path, offline: bool, commit: str | None = None,
                  index_sha256: str | None = None, endpoint: str | None = None, model: str | None = None,
                  pinned_by: str | None = None, ref: str | None = None):
         self.repo = check_repo_id(repo, "hf:// source: ")
-        self.home, self.offline = Path(home), offline or _offline_env()
+        self.home, self.offline = Path(home), offline or settings.hf_offline()
         self.cache = Cache(home)
         self.pinned = (commit, index_sha256) if commit else None
         self.channel_hub, self.model, self.pinned_by, self.ref = endpoint, model, pinned_by, ref
@@ -57,8 +52,8 @@ class HubSource:
                 from huggingface_hub.utils import build_hf_headers
                 self._session.headers.update({k: v for k, v in build_hf_headers().items() if k == "authorization"})
             except Exception:  # not installed, or no token: public repositories need none
-                if os.environ.get("HF_TOKEN"):
-                    self._session.headers["authorization"] = f"Bearer {os.environ['HF_TOKEN']}"
+                if settings.hf_token():
+                    self._session.headers["authorization"] = f"Bearer {settings.hf_token()}"
         return self._session
 
     def _state(self, kind: str, name: str) -> Path:
