@@ -72,8 +72,8 @@ def full_store(tmp_path_factory, pytestconfig):
 
     ZOO_TEST_FULL_STORE=DIR reuses a store built by `zoo build --out DIR --weights random:0` (a developer's shortcut:
     building takes ~40 minutes); what the build refused is then read from what its index lacks."""
+    from zoo.build.pipeline import BuildResult, ModelOutcome, build
     from zoo.core.manifest import all_manifests
-    from zoo.build.pipeline import BuildResult, build
     prebuilt = os.environ.get("ZOO_TEST_FULL_STORE")
     if prebuilt:
         import json
@@ -81,7 +81,9 @@ def full_store(tmp_path_factory, pytestconfig):
         result = BuildResult()
         for m in all_manifests().values():
             have = {a["method"] for a in index.get(m.name, {}).get("artifacts", [])}
-            result.failed += [f"{m.name}/{e}" for e in full_store_methods(m) if e not in have]
+            result.models.append(ModelOutcome(m.name, selected=full_store_methods(m),
+                                              built=[e for e in full_store_methods(m) if e in have],
+                                              failed=[e for e in full_store_methods(m) if e not in have]))
         return Path(prebuilt), result
     out = tmp_path_factory.mktemp("full") / "store"
     names = [n for n in all_manifests() if n not in LIGHT]

@@ -191,3 +191,13 @@ def test_zoo_cache_lists_prunes_and_clears(onnx_store, tmp_path):
     cleared = run_zoo("cache", "clear", env=env).stdout
     assert cleared.startswith("freed ") and not (home / "indexes").exists()
     assert "0 blob(s)" in run_zoo("cache", "list", env=env).stdout
+
+
+def test_error_messages_carry_no_terminal_escape_codes():
+    """A ZooError quoting another library's coloured text (torch's pickling refusal is bold and coloured), or an
+    unexpected exception's first line, reaches the user without escape codes or other control characters."""
+    from zoo.errors import ParityError, UnknownModelError, ZooError, first_line
+    coloured = "\x1b[1mWeights only load failed.\x1b[0m \x1b]8;;https://x\x07link\x1b]8;;\x07 bell\x07 \x1b[31;1mred\x1b[m"
+    for e in (ZooError(coloured), ParityError(coloured), UnknownModelError(coloured)):
+        assert str(e) == "Weights only load failed. link bell red", str(e)
+    assert first_line(RuntimeError(coloured + "\nsecond line")) == "Weights only load failed. link bell red"

@@ -129,3 +129,31 @@ def test_import_zoo_does_not_import_torch():
     code = ("import sys, zoo, zoo.core.manifest, zoo.core.store, zoo.core.parity, zoo.cli, zoo.load.loader; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_new_manifest_reads_the_outputs_from_the_model_and_says_what_it_wrote(tmp_path):
+    """A Mask R-CNN builder gets masks, a Keypoint R-CNN keypoints and keypoints_scores, a Faster R-CNN neither."""
+    from conftest import run_zoo
+    for builder, outputs in [("maskrcnn_resnet50_fpn", ["masks"]),
+                             ("keypointrcnn_resnet50_fpn", ["keypoints", "keypoints_scores"]),
+                             ("fasterrcnn_mobilenet_v3_large_320_fpn", [])]:
+        out = tmp_path / f"{builder}.toml"
+        proc = run_zoo("new-manifest", "mine", "--builder", f"torchvision.models.detection.{builder}",
+                       "--num-classes", "3", "--out", out)
+        expected = ["boxes", "labels", "scores", *outputs]
+        assert list(mf.parse(out).outputs) == expected
+        assert f"outputs = [{', '.join(expected)}] (read from the model" in proc.stdout, proc.stdout
+
+
+def test_a_build_whose_manifest_leaves_out_masks_is_refused_naming_them(tmp_path):
+    """Before anything is exported, and the store keeps what it had (here: nothing, and no directory)."""
+    from conftest import manifests_with
+    from zoo.build.pipeline import build
+    name = "maskrcnn_resnet50_fpn"
+    d = manifests_with(tmp_path, name, ('outputs = ["boxes", "labels", "scores", "masks"]',
+                                        'outputs = ["boxes", "labels", "scores"]'))
+    result = build([name], tmp_path / "store", "random:0", ["onnx"], progress=False, manifest_dir=str(d))
+    (outcome,) = result.models
+    assert outcome.refused and "leaves out masks, which the model (MaskRCNN) returns: add masks to outputs" \
+        in outcome.refused, result.lines
+    assert str(d / f"{name}.toml") in outcome.refused and not (tmp_path / "store").exists()

@@ -263,9 +263,16 @@ def test_pickled_object_in_a_pth_is_refused_and_never_run(manifest, tmp_path):
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.pth"
     torch.save({"model": Payload(marker)}, evil)
-    with pytest.raises(ZooError, match="not a plain state dict.*weights_only=True"):
+    with pytest.raises(ZooError, match=r"not a plain state dict: it holds pickled code \(it calls [\w.]*getattr\), which zoo "
+                                       r"does not unpickle .* torch.save\(model.state_dict\(\), 'weights.pth'\)") as e:
         models.file_model(manifest, evil)
     assert not marker.exists()
+    assert "\x1b" not in str(e.value) and "two options" not in str(e.value), str(e.value)  # torch's text is not quoted
+    garbage = tmp_path / "garbage.pth"  # not a refusal of code: torch's unpickler stops at the first byte
+    garbage.write_bytes(b"garbage\n")
+    with pytest.raises(ZooError, match=r"garbage.pth cannot be read as a .pth checkpoint \(not a file torch.save "
+                                       r"wrote, or a damaged one: Unsupported operand 103\)"):
+        models.read_checkpoint(garbage)
     nested = tmp_path / "training.pth"  # a training checkpoint: plain data, but not a state dict
     torch.save({"model": {"w": torch.zeros(1)}, "epoch": 3}, nested)
     with pytest.raises(ZooError, match=r"not a state dict.*save checkpoint\['model'\] alone"):
@@ -312,11 +319,17 @@ def test_new_manifest_gives_a_file_that_builds_the_architecture(tmp_path):
     assert m.exports == shipped.exports and m.parity == shipped.parity and m.map_tolerance == 0.1
     assert models.architecture(m).roi_heads.box_predictor.cls_score.out_features == 3
     custom = tmp_path / "shapes.toml"
-    run_zoo("new-manifest", "shapes", "--builder", "trained.detector:build", "--num-classes", "4", "--out", custom)
+    run_zoo("new-manifest", "shapes", "--builder", "trained.detector:build", "--num-classes", "4", "--out", custom,
+            env=pythonpath(True))
     assert isinstance(models.architecture(parse(custom)).backbone, __import__("torch").nn.Sequential)
     proc = run_zoo("new-manifest", "bad", "--builder", "trained.detector:build", "--num-classes", "3",
-                   "--categories", "a,b", "--out", tmp_path / "bad.toml", check=False)
+                   "--categories", "a,b", "--out", tmp_path / "bad.toml", check=False, env=pythonpath(True))
     assert proc.returncode == 2 and "must equal the number of categories" in proc.stderr
+    proc = run_zoo("new-manifest", "lost", "--builder", "trained.detector:build", "--out", tmp_path / "lost.toml",
+                   check=False, env=pythonpath(False))
+    assert proc.returncode == 2 and "trained.detector cannot be imported" in proc.stderr and "PYTHONPATH" in proc.stderr, \
+        proc.stderr
+    assert not (tmp_path / "lost.toml").exists()
 
 
 def test_coco_scoring_of_known_answers(tmp_path):

@@ -3,7 +3,6 @@ once it passed. Killed with SIGKILL at each stage (reference outputs, export, pa
 non-ZooError in parity: afterwards the store is byte-for-byte what it was, `zoo verify` is clean, and the previous
 artifact still loads and runs."""
 import contextlib
-import json
 import shutil
 import subprocess
 import sys
@@ -13,10 +12,10 @@ import pytest
 
 import zoo
 from conftest import manifests_with, run_zoo
+from zoo.build.pipeline import ModelOutcome, build
 from zoo.core import parity, store
-from zoo.errors import ParityError
-from zoo.build.pipeline import build
 from zoo.core.staging import STAGING, clean_stale
+from zoo.errors import ParityError
 
 SSD = "ssdlite320_mobilenet_v3_large"
 pytestmark = pytest.mark.slow
@@ -212,10 +211,9 @@ def test_a_default_rebuild_whose_method_fails_keeps_the_previous_entry_and_says_
     previous entry stays, and the report does not blame the weights."""
     old = store.load_index(copy_of)["models"][SSD]
 
-    def onnx_fails(manifest, stage, weights, methods, bar, result, command, eval_data):
-        result.failed.append(f"{SSD}/onnx")
-        result.lines.append(f"FAIL {SSD} onnx No space left on device")
-        return {**old, "artifacts": old["artifacts"][:1]}
+    def onnx_fails(manifest, stage, *, weights, methods, command, bar, eval_data):
+        return ModelOutcome(SSD, entry={**old, "artifacts": old["artifacts"][:1]}, selected=["onnx"], failed=["onnx"],
+                            lines=[f"FAIL {SSD} onnx No space left on device"])
     before = contents(copy_of)
     result = build([SSD], copy_of, "random:0", progress=False, builder=onnx_fails)
     assert result.lines[-1].startswith(f"FAIL {SSD}") and "onnx failed: the previous entry is kept" in result.lines[-1]
@@ -234,12 +232,18 @@ def test_rebuilding_one_method_keeps_the_others_when_the_weights_are_the_same(co
     assert run_zoo("verify", copy_of, "--no-replay").stdout.strip().endswith("0 bad")
 
 
-def test_a_failed_first_build_leaves_an_empty_valid_store(tmp_path, other_recipe, monkeypatch):
+def test_a_failed_first_build_leaves_no_store_behind(tmp_path, other_recipe, monkeypatch):
+    """Into a directory that did not exist: nothing stored, no directory (nor its missing parents) left; into an
+    existing empty one: it stays empty. The summary says the model was not stored, not that parity failed."""
     monkeypatch.setattr(parity, "compare", lambda *a, **k: {}["missing key"])
-    result = build([SSD], tmp_path / "store", "random:0", ["onnx"], progress=False, manifest_dir=other_recipe)
+    result = build([SSD], tmp_path / "new" / "store", "random:0", ["onnx"], progress=False, manifest_dir=other_recipe)
     assert result.failed == [f"{SSD}/onnx"] and "KeyError" in result.lines[-1] and "(none)" in result.lines[-1]
-    assert json.loads((tmp_path / "store" / "index.json").read_text()) == {"format": store.FORMAT, "models": {}}
-    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["index.json"]
+    assert not (tmp_path / "new").exists()
+    summary = result.summary(tmp_path / "new" / "store", 1)
+    assert "FAILED parity" not in summary and f"nothing stored for {SSD}" in summary, summary
+    (tmp_path / "empty").mkdir()
+    build([SSD], tmp_path / "empty", "random:0", ["onnx"], progress=False, manifest_dir=other_recipe)
+    assert list((tmp_path / "empty").iterdir()) == []
 
 
 def _entry(methods, weights_sha):
@@ -254,12 +258,13 @@ def _entry(methods, weights_sha):
 def test_a_default_rebuild_keeps_a_slow_method_package_only_with_the_same_weights(tmp_path, weights, kept):
     """A default build leaves out the slow methods (aoti): it keeps the previous package when the weights are the same
     (copied into the staging tree), and drops it when they changed (it was compiled from other weights)."""
-    from zoo.build.pipeline import _keep_old_artifacts
+    from zoo.build.pipeline import carry_over
     out, stage = tmp_path / "store", tmp_path / "stage"
     (out / "models" / "m" / "aoti").mkdir(parents=True)
     (out / "models" / "m" / "aoti" / "model").write_bytes(b"package")
     old = _entry(["eager", "onnx", "aoti"], "w" * 64)
     new = _entry(["eager", "onnx"], ("w" if weights == "same" else "v") * 64)
-    assert _keep_old_artifacts(old, new, None, set(), out, stage) == []
+    carried = carry_over(old, new, None, set(), out, stage)
+    assert not carried.lost and list(carried.dropped) == ([] if kept else ["aoti"])
     assert ("aoti" in {a["method"] for a in new["artifacts"]}) is kept
     assert (stage / "models" / "m" / "aoti" / "model").exists() is kept

@@ -1,14 +1,29 @@
 """The zoo's exceptions: each says what was expected, so a user never has to read a torch traceback."""
+import re
+
+# terminal escape sequences (CSI such as colours, OSC, two-character ones) and other control characters but tab and
+# newline: another library's text quoted in a message must not reach a terminal or a log as codes
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal escape codes or control characters."""
+    return _ESCAPES.sub("", text)
 
 
 def first_line(e: BaseException) -> str:
-    """An exception's first line (at most 300 characters), to quote another library's error inside ours."""
-    text = str(e).strip()
+    """An exception's first line (at most 300 characters, no escape codes), to quote another library's error inside
+    ours."""
+    text = plain(str(e)).strip()
     return text.splitlines()[0][:300] if text else "(no message)"
 
 
 class ZooError(Exception):
-    """Base class of every error the zoo raises on purpose."""
+    """Base class of every error the zoo raises on purpose. Its message never carries terminal escape codes (a quoted
+    torch or onnxruntime message may)."""
+
+    def __str__(self) -> str:
+        return plain(super().__str__())
 
 
 class ManifestError(ZooError, ValueError):
@@ -17,7 +32,7 @@ class ManifestError(ZooError, ValueError):
 
 class UnknownModelError(ZooError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+        return plain(str(self.args[0]))
 
 
 class UnsupportedError(ZooError, ValueError):

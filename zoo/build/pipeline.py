@@ -19,11 +19,11 @@ import numpy as np
 
 from . import card, trainedlike
 from ..core import parity, staging, store
-from ..errors import ParityError, ZooError
-from ..core.manifest import METHODS, SLOW_METHODS, Manifest, parse, resolve
+from ..core.manifest import METHODS, Manifest, parse, resolve
 from ..core.progress import Stages
 from ..core.reference import save_reference
 from ..core.timing import timed_calls
+from ..errors import ParityError, ZooError, first_line
 
 GREY = (300, 400)
 # Seeded weights, eager references and parity figures are float reductions whose rounding depends on the number of
@@ -33,10 +33,56 @@ BUILD_THREADS = 2
 
 
 @dataclass
-class BuildResult:
+class ModelOutcome:
+    """What building one model gave. ``entry``: its index entry (eager and the exports that passed; None when the
+    builder failed as a whole); ``built`` / ``failed``: the methods whose export passed / failed its export, parity or
+    eval; ``kept``: earlier artifacts carried over unchanged; ``dropped``: earlier artifacts a full rebuild with other
+    weights made stale; ``refused``: why nothing of the model was stored (its previous entry then stays as it was)."""
+    name: str
+    entry: dict | None = None
+    selected: list[str] = field(default_factory=list)
     built: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)
+    refused: str | None = None
+
+    @property
+    def stored(self) -> list[str]:
+        return [] if self.refused else list(self.built)
+
+    @property
+    def not_stored(self) -> list[str]:
+        """The methods asked for that are not in the store now (every one of them when the model was refused)."""
+        return ([m for m in self.selected if m not in self.failed] + self.failed) if self.refused else list(self.failed)
+
+
+@dataclass
+class BuildResult:
+    models: list[ModelOutcome] = field(default_factory=list)
+
+    @property
+    def built(self) -> list[str]:
+        return [f"{m.name}/{x}" for m in self.models for x in m.stored]
+
+    @property
+    def failed(self) -> list[str]:
+        return [f"{m.name}/{x}" for m in self.models for x in m.not_stored]
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for m in self.models for line in m.lines]
+
+    def summary(self, out, seconds: float) -> str:
+        """The build's last line: what was stored, what failed its checks, which models were refused."""
+        checked = [f"{m.name}/{x}" for m in self.models for x in m.failed]
+        refused = [m.name for m in self.models if m.refused]
+        return (f"built {len(self.built)} artifacts into {out} in {seconds:.0f}s"
+                + (f"; {len(checked)} FAILED parity or export and were not stored: {', '.join(checked)}"
+                   if checked else "")
+                + (f"; nothing stored for {', '.join(refused)} (see its FAIL line; the store keeps its previous entry)"
+                   if refused else ""))
 
 
 @contextlib.contextmanager
@@ -98,24 +144,79 @@ def _weights(manifest: Manifest, spec: str):
     return models.random_model(manifest, seed) if kind == "random" else models.official_model(manifest)
 
 
-def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] | None, bar, result: BuildResult,
-                command: str, eval_data=None) -> dict:
-    """Build one model into ``out``; returns its index entry. Artifacts failing parity are removed and reported; with
-    ``eval_data`` (a coco_eval.Dataset) so is an artifact whose COCO mAP differs from eager's by more than the
-    manifest's map_tolerance."""
+@dataclass
+class Reference:
+    """What every artifact of one model is checked against: the stored weights, the eager outputs on the parity
+    images (one by one, and per batch size as the artifact runs them), the replay reference file, eager's mAP."""
+    weights_rel: str
+    weights_info: dict
+    weights_record: dict
+    ref_rel: str
+    singles: list
+    constant: frozenset
+    batch: list
+    ref_single: list
+    spread: dict
+    settings: dict
+    eager_time: object = None      # zoo.core.timing's figures of eager's calls
+    eager_backend: object = None
+    eager: object = None           # the Detector over eager_backend
+    eager_map: dict | None = None
+    eval_data: object = None
+    ref_batches: dict = field(default_factory=dict)  # batch size -> eager on the chunks the artifact runs
+
+    def for_batch(self, batch_size):
+        """Eager's outputs on the batch images in chunks of ``batch_size`` (padding a batch changes the features)."""
+        if batch_size not in self.ref_batches:
+            self.eager_backend.batch = batch_size
+            self.ref_batches[batch_size] = self.eager(self.batch)
+        return self.ref_batches[batch_size]
+
+
+@dataclass
+class Checked:
+    """An exported artifact that passed parity (and, with a dataset, the mAP check)."""
+    settings: dict
+    checks: dict
+    timing: object                 # zoo.core.timing's figures of the artifact's calls
+    art_map: dict | None = None
+
+
+def build_model(manifest: Manifest, out: Path, *, weights: str, methods: list[str] | None, command: str, bar,
+                eval_data=None) -> ModelOutcome:
+    """Build one model into ``out``: its weights, eager reference and each selected export. An artifact failing its
+    export, parity or (with ``eval_data``, a coco_eval.Dataset) a COCO mAP beyond the manifest's map_tolerance of
+    eager's is removed and reported in the outcome; anything else wrong with the model raises."""
+    ref = eager_reference(manifest, out, weights, bar, eval_data)
+    outcome = ModelOutcome(manifest.name, entry=_entry(manifest, ref),
+                           selected=[e.method for e in manifest.selected(methods)])
+    for spec in manifest.selected(methods):
+        artifact, line = build_artifact(manifest, out, ref, spec, command, bar)
+        outcome.lines.append(line)
+        if artifact is None:
+            outcome.failed.append(spec.method)
+        else:
+            outcome.entry["artifacts"].append(artifact)
+            outcome.built.append(spec.method)
+        bar.update(1)
+    return outcome
+
+
+def eager_reference(manifest: Manifest, out: Path, weights: str, bar, eval_data=None) -> Reference:
+    """Store the weights (OUT/models/NAME/weights.safetensors), run eager on the parity images, write the replay
+    reference and check that seeded weights behave like a trained detector's."""
     from safetensors.torch import save_file
 
     from . import weights as models
-    from ..export import FILENAMES, export_in_child
-    from ..load.runtimes import open_backend
+    from ..load.architecture import check_outputs
     from ..load.runtimes.base import Detector
     from ..load.runtimes.eager import EagerBackend
 
     name = manifest.name
-    mdir = out / "models" / name
-    mdir.mkdir(parents=True, exist_ok=True)
+    (out / "models" / name).mkdir(parents=True, exist_ok=True)
     bar.set_postfix_str(f"{name}: weights")
     model, weights_info = _weights(manifest, weights)
+    check_outputs(manifest, model)
     weights_rel = f"models/{name}/weights.safetensors"
     # one metadata key: safetensors writes its metadata map in a per-process random order (a Rust HashMap)
     save_file(models.state_dict_for_store(model), str(out / weights_rel),
@@ -133,7 +234,6 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
     eager = Detector(eager_backend, manifest.outputs, {}, manifest.categories)
     bar.set_postfix_str(f"{name}: eager reference on {len(singles)} parity images")
     ref_single, eager_time = timed_one_by_one(eager, singles)
-    ref_batches: dict = {}  # eager on the same chunks the artifact runs (padding a batch changes the features)
     ref_rel = f"models/{name}/reference.npz"
     save_reference(out / ref_rel, images["sizes"][0], ref_single[0])
     # the content images (not the grey one), one by one: seeded weights must behave like a trained detector's
@@ -143,78 +243,97 @@ def build_model(manifest: Manifest, out: Path, weights: str, methods: list[str] 
         raise ZooError(f"{name}: seeded weights (recipe {weights_info['recipe']['recipe_version']}) do not behave like "
                        f"a trained detector on the parity images: " + "; ".join(missed[:4])
                        + f"; change [random_weights] in {manifest.path} (see zoo/build/seeded.py)")
+    ref = Reference(weights_rel, weights_info, weights_record, ref_rel, singles, constant, batch, ref_single, spread,
+                    models.baked_settings(eager_backend.model), eager_time, eager_backend, eager, eval_data=eval_data)
+    ref.eager_map = _eval(eager, eval_data, f"{name} eager", bar)
+    return ref
 
-    entry = {"name": name, "aliases": list(manifest.aliases), "categories": manifest.categories,
-             "outputs": list(manifest.outputs), "weights": {**weights_info, "file": weights_record},
-             "manifest_sha256": manifest.digest, "manifest": manifest.raw, "score_spread": spread,
-             "settings": models.baked_settings(eager_backend.model),  # what a loaded model can and cannot change
+
+def _entry(manifest: Manifest, ref: Reference) -> dict:
+    """The model's index entry with its eager artifact (the exports are appended as they pass)."""
+    entry = {"name": manifest.name, "aliases": list(manifest.aliases), "categories": manifest.categories,
+             "outputs": list(manifest.outputs), "weights": {**ref.weights_info, "file": ref.weights_record},
+             "manifest_sha256": manifest.digest, "manifest": manifest.raw, "score_spread": ref.spread,
+             "settings": ref.settings,  # what a loaded model can and cannot change
              "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
-                            "devices": ["cpu", "cuda"], "files": {"weights": weights_record}}]}
-    eager_map = _eval(eager, eval_data, f"{name} eager", bar)
-    if eager_map:
-        entry["eval"] = {"dataset": eval_data.root.name, "images": len(eval_data.files), "eager": eager_map}
-    for spec in manifest.selected(methods):
-        bar.set_postfix_str(f"{name} {spec.method}: exporting")
-        adir = mdir / spec.method
-        if adir.exists():
-            shutil.rmtree(adir)
-        adir.mkdir(parents=True)
-        art_rel = f"models/{name}/{spec.method}/{FILENAMES[spec.method]}"
-        try:
-            settings = export_in_child(manifest.path, str(out / weights_rel), spec.method, str(out / art_rel))
-            backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch,
-                                   threads=BUILD_THREADS)
-            detector = Detector(backend, manifest.outputs, {}, manifest.categories)
-            tol = parity.Tolerance.from_dict(spec.tolerance)
-            bar.set_postfix_str(f"{name} {spec.method}: loading the artifact")
-            got_single, art_time = timed_one_by_one(detector, singles, bar, f"{name} {spec.method}: checking parity")
-            bar.set_postfix_str(f"{name} {spec.method}: checking parity on a batch of {len(batch)}")
-            if spec.batch not in ref_batches:
-                eager_backend.batch = spec.batch
-                ref_batches[spec.batch] = eager(batch)
-            checks = {"sizes+grey": parity.compare(ref_single, got_single, tol, constant),
-                      "batch": parity.compare(ref_batches[spec.batch], detector(batch), tol)}
-            failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]
-            if failures:
-                raise ParityError("; ".join(failures[:6]))
-            art_map = _eval(detector, eval_data, f"{name} {spec.method}", bar)
-            if art_map:
-                _check_map(manifest, eager_map, art_map)
-        except ZooError as e:
-            shutil.rmtree(adir, ignore_errors=True)
-            result.failed.append(f"{name}/{spec.method}")
-            result.lines.append(f"FAIL {name:40s} {spec.method:9s} {e}")
-            bar.update(1)
-            continue
-        art_record = store.file_record(out, art_rel)
-        metadata = {
-            "model": name, "method": spec.method, "runtime": spec.runtime, "format": spec.format,
-            "batch": spec.batch, "resolution": "dynamic", "devices": list(spec.devices), "opset": spec.opset,
-            "artifact_sha256": art_record["sha256"], "manifest_sha256": manifest.digest, "weights": weights_info,
-            "export": settings, "toolchain": toolchain(), "command": command,
-            "parity": {"reference": "eager PyTorch (torchvision) with the stored weights",
-                       "tolerance": parity.tolerance_dict(tol),
-                       "input_sizes": [list(im.shape[-2:]) for im in singles],
-                       "batch_sizes": [list(im.shape[-2:]) for im in batch],
-                       "results": {k: r.summary() for k, r in checks.items()}},
-        }
-        if art_map:
-            metadata["eval"] = {**entry["eval"], "artifact": art_map}
-        bar.set_postfix_str(f"{name} {spec.method}: writing")
-        meta_rel = f"models/{name}/{spec.method}/metadata.json"
-        store.atomic_write(out / meta_rel, store.canonical_json(metadata))
-        entry["artifacts"].append({
-            "method": spec.method, "runtime": spec.runtime, "format": spec.format, "batch": spec.batch,
-            "opset": spec.opset, "devices": list(spec.devices),
-            "parity": {"ok": True, "min_matched_fraction": min(r.matched_fraction for r in checks.values())},
-            "files": {"model": art_record, "metadata": store.file_record(out, meta_rel),
-                      "reference": store.file_record(out, ref_rel)},
-        })
-        result.built.append(f"{name}/{spec.method}")
-        result.lines.append(f"ok   {name:40s} {spec.method:9s} {checks['sizes+grey'].line()}; "
-                            f"{art_time.text()} vs eager {eager_time.text()}")
-        bar.update(1)
+                            "devices": ["cpu", "cuda"], "files": {"weights": ref.weights_record}}]}
+    if ref.eager_map:
+        entry["eval"] = {"dataset": ref.eval_data.root.name, "images": len(ref.eval_data.files), "eager": ref.eager_map}
     return entry
+
+
+def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command: str, bar) -> tuple[dict | None, str]:
+    """Export one method into OUT/models/NAME/METHOD and check it: returns its index entry (None when it failed, its
+    directory then removed) and its summary line."""
+    from ..export import FILENAMES
+    name = manifest.name
+    bar.set_postfix_str(f"{name} {spec.method}: exporting")
+    adir = out / "models" / name / spec.method
+    if adir.exists():
+        shutil.rmtree(adir)
+    adir.mkdir(parents=True)
+    art_rel = f"models/{name}/{spec.method}/{FILENAMES[spec.method]}"
+    try:
+        checked = export_and_check(manifest, out, ref, spec, art_rel, bar)
+    except ZooError as e:
+        shutil.rmtree(adir, ignore_errors=True)
+        return None, f"FAIL {name:40s} {spec.method:9s} {e}"
+    bar.set_postfix_str(f"{name} {spec.method}: writing")
+    art_record = store.file_record(out, art_rel)
+    meta_rel = f"models/{name}/{spec.method}/metadata.json"
+    store.atomic_write(out / meta_rel, store.canonical_json(_metadata(manifest, ref, spec, checked, art_record,
+                                                                      command)))
+    artifact = {
+        "method": spec.method, "runtime": spec.runtime, "format": spec.format, "batch": spec.batch,
+        "opset": spec.opset, "devices": list(spec.devices),
+        "parity": {"ok": True, "min_matched_fraction": min(r.matched_fraction for r in checked.checks.values())},
+        "files": {"model": art_record, "metadata": store.file_record(out, meta_rel),
+                  "reference": store.file_record(out, ref.ref_rel)},
+    }
+    return artifact, (f"ok   {name:40s} {spec.method:9s} {checked.checks['sizes+grey'].line()}; "
+                      f"{checked.timing.text()} vs eager {ref.eager_time.text()}")
+
+
+def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str, bar) -> Checked:
+    """Export (in a child process), run the artifact on the parity images and compare with eager; raises a ZooError
+    (ParityError) when it fails."""
+    from ..export import export_in_child
+    from ..load.runtimes import open_backend
+    from ..load.runtimes.base import Detector
+    settings = export_in_child(manifest.path, str(out / ref.weights_rel), spec.method, str(out / art_rel))
+    backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch, threads=BUILD_THREADS)
+    detector = Detector(backend, manifest.outputs, {}, manifest.categories)
+    tol = parity.Tolerance.from_dict(spec.tolerance)
+    bar.set_postfix_str(f"{manifest.name} {spec.method}: loading the artifact")
+    got_single, seconds = timed_one_by_one(detector, ref.singles, bar, f"{manifest.name} {spec.method}: checking parity")
+    bar.set_postfix_str(f"{manifest.name} {spec.method}: checking parity on a batch of {len(ref.batch)}")
+    checks = {"sizes+grey": parity.compare(ref.ref_single, got_single, tol, ref.constant),
+              "batch": parity.compare(ref.for_batch(spec.batch), detector(ref.batch), tol)}
+    failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]
+    if failures:
+        raise ParityError("; ".join(failures[:6]))
+    art_map = _eval(detector, ref.eval_data, f"{manifest.name} {spec.method}", bar)
+    if art_map:
+        _check_map(manifest, ref.eager_map, art_map)
+    return Checked(settings, checks, seconds, art_map)
+
+
+def _metadata(manifest: Manifest, ref: Reference, spec, checked: Checked, art_record: dict, command: str) -> dict:
+    metadata = {
+        "model": manifest.name, "method": spec.method, "runtime": spec.runtime, "format": spec.format,
+        "batch": spec.batch, "resolution": "dynamic", "devices": list(spec.devices), "opset": spec.opset,
+        "artifact_sha256": art_record["sha256"], "manifest_sha256": manifest.digest, "weights": ref.weights_info,
+        "export": checked.settings, "toolchain": toolchain(), "command": command,
+        "parity": {"reference": "eager PyTorch (torchvision) with the stored weights",
+                   "tolerance": parity.tolerance_dict(parity.Tolerance.from_dict(spec.tolerance)),
+                   "input_sizes": [list(im.shape[-2:]) for im in ref.singles],
+                   "batch_sizes": [list(im.shape[-2:]) for im in ref.batch],
+                   "results": {k: r.summary() for k, r in checked.checks.items()}},
+    }
+    if checked.art_map:
+        metadata["eval"] = {"dataset": ref.eval_data.root.name, "images": len(ref.eval_data.files),
+                            "eager": ref.eager_map, "artifact": checked.art_map}
+    return metadata
 
 
 def write_card(manifest: Manifest, out: Path, entry: dict) -> None:
@@ -268,34 +387,85 @@ def write_index(out: Path, models: dict) -> None:
     store.atomic_write(out / store.INDEX, store.index_bytes(models))
 
 
-def _keep_old_artifacts(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path,
-                        stage: Path, order: list[str] | None = None) -> list[str]:
-    """Add to ``entry`` the previous artifacts a partial rebuild (``--method``, or a default build, which leaves out
-    the slow methods) did not replace, copying their files into the staging tree; returns the previous artifacts that
-    would be lost because a requested method failed."""
+@dataclass
+class Carried:
+    kept: list[dict] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)   # method -> why
+    lost: list[str] = field(default_factory=list)
+
+
+def carry_over(old: dict | None, entry: dict, methods: list[str] | None, failed: set[str], out: Path, stage: Path,
+               order: list[str] | None = None) -> Carried:
+    """Decide for each artifact of the previous entry ``old`` that this build did not replace: *kept* (added to
+    ``entry``, its files copied into the staging tree), *dropped* (a default build with other weights, no method
+    failing: a slow method's package, or a method no longer in the manifest, was made from the weights this build
+    replaced; or a method the manifest no longer exports) or *lost* (anything else: the model must then not be stored,
+    so that the previous entry stays whole).
+
+    An artifact is kept when the weights are the same and each file it shares with the model (the weights, the replay
+    reference) is byte-identical in the staging tree, or absent there (then copied in): a file being re-listed by a
+    new artifact is not the test, since a build whose one method failed re-lists nothing."""
     if not old:
-        return []
+        return Carried()
     name = entry["name"]
     built = {a["method"] for a in entry["artifacts"]}
     same_weights = old.get("weights", {}).get("file") == entry["weights"]["file"]
-    new_records = {(r["path"], r["sha256"]) for r in store.iter_files({"models": {name: entry}})}
-    kept, lost = [], []
+    carried, digests = Carried(), {}
+
+    def staged_same(record: dict) -> bool:
+        path = stage / store.safe_relpath(record["path"])
+        if not path.is_file():
+            return (out / store.safe_relpath(record["path"])).is_file()
+        if record["path"] not in digests:
+            digests[record["path"]] = store.sha256_file(path)
+        return digests[record["path"]] == record["sha256"]
+
     for a in old["artifacts"]:
-        if a["method"] in built:
+        method = a["method"]
+        if method in built:
             continue
+        own = f"models/{name}/{method}/"
+        shared = [r for r in a["files"].values() if not r["path"].startswith(own)]
+        if method in failed:
+            carried.lost.append(method)
+        elif (methods or method in (order or METHODS)) and same_weights and all(staged_same(r) for r in shared):
+            carried.kept.append(a)
+        elif not methods and not failed and not same_weights:
+            carried.dropped[method] = "made from the previous weights, which this build replaced"
+        elif not methods and not failed:
+            carried.dropped[method] = "no longer among the manifest's exports"
+        else:
+            carried.lost.append(method)
+    if carried.lost:
+        return carried
+    for a in carried.kept:
         own = f"models/{name}/{a['method']}/"
-        shared_ok = all(r["path"].startswith(own) or (r["path"], r["sha256"]) in new_records for r in a["files"].values())
-        if (methods or a["method"] in SLOW_METHODS) and same_weights and shared_ok:
-            src_dir, dest_dir = out / own, stage / own
-            if src_dir.is_dir():
-                shutil.copytree(src_dir, dest_dir, copy_function=staging.link_or_copy)
-            kept.append(a)
-        elif a["method"] in failed:
-            lost.append(a["method"])
+        if (out / own).is_dir():
+            shutil.copytree(out / own, stage / own, copy_function=staging.link_or_copy)
+        for r in a["files"].values():
+            dest = stage / store.safe_relpath(r["path"])
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                staging.link_or_copy(str(out / store.safe_relpath(r["path"])), str(dest))
     rank = ["eager", *(order or METHODS)]  # a fresh build's order: the eager entry, then the manifest's exports
-    entry["artifacts"] = sorted(entry["artifacts"] + kept,
+    entry["artifacts"] = sorted(entry["artifacts"] + carried.kept,
                                 key=lambda a: rank.index(a["method"]) if a["method"] in rank else len(rank))
-    return lost
+    return carried
+
+
+def _refusal(carried: Carried, failed: list[str], same_weights: bool) -> str:
+    """Why a model whose previous artifacts could not all be carried over is not stored."""
+    why = []
+    broken = [m for m in carried.lost if m in failed]
+    stale = [m for m in carried.lost if m not in failed]
+    if broken:
+        why.append(f"{', '.join(broken)} failed" + ("" if same_weights else " and the new weights differ from the "
+                                                    "stored ones"))
+    if stale:
+        why.append(f"the stored {', '.join(stale)} would be lost (" + (
+            "made from the previous weights: build it with these weights too, --method " + " --method ".join(stale)
+            if not same_weights else "its files differ from this build's") + ")")
+    return "; ".join(why) + ": the previous entry is kept as it was"
 
 
 def build_command(what: str, methods: list[str] | None, weights: str, eval_data=None) -> str:
@@ -313,9 +483,10 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
 
     Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
     ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other
-    models still build. (A KeyboardInterrupt stops the build, leaving the store as it was before that model.)
-    ``builder`` builds one model (build_model's signature and result); the default builds here, see zoo.build.raybuild
-    for a Ray cluster."""
+    models still build; no build removes an earlier artifact it did not replace (see carry_over). A build that stores
+    nothing into a directory that did not exist leaves none. (A KeyboardInterrupt stops the build, leaving the store as
+    it was before that model.) ``builder`` builds one model (build_model's signature and result); the default builds
+    here, see zoo.build.raybuild for a Ray cluster."""
     from tqdm.auto import tqdm
 
     from .weights import parse_weights
@@ -328,49 +499,67 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     if eval_dir is not None:
         from .coco_eval import open_dataset
         eval_data = open_dataset(eval_dir)  # a broken dataset fails before any export
-    out.mkdir(parents=True, exist_ok=True)
-    with staging.store_lock(out):
-        staging.clean_stale(out)
-        if (out / store.INDEX).exists():
-            existing = store.load_index(out)["models"]
-        else:
-            existing = {}
-            write_index(out, existing)  # an empty store is still a store
-    steps = sum(1 + len(m.selected(methods)) for m in manifests)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # removed again if nothing is stored
+    existing = _open_store(out)
     result = BuildResult()
     commands = {m.name: build_command(f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name,
                                       methods, weights, eval_data) for m in manifests}
     if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.build.raybuild)
         builder.prepare([(m, commands[m.name]) for m in manifests], weights, methods)
-    with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress, file=sys.stderr) as tq, \
-            Stages(tq) as bar:  # each stage's elapsed seconds keep ticking on the bar
-        for m in manifests:
-            command = commands[m.name]
-            stage = staging.new_dir(out, m.name)
-            failed_before, built_before = len(result.failed), len(result.built)
-            try:
-                entry = (builder or build_model)(m, stage, weights, methods, bar, result, command, eval_data)
-                failed = {f.split("/", 1)[1] for f in result.failed[failed_before:]}
-                lost = _keep_old_artifacts(existing.get(m.name), entry, methods, failed, out, stage,
-                                           [e.method for e in m.exports])
-                if lost:
-                    same = existing[m.name]["weights"]["file"] == entry["weights"]["file"]
-                    raise ZooError(f"{', '.join(lost)} failed" + ("" if same else " and the new weights differ from "
-                                   "the stored ones") + ": the previous entry is kept as it was")
-                write_card(m, stage, entry)  # every artifact of the entry, those kept from before too
-                existing = staging.commit(out, stage, m.name, existing, entry)  # merged under the store's lock
-            except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
-                del result.built[built_before:]  # built, but not stored
-                skipped = [x.method for x in m.selected(methods)]
-                result.failed += [f"{m.name}/{x}" for x in skipped if f"{m.name}/{x}" not in result.failed]
-                what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {e} (unexpected; run with "
-                                                               "ZOO_DEBUG=1 for the traceback)")
-                result.lines.append(f"FAIL {m.name:40s} {'all':9s} {what}; the store keeps its previous "
-                                    f"{m.name} entry" + ("" if m.name in existing else " (none)"))
-                if os.environ.get("ZOO_DEBUG") and not isinstance(e, ZooError):
-                    traceback.print_exc()
-            finally:
-                shutil.rmtree(stage, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
+    steps = sum(1 + len(m.selected(methods)) for m in manifests)
+    try:
+        with fixed_threads(), tqdm(total=steps, desc="zoo build", unit="step", disable=not progress,
+                                   file=sys.stderr) as tq, Stages(tq) as bar:  # each stage's seconds keep ticking
+            for m in manifests:
+                result.models.append(_build_and_store(m, out, existing, builder=builder or build_model, bar=bar,
+                                                      weights=weights, methods=methods, command=commands[m.name],
+                                                      eval_data=eval_data))
+    finally:
+        with contextlib.suppress(OSError):
+            (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
+        if not (out / store.INDEX).exists():
+            for d in created:  # deepest first; rmdir: only what is still empty
+                with contextlib.suppress(OSError):
+                    d.rmdir()
     return result
+
+
+def _open_store(out: Path) -> dict:
+    """The models of the store at ``out`` (none yet: {}), after finishing or discarding what killed builds left."""
+    if not out.is_dir():
+        return {}
+    with staging.store_lock(out):
+        staging.clean_stale(out)
+        return store.load_index(out)["models"] if (out / store.INDEX).exists() else {}
+
+
+def _build_and_store(m: Manifest, out: Path, existing: dict, *, builder, bar, weights: str, methods: list[str] | None,
+                     command: str, eval_data) -> ModelOutcome:
+    """Build one model in its staging directory, carry over what it did not replace and swap it in; any failure
+    leaves the previous entry as it was (``existing`` is updated when the model is stored)."""
+    stage = staging.new_dir(out, m.name)
+    outcome = ModelOutcome(m.name, selected=[x.method for x in m.selected(methods)])
+    try:
+        outcome = builder(m, stage, weights=weights, methods=methods, command=command, bar=bar, eval_data=eval_data)
+        old = existing.get(m.name)
+        carried = carry_over(old, outcome.entry, methods, set(outcome.failed), out, stage, [e.method for e in m.exports])
+        if carried.lost:
+            raise ZooError(_refusal(carried, outcome.failed, old["weights"]["file"] == outcome.entry["weights"]["file"]))
+        outcome.kept, outcome.dropped = [a["method"] for a in carried.kept], carried.dropped
+        write_card(m, stage, outcome.entry)  # every artifact of the entry, those kept from before too
+        existing.update(staging.commit(out, stage, m.name, existing, outcome.entry))  # merged under the store's lock
+        if outcome.kept:
+            outcome.lines.append(f"kept {m.name:40s} {', '.join(outcome.kept)}: not rebuilt, stored as before")
+        outcome.lines += [f"drop {m.name:40s} {method:9s} {why}" for method, why in outcome.dropped.items()]
+    except Exception as e:  # ZooError or not: report it, keep the previous entry, build the other models
+        what = str(e) if isinstance(e, ZooError) else (f"{type(e).__name__}: {first_line(e)} (unexpected; run with "
+                                                       "ZOO_DEBUG=1 for the traceback)")
+        previous = existing.get(m.name)
+        outcome.refused = what
+        outcome.lines.append(f"FAIL {m.name:40s} {'all':9s} {what}; the store keeps its previous {m.name} entry"
+                             + (f" ({', '.join(a['method'] for a in previous['artifacts'])})" if previous else " (none)"))
+        if os.environ.get("ZOO_DEBUG") and not isinstance(e, ZooError):
+            traceback.print_exc()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return outcome

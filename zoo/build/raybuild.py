@@ -23,20 +23,21 @@ def _build_method(manifest_text: bytes, name: str, weights: str, methods: list[s
     from tqdm.auto import tqdm
 
     from ..core.manifest import parse
-    from .pipeline import BuildResult, build_model, fixed_threads
+    from .pipeline import build_model, fixed_threads
     with tempfile.TemporaryDirectory(prefix="zoo-raybuild-") as tmp:
         root = Path(tmp)
         (root / "manifest").mkdir()
         (root / "manifest" / f"{name}.toml").write_bytes(manifest_text)
         manifest = parse(root / "manifest" / f"{name}.toml")
-        stage, result = root / "store", BuildResult()
+        stage = root / "store"
         try:
             with fixed_threads():
-                entry = build_model(manifest, stage, weights, methods, tqdm(disable=True), result, command)
+                outcome = build_model(manifest, stage, weights=weights, methods=methods, command=command,
+                                      bar=tqdm(disable=True))
         except ZooError as e:
             return {"error": str(e)}
         files = {p.relative_to(stage).as_posix(): p.read_bytes() for p in sorted(stage.rglob("*")) if p.is_file()}
-    return {"entry": entry, "files": files, "result": asdict(result), "node": ray.get_runtime_context().get_node_id()}
+    return {"outcome": asdict(outcome), "files": files, "node": ray.get_runtime_context().get_node_id()}
 
 
 class RayBuilder:
@@ -71,9 +72,11 @@ class RayBuilder:
             self.pending[(m.name, m.digest, weights, tuple(methods or ()), command)] = self._submit(
                 m, weights, methods, command)
 
-    def __call__(self, manifest, out: Path, weights: str, methods: list[str] | None, bar, result, command: str,
-                 eval_data=None) -> dict:
+    def __call__(self, manifest, out: Path, *, weights: str, methods: list[str] | None, command: str, bar,
+                 eval_data=None):
         import ray
+
+        from .pipeline import ModelOutcome
         if eval_data is not None:
             raise ZooError("zoo build --ray does not take --eval (the dataset would have to be on every node): build "
                            "with --ray, then run `zoo eval NAME --data DIR --source STORE` here")
@@ -87,12 +90,13 @@ class RayBuilder:
             raise ZooError(errors[0])
         self.tasks += len(outs)
         self.nodes |= {o["node"] for o in outs}
-        exported = sorted((a for o in outs for a in o["entry"]["artifacts"] if a["method"] != "eager"),
+        parts = [ModelOutcome(**o["outcome"]) for o in outs]
+        exported = sorted((a for p in parts for a in p.entry["artifacts"] if a["method"] != "eager"),
                           key=lambda a: selected.index(a["method"]))
-        entry = {**outs[0]["entry"], "artifacts": outs[0]["entry"]["artifacts"][:1] + exported}
+        entry = {**parts[0].entry, "artifacts": parts[0].entry["artifacts"][:1] + exported}
         shared = {k: v for k, v in entry.items() if k != "artifacts"}
-        for o in outs[1:]:
-            if {k: v for k, v in o["entry"].items() if k != "artifacts"} != shared:
+        for p in parts[1:]:
+            if {k: v for k, v in p.entry.items() if k != "artifacts"} != shared:
                 raise IntegrityError(f"{manifest.name}: the Ray tasks built different weights or references "
                                      "(nodes with different toolchains?); build locally or align the nodes' packages")
         mdir = out / "models" / manifest.name
@@ -107,11 +111,11 @@ class RayBuilder:
                     continue
                 written[rel] = data
                 store.atomic_write(out / rel, data)
-        for o in outs:
-            for name, values in o["result"].items():
-                getattr(result, name).extend(values)
         bar.update(1 + len(selected))
-        return entry
+        return ModelOutcome(manifest.name, entry=entry, selected=selected,
+                            built=[m for m in selected if any(m in p.built for p in parts)],
+                            failed=[m for m in selected if any(m in p.failed for p in parts)],
+                            lines=[line for p in parts for line in p.lines])
 
     def summary(self) -> str:
         return f"ray: {self.tasks} task(s) on {len(self.nodes)} node(s), {self.threads} torch thread(s) each"

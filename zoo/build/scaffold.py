@@ -1,5 +1,6 @@
 """`zoo new-manifest`: a starting manifest for a model of your own, from the shipped manifest of the same torchvision
-builder (or, for your own ``package.module:function``, from a small Faster R-CNN's), written as TOML."""
+builder (or, for your own ``package.module:function``, from a small Faster R-CNN's), written as TOML. Its outputs are
+read from the model the builder makes (masks for a Mask R-CNN, keypoints for a Keypoint R-CNN)."""
 from __future__ import annotations
 
 import json
@@ -30,7 +31,25 @@ def manifest_doc(name: str, builder: str, num_classes: int | None = None, catego
     if builder in shipped:  # same architecture: its seeded-weights recipe applies (--weights random:SEED)
         doc["random_weights"] = template.raw["random_weights"]
     doc["eval"] = {"map_tolerance": 0.1}
+    doc["outputs"] = inferred_outputs(doc)
     return doc
+
+
+def inferred_outputs(doc: dict) -> list[str]:
+    """The keys the model returns, from the model the builder makes once (no weights; a Mask R-CNN adds masks, a
+    Keypoint R-CNN keypoints and keypoints_scores)."""
+    import importlib
+
+    from ..load import architecture  # torch
+    module = doc["builder"].partition(":")[0] if ":" in doc["builder"] else doc["builder"].rpartition(".")[0]
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ManifestError(f"--builder {doc['builder']}: {module} cannot be imported ({e}); zoo new-manifest makes the "
+                            "model once to read what it returns (the manifest's outputs): install its package or put "
+                            "it on PYTHONPATH, then run it again") from None
+    model = architecture.make(from_dict(doc, f"the manifest for {doc['name']}", ""))
+    return architecture.returned_outputs(model)
 
 
 def _key(k: str) -> str:
@@ -64,7 +83,8 @@ def to_toml(doc: dict) -> str:
 
 
 def write(name: str, builder: str, out: str | Path, num_classes: int | None = None,
-          categories: list[str] | None = None, force: bool = False) -> Path:
+          categories: list[str] | None = None, force: bool = False) -> dict:
+    """Write the manifest; returns what was written (the document)."""
     out = Path(out)
     if out.exists() and not force:
         raise ManifestError(f"{out} exists; pick another --out or pass --force")
@@ -72,4 +92,4 @@ def write(name: str, builder: str, out: str | Path, num_classes: int | None = No
     text = to_toml(doc)
     from_dict(doc, str(out), "")  # what we write must parse (the name, the builder's spelling, ...)
     out.write_text(text, encoding="utf-8")
-    return out
+    return doc

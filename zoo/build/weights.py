@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -9,7 +10,7 @@ import torch
 from . import seeded
 from ..core.manifest import Manifest
 from ..core.settings import default_home
-from ..errors import ZooError
+from ..errors import ZooError, first_line, plain
 from ..load.architecture import architecture, fit_state
 
 
@@ -42,11 +43,20 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0][:300]
-        raise ZooError(f"{path} is not a plain state dict: loading it with weights_only=True refused it ({first}); "
-                       f"save model.state_dict() with torch.save, or use .safetensors") from None
+        text = plain(str(e))
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if not found:  # not a refusal of code: a damaged or foreign file
+            why = [ln.strip() for ln in text.partition("WeightsUnpickler error:")[2].splitlines() if ln.strip()]
+            raise ZooError(f"{path} cannot be read as a {path.suffix} checkpoint (not a file torch.save wrote, or a "
+                           f"damaged one: {why[0] if why else first_line(e)}); save model.state_dict() with "
+                           "torch.save, or use .safetensors") from None
+        raise ZooError(f"{path} is not a plain state dict: it holds pickled code (it calls {found.group(1)}), which "
+                       "zoo does not unpickle (loading it would run code the file names). Save the weights alone and "
+                       "pass that file: torch.save(model.state_dict(), 'weights.pth'), or safetensors.torch.save_file("
+                       "model.state_dict(), 'weights.safetensors')") from None
     except Exception as e:  # a truncated or foreign file: torch and safetensors raise many kinds
-        raise ZooError(f"{path} cannot be read as a {path.suffix} checkpoint: {type(e).__name__}: {e}") from None
+        raise ZooError(f"{path} cannot be read as a {path.suffix} checkpoint: {type(e).__name__}: {first_line(e)}") \
+            from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         inner = [k for k in ("model", "state_dict") if isinstance(state, dict) and isinstance(state.get(k), dict)]
         hint = f" (it holds {inner[0]!r}: save checkpoint[{inner[0]!r}] alone)" if inner else ""

@@ -55,8 +55,7 @@ def cmd_build(a) -> int:
     result = build(names, a.out, weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
                    eval_dir=a.eval, builder=builder)
     print("\n".join(result.lines + ([builder.summary()] if builder else [])))
-    print(f"built {len(result.built)} artifacts into {a.out} in {time.perf_counter() - t0:.0f}s"
-          + (f"; {len(result.failed)} FAILED parity or export and were not stored: {', '.join(result.failed)}" if result.failed else ""))
+    print(result.summary(a.out, time.perf_counter() - t0))
     if weights == "official" and any("download.pytorch.org" in line and line.startswith("FAIL") for line in result.lines):
         again = " ".join(["zoo build", *names, *(f"--method {m}" for m in a.method or []),
                           *([] if local else [f"--out {a.out}"]), "--weights random:0"])

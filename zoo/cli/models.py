@@ -100,7 +100,9 @@ def add_new_manifest(sub) -> None:
 def cmd_new_manifest(a) -> int:
     from ..build.scaffold import write
     categories = [c.strip() for c in a.categories.split(",")] if a.categories else None
-    path = write(a.name, a.builder, a.out or f"{a.name}.toml", a.num_classes, categories, a.force)
-    print(f"wrote {path}: check builder_args, input, parity and export, then: "
+    path = a.out or f"{a.name}.toml"
+    doc = write(a.name, a.builder, path, a.num_classes, categories, a.force)
+    print(f"wrote {path}: outputs = [{', '.join(doc['outputs'])}] (read from the model {a.builder} makes), "
+          f"{len(doc['weights']['categories'])} categories; check builder_args, input, parity and export, then: "
           f"zoo build --manifest {path} --weights CHECKPOINT --out STORE")
     return 0

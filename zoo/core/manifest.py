@@ -23,7 +23,8 @@ SLOW_METHODS = ("aoti",)
 RUNTIMES = ("onnxruntime", "pytorch")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
-TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "keypoint_atol", "max_borderline")
+TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "mask_iou", "keypoint_atol",
+                  "max_borderline")
 MAP_TOLERANCE = 0.1  # points of COCO mAP an artifact may differ from eager under `zoo build --eval` ([eval] map_tolerance)
 BUILDER = r"[A-Za-z_][\w.]*(\.|:)[A-Za-z_]\w*"  # module.function or package.module:function
 # [random_weights]: layer name -> number tables of the seeded recipe (see zoo/build/seeded.py), `spread` first

@@ -6,7 +6,11 @@ nothing about boxes of zero area (a point, or a box clipped flat at the image bo
 and little about boxes a few pixels wide. A reference detection left unmatched is *borderline* when its score lies
 within ``score_atol`` of the lowest score the reference kept (the top-k / threshold cut-off, where near-equal scores may
 swap in or out); those are reported apart and allowed up to ``max_borderline``. Differences (boxes, scores, masks,
-keypoints) are measured on matched pairs only. An image whose ranking ties has no meaningful matching: only its output
+keypoints) are measured on matched pairs only, on what a user sees: a mask inside its detection's box (the reference
+box, rounded outwards), binarised at 0.5 (the pair's IoU must be at least ``mask_iou``) and as probabilities (mean
+absolute difference inside the box at most ``mask_atol``; over the whole image, noise confined to a small box would
+average out); a keypoint by its distance, each visible keypoint on its own (at most ``keypoint_atol``).
+An image whose ranking ties has no meaningful matching: only its output
 shapes and dtypes are checked, and it is reported as tied. That is an image whose reference scores tie, or one the
 caller names as unranked: a constant image, whose translation-invariant features give thousands of anchors the same
 objectness, so which of them pass the RPN's top-k is a tie-break (onnxruntime's TopK breaks ties unlike torch's).
@@ -24,8 +28,9 @@ class Tolerance:
     iou: float = 0.9               # a match needs this IoU or more
     box_atol: float = 1.0          # pixels, max abs over matched boxes
     score_atol: float = 0.01       # max abs over matched scores
-    mask_atol: float = 0.05        # mean abs difference of a matched mask's probabilities, worst mask
-    keypoint_atol: float = 2.0     # pixels, max abs over matched keypoints (x, y)
+    mask_atol: float = 0.05        # mean abs difference of a matched mask's probabilities inside its box, worst mask
+    mask_iou: float = 0.9          # IoU of a matched pair's masks binarised at 0.5 inside the box, worst mask
+    keypoint_atol: float = 2.0     # pixels, distance of a matched visible keypoint, worst keypoint
     max_borderline: float = 0.05   # borderline misses / n_reference
 
     @classmethod
@@ -42,6 +47,7 @@ class ImageParity:
     max_box_diff: float = 0.0
     max_score_diff: float = 0.0
     max_mask_diff: float = 0.0
+    min_mask_iou: float = 1.0
     max_keypoint_diff: float = 0.0
     tied: bool = False             # the ranking ties: matching is meaningless there (reported, not enforced)
     constant: bool = False         # named unranked by the caller (a constant input): checked like a tied one
@@ -73,6 +79,7 @@ class Report:
             "max_box_diff": _r(worst("max_box_diff")),
             "max_score_diff": _r(worst("max_score_diff")),
             "max_mask_diff": _r(worst("max_mask_diff")),
+            "min_mask_iou": _r(min((p.min_mask_iou for p in self.images), default=1.0)),
             "max_keypoint_diff": _r(worst("max_keypoint_diff")),
             "failures": list(self.failures),
         }
@@ -91,7 +98,7 @@ class Report:
                 + (f"; {' and '.join(apart)} checked for shapes only" if apart else "")
                 + (f"; {s['borderline']} borderline swap{plural(s['borderline'])} allowed" if s["borderline"] else "")
                 + f"; max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
-                + (f" mask {s['max_mask_diff']:.3g}" if s["max_mask_diff"] else "")
+                + (f" mask {s['max_mask_diff']:.3g} (IoU >= {s['min_mask_iou']:.3g})" if s["max_mask_diff"] else "")
                 + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else ""))
 
 
@@ -144,11 +151,28 @@ def match(ref: dict, cand: dict, tol: Tolerance) -> tuple[list[tuple[int, int]],
         p.max_score_diff = float(np.abs(rs[i] - cs[j]).max())
         if "masks" in ref:
             rm, cm = np.asarray(ref["masks"], np.float32), np.asarray(cand["masks"], np.float32)
-            p.max_mask_diff = float(max(np.abs(rm[a] - cm[b]).mean() for a, b in pairs))
+            figures = [mask_figures(rm[a], cm[b], rb[a]) for a, b in pairs]
+            p.max_mask_diff = max(d for d, _ in figures)
+            p.min_mask_iou = min(iou for _, iou in figures)
         if "keypoints" in ref:
             rk, ck = np.asarray(ref["keypoints"], np.float64), np.asarray(cand["keypoints"], np.float64)
-            p.max_keypoint_diff = float(np.abs(rk[i][..., :2] - ck[j][..., :2]).max())
+            distance = np.linalg.norm(rk[i][..., :2] - ck[j][..., :2], axis=-1)
+            visible = rk[i][..., 2] > 0 if rk.shape[-1] > 2 else np.ones(distance.shape, bool)
+            p.max_keypoint_diff = float(distance[visible].max()) if visible.any() else 0.0
     return pairs, p
+
+
+def mask_figures(ref_mask: np.ndarray, cand_mask: np.ndarray, box) -> tuple[float, float]:
+    """(mean abs probability difference, IoU of the masks binarised at 0.5) inside ``box`` (xyxy, rounded outwards,
+    at least one pixel) of two image-sized masks [..., H, W]. Two masks both empty there agree: IoU 1."""
+    h, w = ref_mask.shape[-2:]
+    x0, y0 = (min(max(int(np.floor(v)), 0), n - 1) for v, n in ((box[0], w), (box[1], h)))
+    x1, y1 = (max(min(int(np.ceil(v)), n), m + 1) for v, n, m in ((box[2], w, x0), (box[3], h, y0)))
+    r, c = ref_mask[..., y0:y1, x0:x1], cand_mask[..., y0:y1, x0:x1]
+    rb, cb = r >= 0.5, c >= 0.5
+    union = np.logical_or(rb, cb).sum()
+    iou = float(np.logical_and(rb, cb).sum() / union) if union else 1.0
+    return float(np.abs(r - c).mean()), iou
 
 
 def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unranked: frozenset = frozenset()) -> Report:
@@ -178,8 +202,10 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unrank
              f"{p.borderline} borderline misses > {tol.max_borderline:.0%} of {p.n_reference}"),
             (p.max_box_diff <= tol.box_atol, f"box diff {p.max_box_diff:.4g}px > {tol.box_atol}"),
             (p.max_score_diff <= tol.score_atol, f"score diff {p.max_score_diff:.4g} > {tol.score_atol}"),
-            (p.max_mask_diff <= tol.mask_atol, f"mask diff {p.max_mask_diff:.4g} > {tol.mask_atol}"),
-            (p.max_keypoint_diff <= tol.keypoint_atol, f"keypoint diff {p.max_keypoint_diff:.4g}px > {tol.keypoint_atol}"),
+            (p.max_mask_diff <= tol.mask_atol, f"mask diff inside the box {p.max_mask_diff:.4g} > {tol.mask_atol}"),
+            (p.min_mask_iou >= tol.mask_iou, f"mask IoU at 0.5 inside the box {p.min_mask_iou:.4g} < {tol.mask_iou}"),
+            (p.max_keypoint_diff <= tol.keypoint_atol,
+             f"keypoint distance {p.max_keypoint_diff:.4g}px > {tol.keypoint_atol}"),
         ]
         report.failures += [f"image {k}: {msg}" for good, msg in checks if not good]
     return report

@@ -79,11 +79,39 @@ def builder(manifest: Manifest):
     return _index_builder(manifest)[0] if manifest.source == "index" else _import(manifest)
 
 
+def returned_outputs(model: torch.nn.Module) -> list[str]:
+    """The keys a torchvision detection model returns per image: boxes, labels, scores, and masks (a Mask R-CNN: its
+    RoI heads have a mask head) or keypoints and keypoints_scores (a Keypoint R-CNN)."""
+    heads = getattr(model, "roi_heads", None)
+    return (["boxes", "labels", "scores"] + (["masks"] if heads is not None and heads.has_mask() else [])
+            + (["keypoints", "keypoints_scores"] if heads is not None and heads.has_keypoint() else []))
+
+
+def check_outputs(manifest: Manifest, model: torch.nn.Module) -> None:
+    """Refuse a manifest whose ``outputs`` leave out what the model returns (a build would drop them silently)."""
+    missing = [k for k in returned_outputs(model) if k not in manifest.outputs]
+    if missing:
+        raise ZooError(f"{manifest.path}: outputs = {list(manifest.outputs)} leaves out {', '.join(missing)}, which "
+                       f"the model ({type(model).__name__}) returns: add {', '.join(missing)} to outputs (every "
+                       "artifact would drop them)")
+
+
 def architecture(manifest: Manifest, **extra) -> torch.nn.Module:
     """The model the builder makes with the manifest's ``builder_args`` (and ``extra`` keyword arguments, e.g.
     box_score_thresh) and no weights loaded (eval mode).
     torchvision's builders also get ``weights=None, weights_backbone=None`` (no download); from a store's index they
     get them always, whatever the index says (nothing on a load path downloads or unpickles)."""
+    model = make(manifest, **extra)
+    classes = num_classes(model)
+    if classes is not None and classes != len(manifest.categories):
+        raise ZooError(f"{manifest.path}: the builder makes a model of {classes} classes but weights.categories names "
+                       f"{len(manifest.categories)}: one name per class, the background included")
+    return model.eval()
+
+
+def make(manifest: Manifest, **extra) -> torch.nn.Module:
+    """What the builder returns for the manifest's ``builder_args`` (see architecture), not yet checked against the
+    manifest's categories."""
     if manifest.source == "index":
         fn, args = _index_builder(manifest)
     else:
@@ -107,11 +135,7 @@ def architecture(manifest: Manifest, **extra) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "transform"):
         raise ZooError(f"{manifest.path}: builder {manifest.builder!r} returned {type(model).__name__}, expected a "
                        f"torchvision detection model (an nn.Module with a .transform, like FasterRCNN)")
-    classes = num_classes(model)
-    if classes is not None and classes != len(manifest.categories):
-        raise ZooError(f"{manifest.path}: the builder makes a model of {classes} classes but weights.categories names "
-                       f"{len(manifest.categories)}: one name per class, the background included")
-    return model.eval()
+    return model
 
 
 def num_classes(model: torch.nn.Module) -> int | None:

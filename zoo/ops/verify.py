@@ -49,6 +49,38 @@ def verify_cache(home: Path) -> list[Line]:
     return lines
 
 
+def _exports(root: Path, index: dict, model: str | None, runtime: str | None):
+    """(name, entry, artifact, what) of each exported artifact, those of ``model`` / ``runtime`` when given."""
+    from ..load.loader import manifest_for
+    for name, entry in sorted(index["models"].items()):
+        if model and manifest_for(model, index, str(root)).name != name:
+            continue
+        for artifact in entry["artifacts"]:
+            if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime):
+                continue
+            yield name, entry, artifact, f"{name} {artifact['runtime']}/{artifact['method']}"
+
+
+def provenance(root: Path, index: dict, model: str | None = None, runtime: str | None = None) -> list[Line]:
+    """Each artifact's metadata names the artifact and the weights the index lists (no replay: no runtime needed)."""
+    lines = []
+    for _, entry, artifact, what in _exports(root, index, model, runtime):
+        try:
+            meta_rel = artifact["files"]["metadata"]["path"]
+            meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
+        except ZooError as e:
+            lines.append(Line("error", what, str(e)))
+            continue
+        if meta.get("artifact_sha256") != artifact["files"]["model"]["sha256"]:
+            lines.append(Line("provenance mismatch", what, f"metadata says artifact {meta.get('artifact_sha256')}, "
+                              f"index says {artifact['files']['model']['sha256']}"))
+        elif meta["weights"]["sha256"] != entry["weights"]["file"]["sha256"]:
+            lines.append(Line("provenance mismatch", what, "metadata's weights digest differs from the store's weights"))
+        else:
+            lines.append(Line("ok", what, "provenance: its metadata names this artifact and the store's weights"))
+    return lines
+
+
 def replay(root: Path, index: dict, model: str | None = None, runtime: str | None = None,
            trust_code: bool = False) -> list[Line]:
     """Run each artifact on its stored reference input and compare with the eager outputs recorded at build time.
@@ -56,48 +88,34 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
     code."""
     from ..core import parity
     from ..core.reference import load_reference
-    from ..load.loader import load, manifest_for
+    from ..load.loader import load
     from ..load.sources.local import LocalSource
 
     code_ok = trust.trusted(LocalSource(root), trust_code)
-
     lines = []
-    for name, entry in sorted(index["models"].items()):
-        if model and manifest_for(model, index, str(root)).name != name:
+    for name, _, artifact, what in _exports(root, index, model, runtime):
+        if trust.is_code(artifact["method"]) and not code_ok:
+            lines.append(Line("not replayed", what, f"{artifact['method']} is code and this store is not one you "
+                              f"said you trust (its hashes were checked): {trust.consent_hint(LocalSource(root))}"))
             continue
-        for artifact in entry["artifacts"]:
-            if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime):
-                continue
-            what = f"{name} {artifact['runtime']}/{artifact['method']}"
-            if trust.is_code(artifact["method"]) and not code_ok:
-                lines.append(Line("not replayed", what, f"{artifact['method']} is code and this store is not one you "
-                                  f"said you trust (its hashes were checked): {trust.consent_hint(LocalSource(root))}"))
-                continue
-            try:
-                meta_rel = artifact["files"]["metadata"]["path"]
-                meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
-                if meta.get("artifact_sha256") != artifact["files"]["model"]["sha256"]:
-                    lines.append(Line("provenance mismatch", what, f"metadata says artifact {meta.get('artifact_sha256')}, "
-                                      f"index says {artifact['files']['model']['sha256']}"))
-                    continue
-                if meta["weights"]["sha256"] != entry["weights"]["file"]["sha256"]:
-                    lines.append(Line("provenance mismatch", what, "metadata's weights digest differs from the store's weights"))
-                    continue
-                image, expected = load_reference(root / artifact["files"]["reference"]["path"])
-                with warnings.catch_warnings():  # replaying seeded weights is fine: only the numbers matter here
-                    warnings.simplefilter("ignore", SeededWeightsWarning)
-                    detector = load(name, runtime=artifact["runtime"], method=artifact["method"], source=str(root),
-                                    trust_code=code_ok)
-                got = detector([image])[0]
-                tol = parity.Tolerance.from_dict({**meta["parity"]["tolerance"],
-                                                  "mask_atol": meta["parity"]["tolerance"]["mask_atol"] + 1 / 255})
-                report = parity.compare([expected], [got], tol)
-                lines.append(Line("ok" if report.ok else "parity failure", what,
-                                  report.line() + ("" if report.ok else " | " + "; ".join(report.failures))))
-            except ZooError as e:
-                lines.append(Line("error", what, str(e)))
-            except Exception as e:  # one artifact's runtime failure must not hide the others' results
-                lines.append(Line("error", what, f"{type(e).__name__}: {e}"))
+        try:
+            meta_rel = artifact["files"]["metadata"]["path"]
+            meta = schema.parse("metadata", (root / meta_rel).read_bytes(), str(root / meta_rel))
+            image, expected = load_reference(root / artifact["files"]["reference"]["path"])
+            with warnings.catch_warnings():  # replaying seeded weights is fine: only the numbers matter here
+                warnings.simplefilter("ignore", SeededWeightsWarning)
+                detector = load(name, runtime=artifact["runtime"], method=artifact["method"], source=str(root),
+                                trust_code=code_ok)
+            got = detector([image])[0]
+            tol = parity.Tolerance.from_dict({**meta["parity"]["tolerance"],
+                                              "mask_atol": meta["parity"]["tolerance"]["mask_atol"] + 1 / 255})
+            report = parity.compare([expected], [got], tol)
+            lines.append(Line("ok" if report.ok else "parity failure", what,
+                              report.line() + ("" if report.ok else " | " + "; ".join(report.failures))))
+        except ZooError as e:
+            lines.append(Line("error", what, str(e)))
+        except Exception as e:  # one artifact's runtime failure must not hide the others' results
+            lines.append(Line("error", what, f"{type(e).__name__}: {e}"))
     return lines
 
 
@@ -109,6 +127,8 @@ def verify_path(path: str | Path, model: str | None = None, runtime: str | None 
         lines = [Line("interrupted build", d.name, "killed while swapping this model in: any `zoo build ... --out "
                       f"{root}` finishes it") for d in sorted((root / STAGING).glob("*")) if swap_begun(d)]
         lines += verify_files(root, index)
+        if all(x.ok for x in lines):  # a replayed artifact's own line says it all
+            lines += [x for x in provenance(root, index, model, runtime) if not (x.ok and do_replay)]
         if do_replay and all(x.ok for x in lines):
             lines += replay(root, index, model, runtime, trust_code)
         return lines
