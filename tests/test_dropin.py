@@ -229,8 +229,8 @@ def test_rcnn_baked_values_and_torchvision_names(light_store):
 
 def test_a_store_without_baked_values_says_to_rebuild():
     with pytest.raises(NotAvailableError, match="rebuild the store"):
-        thresholds.resolve(None, {"score_thresh": 0.5})
-    assert thresholds.resolve(None, {"score_thresh": None}) == thresholds.Limits()
+        thresholds.limits_for(None, {"score_thresh": 0.5})
+    assert thresholds.limits_for(None, {"score_thresh": None}) == thresholds.Limits()
 
 
 def test_load_time_limits_are_the_default_and_a_call_may_change_them(light_store):

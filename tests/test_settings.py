@@ -11,9 +11,9 @@ from zoo.core import settings
 
 PACKAGE = Path(__file__).resolve().parent.parent / "zoo"
 # still read where they are used, in code other open work is rewriting (see docs/architecture.md)
-ELSEWHERE = {"zoo/load/architecture.py": {"ZOO_TRUSTED_BUILDERS"},
-             "zoo/build/pipeline.py": {"ZOO_DEBUG"}, "zoo/export/__init__.py": {"environ"},
-             "zoo/export/run.py": {"ZOO_EXPORT_PARENT"}}
+# export/ hands the export child its environment and the parent's pid (and export/run.py checks it before it imports
+# anything): the only reads outside zoo/core/settings.py
+ELSEWHERE = {"zoo/export/__init__.py": {"environ"}, "zoo/export/run.py": {"ZOO_EXPORT_PARENT"}}
 
 
 def environment_reads(path: Path) -> set[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
 import shutil
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import card, trainedlike
+from ..core.settings import debug
 from ..core import parity, staging, store
 from ..core.manifest import METHODS, Manifest, parse, resolve
 from ..core.progress import Stages
@@ -558,7 +558,7 @@ def _build_and_store(m: Manifest, out: Path, existing: dict, *, builder, bar, we
         outcome.refused = what
         outcome.lines.append(f"FAIL {m.name:40s} {'all':9s} {what}; the store keeps its previous {m.name} entry"
                              + (f" ({', '.join(a['method'] for a in previous['artifacts'])})" if previous else " (none)"))
-        if os.environ.get("ZOO_DEBUG") and not isinstance(e, ZooError):
+        if debug() and not isinstance(e, ZooError):
             traceback.print_exc()
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -3,11 +3,10 @@ builder (or, for your own ``package.module:function``, from a small Faster R-CNN
 read from the model the builder makes (masks for a Mask R-CNN, keypoints for a Keypoint R-CNN)."""
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 from ..errors import ManifestError
+from ..core import toml
 from ..core.manifest import all_manifests, from_dict
 
 GENERIC = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the template for builders that are not torchvision's
@@ -52,36 +51,6 @@ def inferred_outputs(doc: dict) -> list[str]:
     return architecture.returned_outputs(model)
 
 
-def _key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float, str)):
-        return json.dumps(v)  # JSON's strings and numbers are TOML's
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }"
-    raise ManifestError(f"cannot write {type(v).__name__} to TOML")
-
-
-def to_toml(doc: dict) -> str:
-    """Scalars and lists first, then each table as [name] (nested tables inline), arrays of tables as [[name]]."""
-    lines = [f"{_key(k)} = {_value(v)}" for k, v in doc.items() if not isinstance(v, dict)
-             and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))]
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            lines += ["", f"[{_key(k)}]"] + [f"{_key(a)} = {_value(b)}" for a, b in v.items()]
-    for k, v in doc.items():
-        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            for table in v:
-                lines += ["", f"[[{_key(k)}]]"] + [f"{_key(a)} = {_value(b)}" for a, b in table.items()]
-    return "\n".join(lines) + "\n"
-
-
 def write(name: str, builder: str, out: str | Path, num_classes: int | None = None,
           categories: list[str] | None = None, force: bool = False) -> dict:
     """Write the manifest; returns what was written (the document)."""
@@ -89,7 +58,7 @@ def write(name: str, builder: str, out: str | Path, num_classes: int | None = No
     if out.exists() and not force:
         raise ManifestError(f"{out} exists; pick another --out or pass --force")
     doc = manifest_doc(name, builder, num_classes, categories)
-    text = to_toml(doc)
+    text = toml.dumps(doc)
     from_dict(doc, str(out), "")  # what we write must parse (the name, the builder's spelling, ...)
     out.write_text(text, encoding="utf-8")
     return doc

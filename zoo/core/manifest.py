@@ -177,12 +177,32 @@ def parse(path: Path | str) -> Manifest:
 
 
 def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Manifest:
-    """Validate a parsed manifest (a file's TOML, or the copy a store's index carries); ``origin`` names it in errors."""
+    """Validate a parsed manifest (a file's TOML, or the copy a store's index carries); ``origin`` names it in errors.
+    Each table is checked by a step of its own, in the order the file lists them (the first error is the one named)."""
     if not isinstance(doc, dict):
         raise ManifestError(f"{origin}: expected a manifest table, got {type(doc).__name__}")
     c = _Checker(origin, doc)
     c.no_unknown(doc, {"name", "aliases", "family", "builder", "builder_args", "description", "outputs", "weights",
                        "input", "random_weights", "parity", "eval", "export", "unsupported"}, "")
+    name, builder, builder_args = _identity(c, doc)
+    map_tolerance = _eval(c, doc)
+    outputs = c.strings(doc, "outputs", "", allowed=OUTPUT_KEYS)
+    if outputs[:3] != ("boxes", "labels", "scores"):
+        c.fail("outputs", "to start with boxes, labels, scores", list(outputs))
+    w, inp, rw, par = _weights(c, doc), _input(c, doc), _random_weights(c, doc), _parity(c, doc)
+    exports = _exports(c, doc)
+    unsupported = _unsupported(c, doc, exports)
+    return Manifest(
+        name=name, aliases=c.strings(doc, "aliases", "", required=False), family=c.get(doc, "family", "", str, "a family"),
+        builder=builder, description=c.get(doc, "description", "", str, "a one-line description"), outputs=outputs,
+        weights=w, input=inp, random_weights=rw, parity=par, exports=tuple(exports), unsupported=tuple(unsupported),
+        path=origin, digest=digest, raw=doc, builder_args=dict(builder_args),
+        map_tolerance=MAP_TOLERANCE if map_tolerance is None else float(map_tolerance), source=source,
+    )
+
+
+def _identity(c: _Checker, doc: dict) -> tuple[str, str, dict]:
+    """name, builder and builder_args."""
     name = c.get(doc, "name", "", str, "the model's name, a string")
     if not re.fullmatch(r"[a-z0-9_]+", name):
         c.fail("name", "lower-case letters, digits and '_'", name)
@@ -190,15 +210,20 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
     if not re.fullmatch(BUILDER, builder):
         c.fail("builder", "a dotted path 'module.function' or 'package.module:function'", builder)
     builder_args = c.get(doc, "builder_args", "", dict, "a table of the builder's keyword arguments", required=False) or {}
+    return name, builder, builder_args
+
+
+def _eval(c: _Checker, doc: dict) -> float | None:
+    """[eval]: map_tolerance, when given."""
     ev = c.get(doc, "eval", "", dict, "an [eval] table", required=False) or {}
     c.no_unknown(ev, {"map_tolerance"}, "eval")
     map_tolerance = c.get(ev, "map_tolerance", "eval", (int, float), "a number of mAP points (0-100 scale)", required=False)
     if map_tolerance is not None and map_tolerance < 0:
         c.fail("eval.map_tolerance", "a non-negative number of mAP points", map_tolerance)
-    outputs = c.strings(doc, "outputs", "", allowed=OUTPUT_KEYS)
-    if outputs[:3] != ("boxes", "labels", "scores"):
-        c.fail("outputs", "to start with boxes, labels, scores", list(outputs))
+    return map_tolerance
 
+
+def _weights(c: _Checker, doc: dict) -> dict:
     w = c.get(doc, "weights", "", dict, "a [weights] table")
     c.no_unknown(w, {"enum", "url", "sha256", "license", "recipe", "num_params", "categories", "keypoint_names", "metrics"}, "weights")
     # url/sha256 name official weights (`--weights official`); a model of your own has none and builds from a file
@@ -211,7 +236,10 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
     if not c.strings(w, "categories", "weights"):
         c.fail("weights.categories", "the label names, index 0 first (usually '__background__')", [])
     c.get(w, "metrics", "weights", dict, "a table of COCO metrics", required=False)
+    return w
 
+
+def _input(c: _Checker, doc: dict) -> dict:
     inp = c.get(doc, "input", "", dict, "an [input] table")
     c.no_unknown(inp, {"min_size", "max_size", "fixed_size", "image_mean", "image_std"}, "input")
     if "fixed_size" not in inp:
@@ -219,8 +247,12 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
         c.get(inp, "max_size", "input", int, "an integer (pixels)")
     else:
         c.size(inp, "fixed_size", "input")
+    return inp
 
-    # needed only for `--weights random:SEED` (checked there): a model of your own builds from its checkpoint
+
+def _random_weights(c: _Checker, doc: dict) -> dict:
+    """[random_weights]: needed only for `--weights random:SEED` (checked there): a model of your own builds from its
+    checkpoint."""
     rw = c.get(doc, "random_weights", "", dict, "a [random_weights] table", required=False) or {}
     c.no_unknown(rw, {"bn_recalibration", *RANDOM_WEIGHT_TABLES}, "random_weights")
     c.get(rw, "bn_recalibration", "random_weights", bool, "true or false", required=bool(rw))
@@ -232,7 +264,10 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
         for k, v in (c.get(rw, table, "random_weights", dict, f"a table of layer name = {table}", required=False) or {}).items():
             if k not in spread or not isinstance(v, (int, float)) or isinstance(v, bool):
                 c.fail(f"random_weights.{table}.{k}", "a number, for a layer also listed under spread", v)
+    return rw
 
+
+def _parity(c: _Checker, doc: dict) -> dict:
     par = c.get(doc, "parity", "", dict, "a [parity] table")
     c.no_unknown(par, {"export_size", "sizes", "batch"}, "parity")
     c.size(par, "export_size", "parity")
@@ -246,52 +281,69 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
     batch = c.get(par, "batch", "parity", list, "a list of [height, width]")
     for i, _ in enumerate(batch):
         c.size(dict(enumerate(batch)), i, "parity.batch")  # type: ignore[arg-type]
+    return par
 
-    exports = []
+
+def _exports(c: _Checker, doc: dict) -> list[Export]:
+    exports: list[Export] = []
     for n, e in enumerate(c.get(doc, "export", "", list, "an array of [[export]] tables", required=False) or []):
-        where = f"export[{n}]"
-        if not isinstance(e, dict):
-            c.fail(where, "a table", e)
-        c.no_unknown(e, {"method", "runtime", "format", "opset", "exporter", "batch", "resolution", "devices",
-                         "tolerance"}, where)
-        method = c.get(e, "method", where, str, "one of " + ", ".join(METHODS))
-        if method not in METHODS:
-            c.fail(f"{where}.method", "one of " + ", ".join(METHODS), method)
-        runtime, fmt = METHODS[method]
-        if c.get(e, "runtime", where, str, f"'{runtime}'") != runtime:
-            c.fail(f"{where}.runtime", f"'{runtime}' for method {method}", e["runtime"])
-        if c.get(e, "format", where, str, f"'{fmt}'") != fmt:
-            c.fail(f"{where}.format", f"'{fmt}' for method {method}", e["format"])
-        batch_v = c.get(e, "batch", where, (int, str), "a fixed batch size (integer) or \"dynamic\"")
-        if (isinstance(batch_v, str) and batch_v != "dynamic") or (isinstance(batch_v, int) and batch_v < 1):
-            c.fail(f"{where}.batch", "a positive integer or \"dynamic\"", batch_v)
-        if method in ("tracing", "export", "aoti") and batch_v == "dynamic":
-            c.fail(f"{where}.batch", f"a fixed integer: {method} fixes the batch size (the length of the image list)",
-                   batch_v)
-        if c.get(e, "resolution", where, str, "\"dynamic\"") != "dynamic":
-            c.fail(f"{where}.resolution", "\"dynamic\"", e["resolution"])
-        devices = c.strings(e, "devices", where, allowed=DEVICES)
-        opset = c.get(e, "opset", where, int, "an ONNX opset number (16 or more)", required=(method == "onnx"))
-        if opset is not None and opset < 16:
-            c.fail(f"{where}.opset", "16 or more (roi_align(aligned=True) needs opset 16)", opset)
-        exporter = c.get(e, "exporter", where, str, "\"legacy\" or \"dynamo\"", required=False)
-        if method != "onnx" and exporter is not None:
-            c.fail(f"{where}.exporter", "no exporter key: only method onnx has a choice of exporters", exporter)
-        if method == "onnx":
-            exporter = exporter or "legacy"
-            if exporter not in ("legacy", "dynamo"):
-                c.fail(f"{where}.exporter", "\"legacy\" (torch.onnx.export(dynamo=False)) or \"dynamo\"", exporter)
-        tol = c.get(e, "tolerance", where, dict, "a table of parity bounds")
-        for k, v in tol.items():
-            if k not in TOLERANCE_KEYS:
-                c.fail(f"{where}.tolerance.{k}", "one of " + ", ".join(TOLERANCE_KEYS))
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-                c.fail(f"{where}.tolerance.{k}", "a non-negative number", v)
-        if any(x.method == method for x in exports):
-            c.fail(f"{where}.method", "each method once", method)
-        exports.append(Export(method, runtime, fmt, None if batch_v == "dynamic" else batch_v, devices, dict(tol), opset,
-                              exporter=exporter))
+        export = _export(c, e, f"export[{n}]")
+        if any(x.method == export.method for x in exports):
+            c.fail(f"export[{n}].method", "each method once", export.method)
+        exports.append(export)
+    return exports
 
+
+def _export(c: _Checker, e, where: str) -> Export:
+    """One [[export]] table."""
+    if not isinstance(e, dict):
+        c.fail(where, "a table", e)
+    c.no_unknown(e, {"method", "runtime", "format", "opset", "exporter", "batch", "resolution", "devices",
+                     "tolerance"}, where)
+    method = c.get(e, "method", where, str, "one of " + ", ".join(METHODS))
+    if method not in METHODS:
+        c.fail(f"{where}.method", "one of " + ", ".join(METHODS), method)
+    runtime, fmt = METHODS[method]
+    if c.get(e, "runtime", where, str, f"'{runtime}'") != runtime:
+        c.fail(f"{where}.runtime", f"'{runtime}' for method {method}", e["runtime"])
+    if c.get(e, "format", where, str, f"'{fmt}'") != fmt:
+        c.fail(f"{where}.format", f"'{fmt}' for method {method}", e["format"])
+    batch_v = c.get(e, "batch", where, (int, str), "a fixed batch size (integer) or \"dynamic\"")
+    if (isinstance(batch_v, str) and batch_v != "dynamic") or (isinstance(batch_v, int) and batch_v < 1):
+        c.fail(f"{where}.batch", "a positive integer or \"dynamic\"", batch_v)
+    if method in ("tracing", "export", "aoti") and batch_v == "dynamic":
+        c.fail(f"{where}.batch", f"a fixed integer: {method} fixes the batch size (the length of the image list)",
+               batch_v)
+    if c.get(e, "resolution", where, str, "\"dynamic\"") != "dynamic":
+        c.fail(f"{where}.resolution", "\"dynamic\"", e["resolution"])
+    devices = c.strings(e, "devices", where, allowed=DEVICES)
+    opset = c.get(e, "opset", where, int, "an ONNX opset number (16 or more)", required=(method == "onnx"))
+    if opset is not None and opset < 16:
+        c.fail(f"{where}.opset", "16 or more (roi_align(aligned=True) needs opset 16)", opset)
+    exporter = _exporter(c, e, where, method)
+    tol = c.get(e, "tolerance", where, dict, "a table of parity bounds")
+    for k, v in tol.items():
+        if k not in TOLERANCE_KEYS:
+            c.fail(f"{where}.tolerance.{k}", "one of " + ", ".join(TOLERANCE_KEYS))
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            c.fail(f"{where}.tolerance.{k}", "a non-negative number", v)
+    return Export(method, runtime, fmt, None if batch_v == "dynamic" else batch_v, devices, dict(tol), opset,
+                  exporter=exporter)
+
+
+def _exporter(c: _Checker, e: dict, where: str, method: str) -> str | None:
+    """onnx: "legacy" (the default) or "dynamo"; other methods have no choice."""
+    exporter = c.get(e, "exporter", where, str, "\"legacy\" or \"dynamo\"", required=False)
+    if method != "onnx" and exporter is not None:
+        c.fail(f"{where}.exporter", "no exporter key: only method onnx has a choice of exporters", exporter)
+    if method == "onnx":
+        exporter = exporter or "legacy"
+        if exporter not in ("legacy", "dynamo"):
+            c.fail(f"{where}.exporter", "\"legacy\" (torch.onnx.export(dynamo=False)) or \"dynamo\"", exporter)
+    return exporter
+
+
+def _unsupported(c: _Checker, doc: dict, exports: list[Export]) -> list[Unsupported]:
     unsupported = []
     for n, u in enumerate(c.get(doc, "unsupported", "", list, "an array of [[unsupported]] tables", required=False) or []):
         where = f"unsupported[{n}]"
@@ -302,14 +354,7 @@ def from_dict(doc: dict, origin: str, digest: str, source: str = "file") -> Mani
         if m in {x.method for x in exports}:
             c.fail(f"{where}.method", "a method that is not also listed under [[export]]", m)
         unsupported.append(Unsupported(m, c.get(u, "runtime", where, str, "a runtime"), c.get(u, "reason", where, str, "why")))
-
-    return Manifest(
-        name=name, aliases=c.strings(doc, "aliases", "", required=False), family=c.get(doc, "family", "", str, "a family"),
-        builder=builder, description=c.get(doc, "description", "", str, "a one-line description"), outputs=outputs,
-        weights=w, input=inp, random_weights=rw, parity=par, exports=tuple(exports), unsupported=tuple(unsupported),
-        path=origin, digest=digest, raw=doc, builder_args=dict(builder_args),
-        map_tolerance=MAP_TOLERANCE if map_tolerance is None else float(map_tolerance), source=source,
-    )
+    return unsupported
 
 
 def manifest_dir() -> Path:

@@ -104,6 +104,11 @@ def training_cache(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir or value("ZOO_TEST_CACHE") or Path.home() / ".cache" / "zoo-tests")
 
 
+def trusted_builders() -> list[str]:
+    """$ZOO_TRUSTED_BUILDERS: comma-separated modules whose builders a store's index may name (zoo.load.architecture)."""
+    return [e.strip() for e in (value("ZOO_TRUSTED_BUILDERS") or "").split(",") if e.strip()]
+
+
 def trusted_sources() -> list[str]:
     """$ZOO_TRUSTED_SOURCES: comma-separated sources the user trusts to run code (zoo/core/trust.py)."""
     return [e.strip() for e in (value("ZOO_TRUSTED_SOURCES") or "").split(",") if e.strip()]

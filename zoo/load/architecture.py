@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 from pathlib import Path
 
 import torch
 
+from ..core import settings
 from ..errors import IntegrityError, ZooError
 from ..core.manifest import Manifest
 
@@ -22,7 +22,7 @@ def _consented(builder_path: str) -> bool:
     """A module the user lists in $ZOO_TRUSTED_BUILDERS (comma-separated module names; a name covers its
     submodules)."""
     module = builder_path.partition(":")[0] if ":" in builder_path else builder_path.rpartition(".")[0]
-    allowed = [p.strip() for p in os.environ.get("ZOO_TRUSTED_BUILDERS", "").split(",") if p.strip()]
+    allowed = settings.trusted_builders()
     return any(module == p or module.startswith(p + ".") for p in allowed)
 
 

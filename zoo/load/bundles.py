@@ -12,7 +12,7 @@ from .loader import channel_name, manifest_for
 from .sources import open_source
 
 
-def _copy_verified(src: Path, dest: Path, sha256: str, name: str | None = None) -> bool:
+def copy_verified(src: Path, dest: Path, sha256: str, name: str | None = None) -> bool:
     """Copy src to dest atomically unless dest already holds those bytes; returns whether it wrote. Bytes that do not
     match ``sha256`` never reach ``dest`` (the error names ``name``, default dest)."""
     if dest.is_file() and store.sha256_file(dest) == sha256:
@@ -57,12 +57,12 @@ def download(names: list[str], to: str | Path, runtime: str | None = None, metho
             raise NotAvailableError(f"{src.description} has no {runtime or 'any'}/{method or 'any'} artifact for "
                                     f"{manifest.name} (it has: {have})")
         # a bundle keeps the store layout (models/NAME/...), whatever the layout of the source
-        models[manifest.name], pairs = relocate({**entry, "artifacts": artifacts}, manifest.name, f"models/{manifest.name}/")
+        models[manifest.name], pairs = rebased({**entry, "artifacts": artifacts}, manifest.name, f"models/{manifest.name}/")
         for original, bundled in pairs:  # a file listed by several artifacts is fetched once
             jobs.setdefault(bundled["path"], (src, original, bundled))
     bundle_index = {"format": store.FORMAT, "models": dict(sorted(models.items()))}
     for src, original, bundled in tqdm(list(jobs.values()), desc="zoo download", unit="file"):
-        _copy_verified(src.fetch(original), to / store.safe_relpath(bundled["path"]), bundled["sha256"])
+        copy_verified(src.fetch(original), to / store.safe_relpath(bundled["path"]), bundled["sha256"])
     for src, _ in opened.values():
         if getattr(src, "index_data", None) is not None:
             store.atomic_write(to / "indexes" / f"{store.sha256_bytes(src.index_data)}.json", src.index_data)
@@ -95,7 +95,7 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
             raise NotAvailableError(f"{root / record['path']} is listed in the bundle's index but missing: copy the "
                                     "whole bundle") from None
         present += cache.blob(record["sha256"]).is_file()  # a cached copy is checked all the same
-        cache.get(record, lambda dest, src=src, sha=record["sha256"]: _copy_verified(src, dest, sha, str(src)), str(src))
+        cache.get(record, lambda dest, src=src, sha=record["sha256"]: copy_verified(src, dest, sha, str(src)), str(src))
     indexes = sorted((root / "indexes").glob("*.json")) if (root / "indexes").is_dir() else []
     for path in indexes:
         if path.is_symlink():
@@ -110,7 +110,7 @@ def import_bundle(bundle: str | Path, cache_dir: str | Path | None = None) -> tu
     return len(records) - present, present, len(indexes), models
 
 
-def relocate(entry: dict, name: str, to_prefix: str) -> tuple[dict, list[tuple[dict, dict]]]:
+def rebased(entry: dict, name: str, to_prefix: str) -> tuple[dict, list[tuple[dict, dict]]]:
     """A copy of ``entry`` whose paths move from wherever they are (``models/NAME/`` in a store, the root of a
     per-model repository) to ``to_prefix``; with (original record, new record) pairs."""
     new = copy.deepcopy(entry)

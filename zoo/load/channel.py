@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from ..core import settings
+from ..core import settings, toml
 from ..core.hfspec import COMMIT, DEFAULT_HUB, check_repo_id
 from ..errors import ChannelError, NotAvailableError
 
@@ -75,20 +75,15 @@ def read(path: str | Path | None = None) -> Channel:
     return Channel(hub.rstrip("/"), org, models, str(path))
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def dumps(channel: Channel, comment: str = "") -> str:
-    """The channel as TOML (strings only: no TOML writer is needed for so small a format)."""
+    """The channel as TOML, a commented header first."""
     lines = [f"# {line}".rstrip() for line in comment.splitlines()]
-    lines += [f"format = {_quote(FORMAT)}", "", "[channel]", f"hub = {_quote(channel.hub)}", f"org = {_quote(channel.org)}"]
+    lines += [f"format = {toml.value(FORMAT)}"] + toml.table("channel", {"hub": channel.hub, "org": channel.org})
     if not channel.models:
         lines += ["", "# no release pinned yet: `zoo release` or `zoo pin` fills [models.NAME] tables", "[models]"]
     for name, pin in sorted(channel.models.items()):
-        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _quote(name)
-        lines += ["", f"[models.{key}]", f"repo = {_quote(pin.repo)}", f"commit = {_quote(pin.commit)}",
-                  f"index_sha256 = {_quote(pin.index_sha256)}"]
+        lines += toml.table(f"models.{toml.key(name)}", {"repo": pin.repo, "commit": pin.commit,
+                                                          "index_sha256": pin.index_sha256})
     return "\n".join(lines) + "\n"
 
 

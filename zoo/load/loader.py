@@ -88,7 +88,7 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     artifact = entry["artifact"]
     trust.require(src, artifact["method"], manifest.name, trust_code)  # before a byte of it is fetched
     wanted = dict(score_thresh=score_thresh, detections_per_img=detections_per_img, **torchvision_names)
-    limits = thresholds.resolve(entry.get("settings"), wanted, model=manifest.name)
+    limits = thresholds.limits_for(entry.get("settings"), wanted, model=manifest.name)
     info = {"model": manifest.name, "source": src.description, "origin": _origin(src, source), "artifact": artifact,
             "weights": {k: v for k, v in entry["weights"].items() if k != "file"}, "manifest": manifest.raw}
     if "metadata" in artifact["files"]:

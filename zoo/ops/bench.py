@@ -123,64 +123,87 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
 
 def _bench_models(names, source, runtime, method, warmup, repeat, threads, image, explicit, bar, rows, unpinned):
     """Measure each model's eager reference and artifacts into ``rows``, saying on ``bar`` which one runs."""
-    from ..core import trust
-    from ..errors import NotAvailableError
-    from ..load.loader import load, manifest_for
-    from ..core.manifest import resolve
     from ..load.sources import open_source
-    from ..core.store import sha256_file
 
     shared = open_source(source) if source or settings.source_spec() else None
     shared_index = shared.index() if shared else None
     for name in names:
-        if shared:  # the store's index knows its models, yours included
-            src, index = shared, shared_index
-            manifest = manifest_for(name, index, src.description)
-        else:  # no source: the channel's repository for this model
-            manifest = resolve(name)
-            try:
-                src = open_source(None, model=manifest.name)
-            except NotAvailableError as e:
-                if explicit:
-                    raise
-                unpinned.append(e)
-                bar.update(1)
-                continue
-            index = src.index()
-        entry = index.get("models", {}).get(manifest.name)
-        if entry is None:
-            if explicit:
-                bar.write(f"{manifest.name}: not in {src.description}, skipped")
-            bar.update(1)
-            continue
-        def open_model(runtime_: str, method_: str):
-            return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
-
-        bar.set_postfix_str(f"{manifest.name} pytorch/eager")
-        eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat)
-        eager_size = entry["weights"]["file"]["size"]
-        rows.append(_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size))
-        for artifact in entry["artifacts"]:
-            if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
-                continue
-            if trust.is_code(artifact["method"]) and not trust.trusted(src):
-                bar.write(f"{manifest.name} {artifact['method']}: skipped, code from a source you did not say you trust "
-                          f"({trust.consent_hint(src)})")
-                continue
-            bar.set_postfix_str(f"{manifest.name} {artifact['runtime']}/{artifact['method']}")
-            m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
-            row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
-                       artifact["files"]["model"]["size"], eager_size)
-            if source and Path(source).is_dir():  # the raw runtime needs the file's local path
-                path = str(Path(source) / artifact["files"]["model"]["path"])
-                raw = min(_raw_load(artifact, path, threads) for _ in range(2))
-                warm = min(_timed(lambda: open_model(artifact["runtime"], artifact["method"])) for _ in range(2))
-                t0 = time.perf_counter()
-                sha256_file(path)
-                row.update(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,
-                           sha256_gb_s=artifact["files"]["model"]["size"] / (time.perf_counter() - t0) / 1e9)
-            rows.append(row)
+        found = _find(name, shared, shared_index, explicit, bar, unpinned)
+        if found:
+            rows += _bench_model(*found, source, runtime, method, warmup, repeat, threads, image, bar)
         bar.update(1)
+
+
+def _find(name, shared, shared_index, explicit, bar, unpinned):
+    """(manifest, source, index entry) of ``name``: from the source given, else the channel's repository for the
+    model; None (said on ``bar`` when ``explicit``) where the model is not there."""
+    from ..core.manifest import resolve
+    from ..errors import NotAvailableError
+    from ..load.loader import manifest_for
+    from ..load.sources import open_source
+
+    if shared:  # the store's index knows its models, yours included
+        src, index = shared, shared_index
+        manifest = manifest_for(name, index, src.description)
+    else:  # no source: the channel's repository for this model
+        manifest = resolve(name)
+        try:
+            src = open_source(None, model=manifest.name)
+        except NotAvailableError as e:
+            if explicit:
+                raise
+            unpinned.append(e)
+            return None
+        index = src.index()
+    entry = index.get("models", {}).get(manifest.name)
+    if entry is None:
+        if explicit:
+            bar.write(f"{manifest.name}: not in {src.description}, skipped")
+        return None
+    return manifest, src, entry
+
+
+def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, threads, image, bar) -> list[dict]:
+    """The eager reference's row, then one row per artifact (``runtime`` / ``method`` only, when given)."""
+    from ..core import trust
+    from ..load.loader import load
+
+    def open_model(runtime_: str, method_: str):
+        return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
+
+    bar.set_postfix_str(f"{manifest.name} pytorch/eager")
+    eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat)
+    eager_size = entry["weights"]["file"]["size"]
+    rows = [_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size)]
+    for artifact in entry["artifacts"]:
+        if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
+            continue
+        if trust.is_code(artifact["method"]) and not trust.trusted(src):
+            bar.write(f"{manifest.name} {artifact['method']}: skipped, code from a source you did not say you trust "
+                      f"({trust.consent_hint(src)})")
+            continue
+        bar.set_postfix_str(f"{manifest.name} {artifact['runtime']}/{artifact['method']}")
+        m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
+        row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
+                   artifact["files"]["model"]["size"], eager_size)
+        if source and Path(source).is_dir():  # the raw runtime needs the file's local path
+            row.update(_load_overhead(artifact, Path(source), threads,
+                                      lambda: open_model(artifact["runtime"], artifact["method"])))
+        rows.append(row)
+    return rows
+
+
+def _load_overhead(artifact: dict, store_dir: Path, threads: int, open_model) -> dict:
+    """zoo.load's warm time against the runtime opening the same file by itself, and the file's hashing speed."""
+    from ..core.store import sha256_file
+
+    path = str(store_dir / artifact["files"]["model"]["path"])
+    raw = min(_raw_load(artifact, path, threads) for _ in range(2))
+    warm = min(_timed(open_model) for _ in range(2))
+    t0 = time.perf_counter()
+    sha256_file(path)
+    return dict(raw_load_s=raw, warm_load_s=warm, load_vs_runtime=warm / raw,
+                sha256_gb_s=artifact["files"]["model"]["size"] / (time.perf_counter() - t0) / 1e9)
 
 
 def _timed(fn) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core import store
 from ..errors import ZooError
-from ..load.bundles import _copy_verified, relocate
+from ..load.bundles import copy_verified, rebased
 
 
 def git_blob_sha1(path: Path | bytes) -> str:
@@ -57,7 +57,7 @@ def publish(store_dir: str | Path, to: str, revision: str = "main", message: str
         files[store.INDEX] = root / store.INDEX
         return _publish_hub(files, parse_spec(to)[0], revision, message, api, list(index["models"])).line()
     dest = Path(to)
-    written = sum(_copy_verified(root / r["path"], dest / r["path"], r["sha256"]) for r in records)
+    written = sum(copy_verified(root / r["path"], dest / r["path"], r["sha256"]) for r in records)
     data = (root / store.INDEX).read_bytes()
     store.atomic_write(dest / store.INDEX, data)
     return (f"published {dest}: {written} file(s) written, {len(records) - written} unchanged; "
@@ -75,7 +75,7 @@ def checked_records(root: Path, index: dict) -> list[dict]:
 def model_repository(root: Path, index: dict, name: str) -> dict[str, Path | bytes]:
     """One model of a store as a store of its own, laid out for a Hub model page: the card as README.md at the root,
     the other files beside it, and an index.json that lists only this model with paths from the root."""
-    entry, pairs = relocate(index["models"][name], name, "")
+    entry, pairs = rebased(index["models"][name], name, "")
     files: dict[str, Path | bytes] = {new["path"]: root / old["path"] for old, new in pairs}
     single = {**{k: v for k, v in index.items() if k != "models"}, "models": {name: entry}}
     files[store.INDEX] = store.canonical_json(single)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...errors import RuntimeFailure, UnsupportedError, first_line
 from .inputs import check_images
-from .thresholds import Limits, keep_indices, resolve
+from .thresholds import Limits, keep_indices, limits_for
 
 
 class Backend(Protocol):
@@ -71,7 +71,7 @@ class Detector:
 
     def __call__(self, images, *, score_thresh: float | None = None, detections_per_img: int | None = None,
                  **torchvision_names) -> list[dict]:
-        limits = resolve(self.settings, dict(score_thresh=score_thresh, detections_per_img=detections_per_img,
+        limits = limits_for(self.settings, dict(score_thresh=score_thresh, detections_per_img=detections_per_img,
                                              **torchvision_names), self.limits, self.name)
         images, kind = check_images(images)
         if self.backend.wants == "numpy":

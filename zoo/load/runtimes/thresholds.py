@@ -35,7 +35,7 @@ def _check_value(key: str, value) -> None:
         raise UnsupportedError(f"detections_per_img must be a non-negative integer, got {value!r}")
 
 
-def resolve(settings: dict | None, given: dict, default: Limits = Limits(), model: str = "this model") -> Limits:
+def limits_for(settings: dict | None, given: dict, default: Limits = Limits(), model: str = "this model") -> Limits:
     """The limits asked for by ``given`` (keyword arguments: score_thresh / detections_per_img, or torchvision's names
     for this family such as box_score_thresh), on top of ``default``; errors say what cannot be done and why."""
     given = {k: v for k, v in given.items() if v is not None}
