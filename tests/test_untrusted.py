@@ -475,3 +475,59 @@ def test_masked_meta_and_sparse_images_are_input_errors():
         check_images([torch.empty(3, 4, 4, device="meta")])
     with pytest.raises(InputError, match="torch.sparse_coo tensor"):
         check_images([torch.full((3, 4, 4), 0.5).to_sparse()])
+
+
+def test_every_file_of_a_built_store_has_the_shared_mode(onnx_store):
+    """weights.safetensors and model.onnx were written 0600 while the rest of a store was 0644: a web server or another
+    user then got PermissionError. Every file and folder of a store has the mode the umask gives a shared file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {str(p.relative_to(onnx_store)): p.stat().st_mode & 0o777 for p in [onnx_store, *onnx_store.rglob("*")]
+             if p.name != onnx_store.name and not p.name.startswith(".zoo-build.lock")}
+    want = {k: (0o777 if (onnx_store / k).is_dir() else 0o666) & ~umask for k in modes}
+    assert modes == want and any(k.endswith("model.onnx") for k in modes) and any(k.endswith(".safetensors") for k in modes)
+
+
+def test_a_copy_never_writes_through_a_link_planted_beside_its_destination(tmp_path):
+    """`zoo publish --to DIR` (and zoo download) wrote through a predictable `.NAME.part` and followed a symlink
+    planted there: now the temporary file is created exclusively under an unpredictable name."""
+    from zoo.load.bundles import _copy_verified as copy_verified
+    src, victim = tmp_path / "src.bin", tmp_path / "victim.txt"
+    src.write_bytes(b"artifact bytes")
+    victim.write_text("the user's file")
+    dest = tmp_path / "mirror" / "model.onnx"
+    dest.parent.mkdir()
+    (dest.parent / f".{dest.name}.part").symlink_to(victim)
+    assert copy_verified(src, dest, store.sha256_bytes(b"artifact bytes"))
+    assert victim.read_text() == "the user's file" and dest.read_bytes() == b"artifact bytes"
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        copy_verified(src, tmp_path / "mirror" / "other.onnx", "0" * 64)
+    assert not (tmp_path / "mirror" / "other.onnx").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == [f".{dest.name}.part", "model.onnx"]  # no temporary left
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d["images"].append(dict(d["images"][0])), r"images\[3\]\.id: 1 is used twice"),
+    (lambda d: d["images"][0].update(file_name="../../etc/passwd"), r"images\[0\]\.file_name: expected a file name "
+                                                                    r"inside"),
+    (lambda d: d["images"][0].update(file_name="/etc/passwd"), r"images\[0\]\.file_name: expected a file name inside"),
+    (lambda d: d["annotations"][0].pop("area"), r"annotations\[0\]: 'area' is a required property"),
+    (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"annotations\[0\]\.bbox: \[1, 2, 3\] is too short"),
+    (lambda d: d["annotations"][0].update(image_id=999), r"annotations\[0\]\.image_id: 999 is not the id of any"),
+    (lambda d: d["annotations"][0].update(category_id="x"), r"annotations\[0\]\.category_id: expected the integer id"),
+    (lambda d: d["categories"][0].update(id=None), r"categories\[0\]\.id: expected an integer category id"),
+])
+def test_malformed_coco_annotations_are_data_errors_naming_the_key(tmp_path, damage, message):
+    """Malformed COCO annotations gave KeyError/TypeError from pycocotools, a `../..` or absolute file_name was
+    followed, duplicate image ids were dropped silently: each is now a DataError naming the key."""
+    import json
+
+    from zoo.build.coco_eval import open_dataset
+    from zoo.build.demo import shapes
+    from zoo.errors import DataError
+    data = shapes.write_coco(tmp_path / "data", 3, seed=5)
+    doc = json.loads((data / "annotations.json").read_text())
+    damage(doc)
+    (data / "annotations.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=message):
+        open_dataset(data)

@@ -12,10 +12,11 @@ import io
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..core import schema
 from ..errors import DataError
 
 IOU_TYPES = {"bbox": "boxes", "segm": "masks", "keypoints": "keypoints"}  # pycocotools' name -> the output needed
@@ -61,10 +62,14 @@ def open_dataset(directory: str | Path) -> Dataset:
     for key in ("images", "annotations", "categories"):
         if not isinstance(doc.get(key), list):
             raise DataError(f"{path}: key {key!r}: expected a list (COCO instances format), got {type(doc.get(key)).__name__}")
+    schema.check("coco", doc, str(path), DataError, "fix the annotations (COCO instances format)")
+    _check_ids(doc, path)
     files, missing = {}, []
     for n, im in enumerate(doc["images"]):
-        if not (isinstance(im, dict) and isinstance(im.get("id"), int) and isinstance(im.get("file_name"), str)):
-            raise DataError(f"{path}: images[{n}]: expected an object with an integer 'id' and a 'file_name'")
+        name = PurePosixPath(im["file_name"])
+        if name.is_absolute() or ".." in name.parts or "\\" in im["file_name"]:
+            raise DataError(f"{path}: images[{n}].file_name: expected a file name inside {root} (relative, no '..'), "
+                            f"got {im['file_name']!r}")
         found = [p for p in (root / "images" / im["file_name"], root / im["file_name"]) if p.is_file()]
         if found:
             files[im["id"]] = found[0]
@@ -73,10 +78,24 @@ def open_dataset(directory: str | Path) -> Dataset:
     if missing:
         raise DataError(f"{path}: {len(missing)} image(s) missing under {root / 'images'} or {root}: "
                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    for n, c in enumerate(doc["categories"]):
-        if not (isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str)):
-            raise DataError(f"{path}: categories[{n}]: expected an object with an integer 'id' and a 'name'")
     return Dataset(root, path, doc, files)
+
+
+def _check_ids(doc: dict, path: Path) -> None:
+    """Ids unique per list, and every annotation naming an image and a category the file has (pycocotools would
+    silently keep one of two images with the same id, or fail deep inside with a KeyError)."""
+    for key in ("images", "annotations", "categories"):
+        seen: set = set()
+        for n, item in enumerate(doc[key]):
+            if item["id"] in seen:
+                raise DataError(f"{path}: {key}[{n}].id: {item['id']} is used twice; each of the {key} needs its own id")
+            seen.add(item["id"])
+    images, categories = {im["id"] for im in doc["images"]}, {c["id"] for c in doc["categories"]}
+    for n, a in enumerate(doc["annotations"]):
+        for field, known in (("image_id", images), ("category_id", categories)):
+            if a[field] not in known:
+                raise DataError(f"{path}: annotations[{n}].{field}: {a[field]} is not the id of any of the file's "
+                                f"{'images' if field == 'image_id' else 'categories'}")
 
 
 def label_map(model_categories: list[str], dataset: Dataset) -> dict[int, int]:

@@ -45,8 +45,11 @@ def _describe(error) -> str:
     return f"expected {desc}, got {_short(error.instance)}" if desc else error.message
 
 
-def check(kind: str, doc: Any, where: str) -> Any:
-    """``doc`` if it is a valid ``kind`` ('index' or 'metadata'), else IntegrityError with every place it is wrong
+STORE_ADVICE = "rebuild the store (zoo build) or ask its publisher for a valid one"
+
+
+def check(kind: str, doc: Any, where: str, error: type = IntegrityError, advice: str = STORE_ADVICE) -> Any:
+    """``doc`` if it is a valid ``kind`` ('index', 'metadata' or 'coco'), else ``error`` with every place it is wrong
     (the first three) and what each expected."""
     errors = sorted(_validator(kind).iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     if not errors:
@@ -57,8 +60,7 @@ def check(kind: str, doc: Any, where: str) -> Any:
             e = max(e.context, key=lambda c: len(c.absolute_path))
         lines.append(f"{key_path(e.absolute_path)}: {_describe(e)}")
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    raise IntegrityError(f"{where}: not a valid {kind} file: " + "; ".join(lines) + more
-                         + ". Refusing to use it: rebuild the store (zoo build) or ask its publisher for a valid one.")
+    raise error(f"{where}: not a valid {kind} file: " + "; ".join(lines) + more + f". Refusing to use it: {advice}.")
 
 
 def parse(kind: str, data: bytes, where: str) -> Any:

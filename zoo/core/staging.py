@@ -134,6 +134,9 @@ def commit(out: Path, stage: Path, name: str, models: dict, entry: dict) -> dict
 
 
 def _swap(out: Path, stage: Path, name: str, models: dict) -> None:
+    staged = stage / "models" / name
+    for path in [staged, *staged.rglob("*")]:  # writers (mkstemp, safetensors) may leave 0600: a store is shared
+        store.shared_mode(path, directory=path.is_dir())
     staged_index = stage / store.INDEX
     store.atomic_write(staged_index, store.index_bytes(models))
     live, aside = out / "models" / name, stage / "previous"

@@ -13,6 +13,7 @@ Everything is written canonically (sorted keys, no timestamps, no absolute paths
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,21 +57,35 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename: a reader never sees half a file."""
+def shared_mode(path: str | Path, directory: bool = False) -> None:
+    """The mode a store's files and folders have (0644 / 0755 under the usual umask): a store is served and shared."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path):
+    """A binary file to write ``path``'s new bytes to: created beside it under an unpredictable name, exclusively (never
+    through a link someone planted there), with the shared mode; renamed over ``path`` when the block ends, removed if
+    it raises. A reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a store is served and shared
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see atomic_file)."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 HOME_MARKER = ".zoo-home"

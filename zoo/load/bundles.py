@@ -3,7 +3,7 @@ tree or a Hugging Face Hub repository."""
 from __future__ import annotations
 
 import copy
-import shutil
+import hashlib
 from pathlib import Path
 
 from ..core import settings, store
@@ -17,15 +17,12 @@ def copy_verified(src: Path, dest: Path, sha256: str, name: str | None = None) -
     match ``sha256`` never reach ``dest`` (the error names ``name``, default dest)."""
     if dest.is_file() and store.sha256_file(dest) == sha256:
         return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
-    try:
-        shutil.copyfile(src, tmp)
-        store.check_digest(tmp, sha256, name or str(dest))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(dest)
+    with store.atomic_file(dest) as out, open(src, "rb") as f:  # a fresh, unpredictable file: no planted link
+        digest = hashlib.sha256()
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+        store.compare_digest(digest.hexdigest(), sha256, name or str(dest))
     return True
 
 
