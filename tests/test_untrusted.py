@@ -491,7 +491,7 @@ def test_every_file_of_a_built_store_has_the_shared_mode(onnx_store):
 def test_a_copy_never_writes_through_a_link_planted_beside_its_destination(tmp_path):
     """`zoo publish --to DIR` (and zoo download) wrote through a predictable `.NAME.part` and followed a symlink
     planted there: now the temporary file is created exclusively under an unpredictable name."""
-    from zoo.load.bundles import _copy_verified as copy_verified
+    from zoo.load.bundles import copy_verified
     src, victim = tmp_path / "src.bin", tmp_path / "victim.txt"
     src.write_bytes(b"artifact bytes")
     victim.write_text("the user's file")
