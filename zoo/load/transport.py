@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -126,7 +127,7 @@ class _Transfer:
             except TooLarge:
                 self.part.unlink(missing_ok=True)
                 raise
-            except (requests.RequestException, OSError) as e:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:  # read1 raises urllib3's own
                 last_error = e
             if _size_of(self.part) <= have and not self.restarted_now:
                 # urllib3 already retried the request with backoff: without progress another round would only stall
