@@ -50,7 +50,7 @@ def test_predict_prints_detections_and_draws_them(light_store, tmp_path):
 
 def test_verify_ok_then_tampered(light_store, tmp_path):
     out = run_zoo("verify", light_store).stdout
-    assert out.rstrip().endswith(": all ok") and " artifacts reproduce their reference outputs" in out
+    assert out.rstrip().endswith(": all ok, 0 bad") and " artifacts reproduce their reference outputs" in out
     copy = tmp_path / "store"
     shutil.copytree(light_store, copy)
     pt = copy / "models" / "ssdlite320_mobilenet_v3_large" / "scripting" / "model.pt"

@@ -74,7 +74,7 @@ def test_wrong_hash_is_refused_and_leaves_nothing(server, tmp_path, monkeypatch)
     with pytest.raises(IntegrityError) as e:
         models.official_model(resolve(NAME), progress=False)
     assert "deadbeef" in str(e.value) and sha in str(e.value)
-    assert not [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert not [p for p in (tmp_path / "home").rglob("*") if p.is_file() and p.name != ".zoo-home"]  # the home marker
 
 
 def test_a_model_that_fails_to_build_leaves_no_stale_entry(server, tmp_path, monkeypatch):
@@ -89,5 +89,4 @@ def test_a_model_that_fails_to_build_leaves_no_stale_entry(server, tmp_path, mon
     from zoo.build.pipeline import build
     result = build([NAME], tmp_path / "store", "official", ["onnx"], progress=False)
     assert result.failed == [f"{NAME}/onnx"] and "does not fit" in result.lines[0]
-    assert json.loads((tmp_path / "store" / "index.json").read_text())["models"] == {}
-    assert not (tmp_path / "store" / "models" / NAME).exists()
+    assert not (tmp_path / "store").exists()  # a build that stores nothing into a new directory leaves none

@@ -33,7 +33,7 @@ def cmd_verify(a) -> int:
           + (f"; {sum(x.ok for x in replays)} of {len(replays)} artifacts reproduce their reference outputs"
              if replays else "; no artifact replayed" + (" (--no-replay)" if a.no_replay else
                                                          " (a file was bad)" if bad else ""))
-          + f": {'all ok' if not bad else f'{len(bad)} bad'}")
+          + f": {'all ok, 0 bad' if not bad else f'{len(bad)} bad'}")
     return 1 if bad else 0
 
 
