@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from zoo.build import pipeline
 from zoo.core import parity, store
 from zoo.core.manifest import resolve
-from zoo.core.staging import LOCK, STAGING
+from zoo.core.staging import LOCK, STAGING, bookkeeping
 from zoo.core.timing import timed_calls
 from zoo.errors import ParityError, ZooError
 from zoo.ops import verify
@@ -75,10 +75,9 @@ def listed(root: Path) -> dict:
 
 
 def contents(root: Path) -> dict:
-    """Every file of the store but the build's own bookkeeping (staging, and the build lock with the note of who
-    holds it, which a killed build leaves behind for the next one to take over)."""
+    """Every file of the store but the build's own bookkeeping."""
     return {str(p.relative_to(root)): store.sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and STAGING not in p.relative_to(root).parts and not p.name.startswith(LOCK)}
+            if p.is_file() and not bookkeeping(p.relative_to(root))}
 
 
 def killed_build(root: Path, weights: str, methods) -> None:

@@ -231,7 +231,7 @@ def test_build_refuses_a_checkpoint_for_another_num_classes(tmp_path):
                    env=pythonpath(True), check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "FAIL my_detector" in proc.stdout and "roi_heads.box_predictor.cls_score.weight" in proc.stdout
-    assert json.loads((tmp_path / "store" / "index.json").read_text())["models"] == {}
+    assert not (tmp_path / "store").exists()  # a failed first build leaves no store behind
 
 
 def test_builder_args_that_disagree_with_the_categories_are_refused(manifest):

@@ -16,6 +16,7 @@ from conftest import run_zoo
 from hostile import (SSD, Payload, add_artifact, audited, copy_store, index_of, rehash, rewrite_zip, tiny_program,
                      torch_pickle)
 from zoo.core import store, trust
+from zoo.core.staging import bookkeeping
 from zoo.errors import ConsentError, IntegrityError, NotAvailableError, ZooError
 
 WEIGHTS_CONFIG = "archive/data/weights/model_weights_config.json"
@@ -483,7 +484,7 @@ def test_every_file_of_a_built_store_has_the_shared_mode(onnx_store):
     umask = os.umask(0)
     os.umask(umask)
     modes = {str(p.relative_to(onnx_store)): p.stat().st_mode & 0o777 for p in [onnx_store, *onnx_store.rglob("*")]
-             if p.name != onnx_store.name and not p.name.startswith(".zoo-build.lock")}
+             if p.name != onnx_store.name and not bookkeeping(p.relative_to(onnx_store))}
     want = {k: (0o777 if (onnx_store / k).is_dir() else 0o666) & ~umask for k in modes}
     assert modes == want and any(k.endswith("model.onnx") for k in modes) and any(k.endswith(".safetensors") for k in modes)
 

@@ -23,6 +23,13 @@ STAGING = ".staging"   # OUT/.staging/NAME-HOST-BOOT-PID-XXXX: one model being b
 LOCK = ".zoo-build.lock"
 
 
+def bookkeeping(relative: Path) -> bool:
+    """Whether a path inside a store (relative to its root) is a build's own bookkeeping, not the store's content:
+    staging, the build lock and the note of who holds it (a killed build leaves both for the next one to take over)."""
+    parts = Path(relative).parts
+    return bool(parts) and (parts[0] == STAGING or parts[0].startswith(LOCK))
+
+
 def identity() -> tuple[str, str]:
     """(host, boot): this machine's name and this boot's id, each safe in a file name (no '-')."""
     host = re.sub(r"[^A-Za-z0-9_.]", "_", os.uname().nodename)[:64] or "host"
