@@ -58,6 +58,9 @@ def same(answer: dict, want: dict, thresh: float | None) -> bool:
             and np.array_equal(np.asarray(answer["labels"], np.int64), want["labels"][keep]))
 
 
+RETRY = (502, 503, 504)  # a gateway's "try again": what Serve's proxy answers while no replica can take a request
+
+
 def post(kind: str, body: bytes, thresh: float | None, timeout: float = 60) -> requests.Response:
     params = {"score_thresh": thresh} if thresh is not None else {}
     return requests.post(f"{URL}/predict", data=body, params=params, timeout=timeout)
@@ -98,16 +101,24 @@ def ready(n: int, started: Path | None = None) -> list[dict]:
 def concurrent_requests(images, want, n: int = 40, clients: int = 8) -> dict:
     kinds = [(list(images)[i % len(images)], THRESH if i % 4 == 3 else None) for i in range(n)]
 
+    retried = []
+
     def one(job):
         kind, thresh = job
         r = post(kind, images[kind], thresh)
-        return r.status_code, r.headers.get("x-zoo-replica"), r.status_code == 200 and same(r.json(), want[kind], thresh)
+        if r.status_code in RETRY:  # the proxy says "not now" (no replica free or ready): a client tries again
+            retried.append(f"{r.status_code} {r.text[:300]}")
+            time.sleep(1)
+            r = post(kind, images[kind], thresh)
+        return (r.status_code, r.headers.get("x-zoo-replica"),
+                r.status_code == 200 and same(r.json(), want[kind], thresh), f"{kind}: {r.status_code} {r.text[:300]}")
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         results = list(pool.map(one, kinds))
     return {"requests": n, "clients": clients, "ok": sum(r[0] == 200 for r in results),
             "equal_to_zoo_load": sum(r[2] for r in results), "replica_pids": sorted({r[1] for r in results if r[1]}),
+            "failed": [r[3] for r in results if not r[2]], "retried": retried,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 

@@ -62,6 +62,66 @@ def test_build_exports_every_method_gated_on_parity_and_map(own_store, checkpoin
         assert meta["parity"]["results"]["sizes+grey"]["min_matched_fraction"] >= 0.95
 
 
+MASK_MANIFEST = TESTS / "trained" / "my_mask_detector.toml"
+MASK_LEARNED = 40.0  # held-out mask mAP points the trained Mask R-CNN must beat (measured: docs/own-models.md)
+
+
+@pytest.fixture(scope="session")
+def mask_store(tmp_path_factory, heldout):
+    from trained.mask_detector import checkpoint
+    out = tmp_path_factory.mktemp("own-mask") / "store"
+    run_zoo("build", "--manifest", MASK_MANIFEST, "--weights", checkpoint(), "--out", out, "--eval", heldout,
+            "--quiet", env=pythonpath(True))
+    return out
+
+
+@pytest.mark.slow
+def test_a_trained_mask_rcnn_builds_with_its_masks_within_the_per_mask_gate(mask_store):
+    """Box and mask mAP learned for real; every artifact's mask mAP within a tenth of eager's, and its masks at IoU
+    >= the manifest's mask_iou inside each box."""
+    entry = json.loads((mask_store / "index.json").read_text())["models"]["my_mask_detector"]
+    assert {a["method"] for a in entry["artifacts"]} == {"eager", "tracing", "scripting", "onnx"}
+    eager = entry["eval"]["eager"]
+    assert eager["bbox"]["map"] > LEARNED and eager["segm"]["map"] > MASK_LEARNED, eager
+    for method in ("tracing", "scripting", "onnx"):
+        meta = json.loads((mask_store / "models" / "my_mask_detector" / method / "metadata.json").read_text())
+        for task in ("bbox", "segm"):
+            assert abs(meta["eval"]["artifact"][task]["map"] - eager[task]["map"]) <= 0.1, (method, task)
+        assert meta["parity"]["tolerance"]["mask_iou"] == 0.9
+        for result in meta["parity"]["results"].values():
+            assert result["min_mask_iou"] >= 0.9, (method, result)
+
+
+@pytest.mark.slow
+def test_the_trained_mask_rcnns_masks_made_noise_inside_their_boxes_fail_at_every_parity_size(mask_store,
+                                                                                               monkeypatch):
+    """An artifact whose masks are noise inside each (exact) box, as an AOTInductor package of a trained Mask R-CNN
+    gave: the gate fails it at every parity size and in the batch; the artifact as built passes."""
+    from zoo.build.pipeline import as_float, parity_images
+    from zoo.core import parity
+    from zoo.core.manifest import parse
+    from zoo.load.loader import load
+    monkeypatch.setenv("ZOO_TRUSTED_BUILDERS", "trained")
+    m = parse(MASK_MANIFEST)
+    eager = load("my_mask_detector", runtime="pytorch", method="eager", source=mask_store)
+    traced = load("my_mask_detector", runtime="pytorch", method="tracing", source=mask_store)
+    images = parity_images(m)
+    rng = np.random.default_rng(0)
+    tol = parity.Tolerance.from_dict(m.exports[0].tolerance)
+    for k, image in enumerate(as_float(images["sizes"] + images["batch"])):
+        ref, got = parity._numpy(eager([image])[0]), parity._numpy(traced([image])[0])
+        assert len(ref["boxes"]) >= 2, f"image {k}: the trained model found too little to test"
+        assert parity.compare([ref], [got], tol).ok
+        noisy = {**got, "masks": got["masks"].copy()}
+        for j, box in enumerate(got["boxes"]):
+            x0, y0 = np.maximum(np.floor(box[:2]).astype(int), 0)
+            x1, y1 = np.ceil(box[2:]).astype(int)
+            region = noisy["masks"][j, :, y0:y1, x0:x1]
+            region[...] = rng.random(region.shape)
+        report = parity.compare([ref], [noisy], tol)
+        assert not report.ok and any("mask IoU" in f for f in report.failures), (k, report.summary())
+
+
 @pytest.mark.slow
 def test_zoo_eval_prints_each_artifact_within_a_tenth_of_eager(own_store, heldout):
     proc = run_zoo("eval", "my_detector", "--data", heldout, "--source", own_store, "--quiet",

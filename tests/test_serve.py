@@ -46,7 +46,7 @@ def test_two_replicas_answer_concurrent_requests_like_zoo_load(cluster_report):
     assert cluster_report["nodes"] == 2
     assert len({r["node"] for r in cli["replicas"]}) == 2
     c = cli["concurrent"]
-    assert c["ok"] == c["equal_to_zoo_load"] == c["requests"] == 40
+    assert c["ok"] == c["equal_to_zoo_load"] == c["requests"] == 40, (c["failed"], c["retried"])
     assert len(c["replica_pids"]) == 2
     assert cli["exit_code"] == 0 and cli["gone_after_exit"]  # Ctrl-C on `zoo serve` removes its application
 
@@ -110,9 +110,17 @@ def test_request_bodies_decode_to_the_models_input():
     np.save(buf, arr)
     assert np.array_equal(codec.decode_image(buf.getvalue()), arr)
     for body, says in [(b"", "empty request body"), (b"GIF? no", "neither PNG nor JPEG nor .npy"),
-                       (_png(rgb)[:-30], "could not be decoded"), (b"\x93NUMPY garbage", "malformed .npy header")]:
+                       (_png(rgb)[:-30], "could not be decoded"), (b"\x93NUMPY garbage", "malformed .npy header"),
+                       (_npy(rgb.astype(np.float32) / 255), r"shape \[5, 7, 3\]: expected .* \(HWC layout\? send array"),
+                       (_npy(rgb), r"dtype uint8: .* \(divide uint8 pixels by 255\)")]:
         with pytest.raises(InputError, match=says):
             codec.decode_image(body)
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
 
 
 def _npy_header(shape, dtype="<f4") -> bytes:

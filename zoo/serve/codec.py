@@ -64,7 +64,8 @@ def _decode_npy(body: bytes) -> np.ndarray:
     if not np.issubdtype(dtype, np.floating) or dtype.hasobject:
         raise InputError(f".npy body has dtype {dtype}: expected {EXPECTED} (divide uint8 pixels by 255)")
     if len(shape) != 3 or shape[0] != 3:
-        raise InputError(f".npy body has shape {list(shape)}: expected {EXPECTED}")
+        hwc = " (HWC layout? send array.transpose(2, 0, 1))" if len(shape) == 3 and shape[-1] == 3 else ""
+        raise InputError(f".npy body has shape {list(shape)}: expected {EXPECTED}{hwc}")
     _check_pixels(shape[1], shape[2], "the .npy array")
     need = int(np.prod(shape)) * dtype.itemsize
     data = body[f.tell():]

@@ -49,20 +49,25 @@ def cache_key() -> str:
     return h.hexdigest()[:16]
 
 
-def _tensors(data):
+def _tensors(data, mask_of=None):
     out = []
     for im, objects in data:
         image = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
         boxes = torch.tensor([[x, y, x + w, y + h] for _, (x, y, w, h), _ in objects], dtype=torch.float32)
         labels = torch.tensor([c + 1 for c, _, _ in objects], dtype=torch.int64)
-        out.append((image, {"boxes": boxes, "labels": labels}))
+        target = {"boxes": boxes, "labels": labels}
+        if mask_of:
+            target["masks"] = torch.from_numpy(np.stack([mask_of(c, box) for c, box, _ in objects]))
+        out.append((image, target))
     return out
 
 
-def train(steps: int = STEPS, log=None) -> torch.nn.Module:
+def train(steps: int = STEPS, log=None, build=detector.build, mask_of=None) -> torch.nn.Module:
+    """Train ``build(num_classes=4)`` (the demo detector by default) on the shapes. With ``mask_of(c, [x, y, w, h])``,
+    a function drawing an object's exact mask, the targets carry masks too (for a Mask R-CNN)."""
     torch.manual_seed(SEED)
-    data = _tensors(shapes.samples(TRAIN_IMAGES, seed=SEED))
-    model = detector.build(num_classes=len(shapes.CLASSES) + 1)
+    data = _tensors(shapes.samples(TRAIN_IMAGES, seed=SEED), mask_of)
+    model = build(num_classes=len(shapes.CLASSES) + 1)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
@@ -77,6 +82,8 @@ def train(steps: int = STEPS, log=None) -> torch.nn.Module:
                 boxes = target["boxes"].clone()
                 boxes[:, [0, 2]] = shapes.SIZE - target["boxes"][:, [2, 0]]
                 target = {**target, "boxes": boxes}
+                if "masks" in target:
+                    target["masks"] = target["masks"].flip(-1)
             images.append(image)
             targets.append(target)
         losses = model(images, targets)
@@ -95,16 +102,25 @@ def checkpoint(cache_dir: str | Path | None = None) -> Path:
     or trained now."""
     if shipped_path().is_file() and shipped_info().get("code_digest") == cache_key():
         return shipped_path()
+    return cached("detector", cache_key(), train, cache_dir)
+
+
+def cached(name: str, key: str, make, cache_dir: str | Path | None = None) -> Path:
+    """``NAME-KEY.pth`` in the training cache: the state dict of ``make()``, trained once (under a file lock, so
+    parallel sessions train once) and written atomically."""
     cache = settings.training_cache(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"detector-{cache_key()}.pth"
+    path = cache / f"{name}-{key}.pth"
     with FileLock(str(path) + ".lock"):
         if not path.exists():
-            model = train()
-            tmp = path.with_suffix(".tmp")
-            torch.save(model.state_dict(), tmp)
-            os.replace(tmp, path)
+            save(make(), path)
     return path
+
+
+def save(model: torch.nn.Module, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
 
 
 CATEGORIES = ["__background__", *shapes.CLASSES]
@@ -151,11 +167,8 @@ def main(out: Path | None = None) -> None:
     import time
     out = Path(out or shipped_path())
     t0 = time.perf_counter()
-    model = train(log=print)
+    save(train(log=print), out)
     seconds = time.perf_counter() - t0
-    tmp = out.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out)
     print(json.dumps(describe(out, seconds), indent=1))
 
 
