@@ -253,7 +253,7 @@ def main() -> None:
         report["cluster_start_s"] = round(time.monotonic() - t0, 1)
         if a.build:
             t = time.monotonic()
-            # every (model, method) at once: 6 tasks for the two light models, then compared with the lock's files
+            # every (model, method) at once, then compared with the lock's files
             build = zoo("build", *a.build, "--ray", cluster.address, "--out", work / "built", "--quiet")
             from zoo.build.reproduce import compare, lock_of
             lock = json.loads(Path(a.lock).read_text())

@@ -22,13 +22,11 @@ def eager_figures(manifest, seed: int, photos: bool = False) -> dict:
 
     from zoo.build import pipeline, weights
     from zoo.ops.viz import read_image
+    if not photos:
+        return pipeline.seeded_figures(manifest, seed)  # as the build measures them
     model = weights.random_model(manifest, seed)[0].eval()
-    if photos:
-        data = Path(__file__).resolve().parent.parent / "zoo" / "data"
-        images = [read_image(data / f"{name}.jpg") for name in PHOTOS]  # float32 in [0, 1]
-    else:
-        images = pipeline.parity_images(manifest)
-        images = pipeline.as_float(images["sizes"] + images["batch"])
+    data = Path(__file__).resolve().parent.parent / "zoo" / "data"
+    images = [read_image(data / f"{name}.jpg") for name in PHOTOS]  # float32 in [0, 1]
     with torch.no_grad():
         outputs = [{k: v.numpy() for k, v in model([torch.from_numpy(im)])[0].items()} for im in images]
     return trainedlike.summary(outputs)

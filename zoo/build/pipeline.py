@@ -367,6 +367,23 @@ def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
                               f"{t} {art_map[t]['map']:.2f} vs eager {eager_map[t]['map']:.2f}" for t in off))
 
 
+def seeded_figures(manifest: Manifest, seed: int) -> dict:
+    """The figures a seeded build records as the model's ``score_spread`` (eager on the content parity images,
+    trainedlike.summary), without building anything: the weights stay in memory."""
+    from safetensors.torch import save
+
+    from . import weights as models
+    from ..load.runtimes.base import Detector
+    from ..load.runtimes.eager import EagerBackend
+    model, _ = models.random_model(manifest, seed)
+    eager = Detector(EagerBackend(manifest, save(models.state_dict_for_store(model))), manifest.outputs, {},
+                     manifest.categories)
+    del model
+    images = parity_images(manifest)
+    with fixed_threads():
+        return trainedlike.summary(one_by_one(eager, as_float(images["sizes"] + images["batch"])))
+
+
 def one_by_one(detector, images: list) -> list[dict]:
     return [detector([im])[0] for im in images]
 
