@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import LIGHT, REPO, run_zoo
+from conftest import REPO, run_zoo
 
 pytest.importorskip("ray.serve", reason="the serve extra: pip install -e '.[serve]'")
 
@@ -20,20 +20,21 @@ from zoo.serve import codec  # noqa: E402
 from zoo.serve.config import ServeSpec, serve_config  # noqa: E402
 
 MODEL = "ssdlite320_mobilenet_v3_large"
-# what the cluster builds, each of its methods a Ray task spread over both nodes: the light R-CNN (test_reproduce
-# rebuilds ssdlite against the lock, so each light model's lock entry is checked once)
-BUILT = [LIGHT[1]]
+# what the cluster builds, each method a Ray task spread over both nodes, compared with the lock: ssdlite's two
+# TorchScript methods (seconds each; every file of both light models is compared with the lock by test_reproduce)
+BUILT, BUILT_METHODS = [MODEL], ["tracing", "scripting"]
 
 
 @pytest.fixture(scope="module")
 def cluster_report(light_store, tmp_path_factory):
-    """Everything that needs the cluster, in one run (~3 minutes: the distributed build of the light R-CNN, every
-    method, is most of it). The namespace has its own network, not its own processes: the check script kills what it started."""
+    """Everything that needs the cluster, in one run (~2 minutes). The namespace has its own network, not its own
+    processes: the check script kills what it started."""
     work = tmp_path_factory.mktemp("ray-cluster")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(["unshare", "-n", sys.executable, str(REPO / "tests" / "serve_cluster_check.py"),
                            "--store", str(light_store), "--lock", str(REPO / "build" / "reference.lock.json"),
-                           "--work", str(work), "--build", *BUILT], capture_output=True, text=True, env=env,
+                           "--work", str(work), "--build", *BUILT,
+                           *(x for m in BUILT_METHODS for x in ("--build-method", m))], capture_output=True, text=True, env=env,
                           timeout=1200)
     assert proc.returncode == 0 and proc.stdout.strip(), f"cluster check failed:\n{proc.stderr[-6000:]}"
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -86,15 +87,18 @@ def test_config_file_from_zoo_serve_deploys_onto_the_two_node_cluster(cluster_re
 
 @pytest.mark.slow
 def test_distributed_build_is_byte_identical_to_the_lock(cluster_report):
-    """`zoo build fasterrcnn_mobilenet_v3_large_320_fpn --ray ADDRESS --out STORE`: every (model, method) a Ray
-    task, all started at once, spread over both nodes; every file equal to the lock in the tree (whatever lock that is), compared by
-    zoo.build.reproduce as `zoo build --check` does."""
+    """`zoo build ssdlite --method tracing --method scripting --ray ADDRESS --out STORE`: every (model, method) a Ray
+    task, all started at once, spread over both nodes; the weights, the replay reference and each method's files
+    equal to the lock in the tree (whatever lock that is), compared by zoo.build.reproduce as `zoo build --check`
+    does."""
     b = cluster_report["build"]
     assert b["rc"] == 0, b["stdout"][-3000:] + b["stderr"][-2000:]
     assert b["problems"] == [], b["problems"]
     lock = json.loads((REPO / "build" / "reference.lock.json").read_text())
-    assert b["files"] == sum(len(lock["models"][m]["files"]) for m in BUILT) > 0
-    tasks = sum(len(lock["models"][m]["methods"]) for m in BUILT)  # one per (model, method)
+    lock_files = [p for m in BUILT for p in lock["models"][m]["files"]
+                  if p.split("/")[2] in BUILT_METHODS or p.count("/") == 2 and not p.endswith("README.md")]
+    assert b["files"] == len(lock_files) == 2 * len(BUILT_METHODS) + 2  # model + metadata per method, weights, reference
+    tasks = len(BUILT) * len(BUILT_METHODS)  # one per (model, method)
     assert f"ray: {tasks} task(s) on 2 node(s)" in b["stdout"], b["stdout"][-500:]
 
 
