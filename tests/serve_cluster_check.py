@@ -62,11 +62,12 @@ RETRY = (502, 503, 504)  # a gateway's "try again": what Serve's proxy answers w
 
 
 def only_methods(lock: dict, methods: list[str]) -> dict:
-    """A lock's files of the given methods (their folders, the weights and the replay reference); all of them when
-    no method is given. The model card lists the methods a store holds, so a build of some methods has its own."""
+    """A lock's files of the given methods (their model files, the weights and the replay reference); all of them
+    when no method is given. A build of some methods has a card of its own (it lists the methods the store holds) and
+    metadata of its own (it records the command, `--method` included: docs/reproducibility.md)."""
     def keep(path: str) -> bool:
         parts = path.split("/")
-        return not methods or (parts[-1] != "README.md" and (len(parts) == 3 or parts[2] in methods))
+        return not methods or (parts[-1] not in ("README.md", "metadata.json") and (len(parts) == 3 or parts[2] in methods))
     return {**lock, "models": {m: {**e, "files": {p: d for p, d in e["files"].items() if keep(p)}}
                                for m, e in lock["models"].items()}}
 

@@ -41,3 +41,17 @@ def test_one_hint_fixes_layout_dtype_and_channels_at_once(image):
 def test_a_mix_of_pil_and_arrays_is_refused():
     with pytest.raises(InputError, match="a mix of PIL, numpy"):
         check_images([PICTURE, np.zeros((3, 5, 5), np.float32)])
+
+
+def test_an_array_is_checked_while_another_thread_is_still_importing_pil(monkeypatch):
+    """Ray Serve's replica decodes its first PNG in one thread (importing PIL.Image) while another checks a .npy
+    request's array: sys.modules then holds PIL.Image without its attributes yet. That was a 500
+    (AttributeError: partially initialized module 'PIL.Image'); the array is an array all the same."""
+    import sys
+    import types
+    half = types.ModuleType("PIL.Image")  # what another thread's import leaves in sys.modules until it finishes
+    monkeypatch.setitem(sys.modules, "PIL.Image", half)
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    image = np.random.default_rng(0).random((3, 8, 10), dtype=np.float32)
+    images, kind = check_images([image])
+    assert kind == "numpy" and np.array_equal(images[0], image)

@@ -11,14 +11,21 @@ EXPECTED = ("a list of [3, H, W] float images with values in [0, 1] (torch tenso
             "images")
 
 
+def _imported_class(module: str, name: str):
+    """``module.name`` if the module is imported already, else None (nothing of that class can exist yet). A module
+    another thread is still importing is in sys.modules without its attributes: None too (the Ray Serve replica
+    decodes a first PNG, importing PIL.Image, while it checks a .npy request's array)."""
+    return getattr(sys.modules.get(module), name, None)
+
+
 def _is_torch(x) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
+    tensor = _imported_class("torch", "Tensor")
+    return tensor is not None and isinstance(x, tensor)
 
 
 def _is_pil(x) -> bool:
-    image = sys.modules.get("PIL.Image")
-    return image is not None and isinstance(x, image.Image)
+    image = _imported_class("PIL.Image", "Image")
+    return image is not None and isinstance(x, image)
 
 
 def from_pil(image) -> np.ndarray:
