@@ -33,7 +33,7 @@ def test_bench_rows_ratios_and_json(light_store, tmp_path):
     assert report["size"] == [240, 320] and report["threads"] == 2
     rows = {r["method"]: r for r in report["rows"]}
     index = json.loads((light_store / "index.json").read_text())["models"][SSD]
-    assert set(rows) == {a["method"] for a in index["artifacts"]} == {"eager", "tracing", "scripting", "onnx", "export"}
+    assert set(rows) == {a["method"] for a in index["artifacts"]} == {"eager", "tracing", "scripting", "onnx", "openvino", "export"}
     eager = rows["eager"]
     for artifact in index["artifacts"]:
         row = rows[artifact["method"]]

@@ -11,7 +11,8 @@ import torch
 import zoo
 from zoo.errors import InputError, IntegrityError, NotAvailableError, UnknownModelError, UnsupportedError
 
-COMBOS = [("onnxruntime", "onnx"), ("pytorch", "tracing"), ("pytorch", "scripting"), ("pytorch", "eager")]
+COMBOS = [("onnxruntime", "onnx"), ("pytorch", "tracing"), ("pytorch", "scripting"), ("pytorch", "eager"),
+          ("openvino", "openvino")]
 SSD, RCNN = "ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"
 
 
@@ -182,7 +183,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ImportError("torch is blocked in this test")
 sys.meta_path.insert(0, Block())
 import numpy as np, zoo
-model = zoo.load(sys.argv[1], runtime="onnxruntime", source=sys.argv[2])
+model = zoo.load(sys.argv[1], runtime=sys.argv[3], source=sys.argv[2])
 out = model([np.full((3, 300, 400), 0.3, np.float32), np.random.default_rng(0).random((3, 320, 410), dtype=np.float32)])
 assert all(type(v).__module__ == "numpy" for o in out for v in o.values())
 assert "torch" not in sys.modules
@@ -190,9 +191,11 @@ print("no torch ok", [len(o["scores"]) for o in out])
 """
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 @pytest.mark.parametrize("name", [SSD, RCNN])
-def test_onnxruntime_path_runs_without_torch(light_store, name):
-    proc = subprocess.run([sys.executable, "-c", NO_TORCH, name, str(light_store)], capture_output=True, text=True)
+def test_onnxruntime_path_runs_without_torch(light_store, name, runtime):
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, name, str(light_store), runtime], capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     assert "no torch ok" in proc.stdout
 

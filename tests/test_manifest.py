@@ -76,7 +76,8 @@ def _broken(tmp_path, edit):
     (lambda t: t.replace('runtime = "onnxruntime"', 'runtime = "pytorch"'), "export[2].runtime", "'onnxruntime' for method onnx"),
     (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing fixes the batch size"),
     (lambda t: t.replace('exporter = "dynamo"', 'exporter = "torchscript"'), "export[2].exporter", '"legacy"'),
-    (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter", "only method onnx"),
+    (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter",
+     "only the ONNX methods (onnx, openvino)"),
     (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
     (lambda t: t.replace("[parity]", "[eval]\nmap_tolerance = -1\n\n[parity]"), "eval.map_tolerance", "non-negative"),
     (lambda t: t.replace("torchvision.models.detection.ssd300_vgg16", "ssd300_vgg16:"), "builder", "package.module:function"),
@@ -157,3 +158,15 @@ def test_a_build_whose_manifest_leaves_out_masks_is_refused_naming_them(tmp_path
     assert outcome.refused and "leaves out masks, which the model (MaskRCNN) returns: add masks to outputs" \
         in outcome.refused, result.lines
     assert str(d / f"{name}.toml") in outcome.refused and not (tmp_path / "store").exists()
+
+
+def test_the_store_schemas_name_every_method_and_runtime():
+    """index.json and metadata.json are validated whole: a method or runtime the schemas lack makes a store with it
+    unreadable."""
+    import json
+    schemas = REPO / "zoo" / "schemas"
+    artifact = json.loads((schemas / "index.schema.json").read_text())["$defs"]["artifact"]["properties"]
+    assert set(artifact["method"]["enum"]) == {"eager", *mf.METHODS}
+    assert set(artifact["runtime"]["enum"]) == set(mf.RUNTIMES)
+    meta = json.loads((schemas / "metadata.schema.json").read_text())["properties"]
+    assert set(meta["method"]["enum"]) == set(mf.METHODS) and set(meta["runtime"]["enum"]) == set(mf.RUNTIMES)

@@ -110,7 +110,7 @@ def test_torchscript_can_read_any_file_so_tracing_and_scripting_are_code(tmp_pat
     torch.jit.script(Reader(str(secret))).save(str(path))
     out = torch.jit.load(str(path))(torch.ones(1))
     assert bytes(out.tolist()) == b"SECRET-16-BYTES!"
-    assert {m for m in ("tracing", "scripting", "export", "aoti", "onnx", "eager") if trust.is_code(m)} == \
+    assert {m for m in ("tracing", "scripting", "export", "aoti", "onnx", "openvino", "eager") if trust.is_code(m)} == \
         {"tracing", "scripting", "export", "aoti"}
 
 

@@ -97,12 +97,14 @@ def fixed_threads(n: int = BUILD_THREADS):
         torch.set_num_threads(before)
 
 
-def toolchain() -> dict:
+def toolchain(runtime: str | None = None) -> dict:
+    """The versions a build ran with (the lock's and every metadata.json's); an artifact of ``runtime`` "openvino"
+    also records OpenVINO's (only there, so that adding that runtime changed no other artifact's metadata)."""
     import torch
     import torchvision
     versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "numpy": np.__version__, "build_threads": BUILD_THREADS}
-    for mod in ("onnx", "onnxruntime", "safetensors"):
+    for mod in ("onnx", "onnxruntime", "safetensors") + (("openvino",) if runtime == "openvino" else ()):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
@@ -323,7 +325,7 @@ def _metadata(manifest: Manifest, ref: Reference, spec, checked: Checked, art_re
         "model": manifest.name, "method": spec.method, "runtime": spec.runtime, "format": spec.format,
         "batch": spec.batch, "resolution": "dynamic", "devices": list(spec.devices), "opset": spec.opset,
         "artifact_sha256": art_record["sha256"], "manifest_sha256": manifest.digest, "weights": ref.weights_info,
-        "export": checked.settings, "toolchain": toolchain(), "command": command,
+        "export": checked.settings, "toolchain": toolchain(spec.runtime), "command": command,
         "parity": {"reference": "eager PyTorch (torchvision) with the stored weights",
                    "tolerance": parity.tolerance_dict(parity.Tolerance.from_dict(spec.tolerance)),
                    "input_sizes": [list(im.shape[-2:]) for im in ref.singles],

@@ -16,11 +16,14 @@ from ..errors import ManifestError, UnknownModelError, UnsupportedError
 
 MANIFEST_DIR = Path(__file__).parent.parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
-           "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti")}
+           "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti"), "openvino": ("openvino", "onnx")}
+# methods whose artifact is an ONNX file made by the ONNX exporter (zoo/export/onnx.py), each run by its own runtime:
+# they take the exporter's settings (opset, exporter) in their [[export]] entry
+ONNX_METHODS = tuple(m for m, (_, fmt) in METHODS.items() if fmt == "onnx")
 # methods whose build takes minutes per model (AOTInductor compiles C++): CI's stores and the reference lock leave them
 # out, `zoo build` builds them where a manifest lists them (docs/torch-export.md)
 SLOW_METHODS = ("aoti",)
-RUNTIMES = ("onnxruntime", "pytorch")
+RUNTIMES = ("onnxruntime", "pytorch", "openvino")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
 TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "mask_iou", "keypoint_atol",
@@ -41,7 +44,7 @@ class Export:
     tolerance: dict
     opset: int | None = None
     resolution: str = "dynamic"
-    exporter: str | None = None  # onnx: "legacy" (TorchScript-based) or "dynamo" (from torch.export)
+    exporter: str | None = None  # ONNX_METHODS: "legacy" (TorchScript-based) or "dynamo" (from torch.export)
 
     @property
     def symbolic(self) -> bool:
@@ -317,7 +320,7 @@ def _export(c: _Checker, e, where: str) -> Export:
     if c.get(e, "resolution", where, str, "\"dynamic\"") != "dynamic":
         c.fail(f"{where}.resolution", "\"dynamic\"", e["resolution"])
     devices = c.strings(e, "devices", where, allowed=DEVICES)
-    opset = c.get(e, "opset", where, int, "an ONNX opset number (16 or more)", required=(method == "onnx"))
+    opset = c.get(e, "opset", where, int, "an ONNX opset number (16 or more)", required=(method in ONNX_METHODS))
     if opset is not None and opset < 16:
         c.fail(f"{where}.opset", "16 or more (roi_align(aligned=True) needs opset 16)", opset)
     exporter = _exporter(c, e, where, method)
@@ -332,11 +335,12 @@ def _export(c: _Checker, e, where: str) -> Export:
 
 
 def _exporter(c: _Checker, e: dict, where: str, method: str) -> str | None:
-    """onnx: "legacy" (the default) or "dynamo"; other methods have no choice."""
+    """The ONNX_METHODS: "legacy" (the default) or "dynamo"; other methods have no choice."""
     exporter = c.get(e, "exporter", where, str, "\"legacy\" or \"dynamo\"", required=False)
-    if method != "onnx" and exporter is not None:
-        c.fail(f"{where}.exporter", "no exporter key: only method onnx has a choice of exporters", exporter)
-    if method == "onnx":
+    if method not in ONNX_METHODS and exporter is not None:
+        c.fail(f"{where}.exporter", f"no exporter key: only the ONNX methods ({', '.join(ONNX_METHODS)}) have a "
+               "choice of exporters", exporter)
+    if method in ONNX_METHODS:
         exporter = exporter or "legacy"
         if exporter not in ("legacy", "dynamo"):
             c.fail(f"{where}.exporter", "\"legacy\" (torch.onnx.export(dynamo=False)) or \"dynamo\"", exporter)

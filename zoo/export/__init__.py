@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import ZooError
 
-FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx", "export": "model.pt2", "aoti": "model.pt2"}
+FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx", "export": "model.pt2", "aoti": "model.pt2",
+             "openvino": "model.onnx"}
 
 
 def export_in_child(manifest_path: str, weights_file: str, method: str, out: str) -> dict:

@@ -1,5 +1,5 @@
-"""onnx -> ONNX for onnxruntime: the whole model (resize, heads, NMS, mask pasting) in one graph, fixed batch,
-dynamic resolution.
+"""onnx -> ONNX for onnxruntime (and, the same file, for OpenVINO: method ``openvino``): the whole model (resize, heads,
+NMS, mask pasting) in one graph, fixed batch, dynamic resolution.
 
 Two exporters, chosen per model by the manifest's ``exporter`` key:
 

@@ -22,7 +22,7 @@ if __name__ == "__main__" and os.environ.get("ZOO_EXPORT_PARENT", "").isdigit():
 import torch  # noqa: E402
 
 from ..load import architecture
-from ..core.manifest import parse
+from ..core.manifest import ONNX_METHODS, parse
 from . import aoti, common, onnx, pt2, scripting, tracing
 from .patches import EXPORT_SAFE, FLOAT64_RESIZE, TRACE_SAFE, nms_groups
 
@@ -45,8 +45,10 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
             settings.update(aoti.export(wrapper, example, out, groups))
         elif method == "scripting":
             settings.update(scripting.export(wrapper, example, out))
-        else:
+        elif method in ONNX_METHODS:  # onnx, openvino: the same ONNX file, each run by its own runtime
             settings.update(onnx.export(wrapper, example, out, spec.opset, groups, spec.exporter))
+        else:
+            raise SystemExit(f"zoo.export.run: no exporter for method {method!r}")
     if method != "scripting":
         settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])

@@ -68,6 +68,11 @@ def _raw_load(artifact: dict, path: str, threads: int) -> float:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    elif artifact["runtime"] == "openvino":
+        import openvino as ov
+
+        from ..load.runtimes.openvino import compile_config
+        ov.Core().compile_model(path, "CPU", compile_config(threads))
     elif artifact["method"] == "export":
         from ..load.runtimes.pt2 import load_program
         load_program(path)

@@ -6,7 +6,8 @@ import importlib
 from ...errors import MissingExtraError
 
 NEEDS = {"onnxruntime": (("onnxruntime", "onnx"), "onnxruntime"),
-         "pytorch": (("torch", "torchvision", "safetensors"), "torch")}
+         "pytorch": (("torch", "torchvision", "safetensors"), "torch"),
+         "openvino": (("openvino", "onnx"), "openvino")}  # onnx: the external-data scan (onnxscan)
 
 
 def require(runtime: str) -> None:
@@ -28,13 +29,16 @@ def open_backend(manifest, method: str, runtime: str, path, batch: int | None, d
                  threads: int | None = None):
     """The backend that runs ``path`` (a file name, or the file's bytes as zoo.load passes them once verified; the
     torch.export backend also takes a binary file-like object): eager weights, an ONNX file, a TorchScript file or a
-    torch.export program (each imports its runtime)."""
+    torch.export program, or an ONNX file for OpenVINO (each imports its runtime)."""
     if method == "eager":
         from .eager import EagerBackend
         return EagerBackend(manifest, path, device)
     if runtime == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(path, batch or 1, device, threads)
+    if runtime == "openvino":
+        from .openvino import OpenVinoBackend
+        return OpenVinoBackend(path, batch or 1, device, threads, what=f"{manifest.name}'s {method} artifact")
     if method == "export":
         from .pt2 import ExportedProgramBackend
         return ExportedProgramBackend(path, batch, device)
