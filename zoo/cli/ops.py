@@ -52,6 +52,8 @@ def add_bench(sub) -> None:
     s.add_argument("--threads", type=count_arg(1), default=2)
     s.add_argument("--size", type=image_size_arg, default=(480, 640), help="input HxW (default 480x640)")
     s.add_argument("--json", help="also write the figures as JSON here")
+    s.add_argument("--plot", metavar="FILE.png", help="also draw latency against agreement AP50, one point per "
+                                                      "artifact (the `plot` extra: matplotlib)")
     s.set_defaults(fn=cmd_bench)
 
 
@@ -59,7 +61,7 @@ def cmd_bench(a) -> int:
     from ..ops.bench import bench
     from ..core.manifest import all_manifests
     bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, a.size,
-          a.json, explicit=bool(a.names))
+          a.json, explicit=bool(a.names), plot_out=a.plot)
     return 0
 
 

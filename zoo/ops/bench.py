@@ -52,10 +52,13 @@ class PeakRss:
         self.peak = max(self.high, self.proc.memory_info().rss) - self.start
 
 
-def sample_image(size: tuple[int, int]) -> np.ndarray:
+PHOTOS = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")  # the package's photos (zoo/data/README.md)
+
+
+def sample_image(size: tuple[int, int], photo: str = PHOTOS[0]) -> np.ndarray:
     from importlib.resources import files
     from PIL import Image
-    with Image.open(files("zoo") / "data" / "astronaut.jpg") as im:
+    with Image.open(files("zoo") / "data" / photo) as im:
         rgb = np.asarray(im.convert("RGB").resize((size[1], size[0])), dtype=np.float32) / 255
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
@@ -85,7 +88,9 @@ def _raw_load(artifact: dict, path: str, threads: int) -> float:
     return time.perf_counter() - t0
 
 
-def measure(load, image, warmup: int, repeat: int) -> dict:
+def measure(load, image, warmup: int, repeat: int, photos: list | None = None) -> dict:
+    """Load, first call, warm-up, timed calls and peak memory of one model; its outputs on ``photos`` (for the
+    accuracy columns) are taken after the timing, outside the memory block's figures that matter."""
     with PeakRss() as mem:
         t0 = time.perf_counter()
         model = load()
@@ -102,31 +107,50 @@ def measure(load, image, warmup: int, repeat: int) -> dict:
             times.append(time.perf_counter() - t0)
     return {"load_s": t_load, "first_s": first, "median_s": statistics.median(times),
             "p90_s": float(np.percentile(times, 90)), "peak_mb": mem.peak / 2**20,
-            "detections": int(len(out[0]["scores"]))}
+            "detections": int(len(out[0]["scores"])), "photo_outputs": [model([p])[0] for p in photos or []]}
 
 
 def bench(names: list[str], source: str, runtime: str | None = None, method: str | None = None, warmup: int = 1,
           repeat: int = 5, threads: int = 2, size: tuple[int, int] = (480, 640), json_out: str | None = None,
-          explicit: bool = False) -> list[dict]:
-    """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``)."""
+          explicit: bool = False, plot_out: str | None = None) -> list[dict]:
+    """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``): one row per
+    artifact and the eager reference, each model's rows sorted by median latency; with ``plot_out``, a PNG of latency
+    against agreement AP50 (one point per artifact)."""
     import torch
     from tqdm.auto import tqdm
 
     from ..core.progress import Stages
     torch.set_num_threads(threads)
     image = sample_image(size)
+    photos = [sample_image(size, p) for p in PHOTOS] if _has_pycocotools() else None
     rows, unpinned = [], []
     with tqdm(total=len(names), desc="zoo bench", unit="model", file=sys.stderr) as tq, Stages(tq) as bar:
-        _bench_models(names, source, runtime, method, warmup, repeat, threads, image, explicit, bar, rows, unpinned)
+        _bench_models(names, source, runtime, method, warmup, repeat, threads, (image, photos), explicit, bar, rows,
+                      unpinned)
     if not rows and unpinned:
         raise unpinned[0]
     print(table(rows, size, threads))
+    if photos is None:
+        print("accuracy columns left empty: agreement AP needs pycocotools (pip install 'zoo[eval]')")
     if json_out:
-        Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "rows": rows}, indent=2))
+        Path(json_out).write_text(json.dumps({"size": list(size), "threads": threads, "photos": list(PHOTOS),
+                                              "rows": rows}, indent=2))
+    if plot_out:
+        from .plot import latency_accuracy
+        latency_accuracy(rows, plot_out, f"zoo bench: {size[0]}x{size[1]}, {threads} threads, CPU")
+        print(f"plot written to {plot_out}")
     return rows
 
 
-def _bench_models(names, source, runtime, method, warmup, repeat, threads, image, explicit, bar, rows, unpinned):
+def _has_pycocotools() -> bool:
+    try:
+        import pycocotools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _bench_models(names, source, runtime, method, warmup, repeat, threads, images, explicit, bar, rows, unpinned):
     """Measure each model's eager reference and artifacts into ``rows``, saying on ``bar`` which one runs."""
     from ..load.sources import open_source
 
@@ -135,7 +159,8 @@ def _bench_models(names, source, runtime, method, warmup, repeat, threads, image
     for name in names:
         found = _find(name, shared, shared_index, explicit, bar, unpinned)
         if found:
-            rows += _bench_model(*found, source, runtime, method, warmup, repeat, threads, image, bar)
+            rows += sorted(_bench_model(*found, source, runtime, method, warmup, repeat, threads, images, bar),
+                           key=lambda r: r["median_s"])
         bar.update(1)
 
 
@@ -168,8 +193,9 @@ def _find(name, shared, shared_index, explicit, bar, unpinned):
     return manifest, src, entry
 
 
-def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, threads, image, bar) -> list[dict]:
+def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, threads, images, bar) -> list[dict]:
     """The eager reference's row, then one row per artifact (``runtime`` / ``method`` only, when given)."""
+    image, photos = images
     from ..core import trust
     from ..load.loader import load
 
@@ -177,7 +203,7 @@ def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, 
         return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
 
     bar.set_postfix_str(f"{manifest.name} pytorch/eager")
-    eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat)
+    eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat, photos)
     eager_size = entry["weights"]["file"]["size"]
     rows = [_row(manifest.name, "pytorch", "eager", eager, eager, eager_size, eager_size)]
     for artifact in entry["artifacts"]:
@@ -188,7 +214,7 @@ def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, 
                       f"({trust.consent_hint(src)})")
             continue
         bar.set_postfix_str(f"{manifest.name} {artifact['runtime']}/{artifact['method']}")
-        m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat)
+        m = measure(lambda: open_model(artifact["runtime"], artifact["method"]), image, warmup, repeat, photos)
         row = _row(manifest.name, artifact["runtime"], artifact["method"], m, eager,
                    artifact["files"]["model"]["size"], eager_size)
         if source and Path(source).is_dir():  # the raw runtime needs the file's local path
@@ -218,8 +244,11 @@ def _timed(fn) -> float:
 
 
 def _row(name, runtime, method, m, eager, size, eager_size) -> dict:
+    from .agreement import agreement_ap
     keys = ("load_s", "first_s", "median_s", "p90_s", "peak_mb")
     row = {"model": name, "runtime": runtime, "method": method, "detections": m["detections"], "size_mb": size / 2**20}
+    if m["photo_outputs"]:  # against eager's confident boxes on the package's photos
+        row["agreement"] = agreement_ap(eager["photo_outputs"], m["photo_outputs"])
     row.update({k: m[k] for k in keys})
     row.update({f"{k}_vs_eager": (m[k] / eager[k] if eager[k] else None) for k in keys})
     row["size_vs_eager"] = size / eager_size
@@ -230,6 +259,10 @@ COLUMNS = {
     "median_s": "seconds per call, median of the timed calls (after the first and the warm-up)",
     "x eager": "median_s / eager's median_s (< 1.0: faster than eager)",
     "p90_s": "seconds per call, 90th percentile of the timed calls",
+    "agree AP50": "agreement AP50: COCO box AP at IoU 0.5 of the artifact's detections on the package's three photos, "
+                  "eager's detections scoring >= 0.5 taken as the ground truth (1.0: eager's boxes; '-': eager has "
+                  "none there, or no pycocotools)",
+    "agree AP": "the same, AP averaged over IoU 0.5:0.95 (how exactly the boxes agree)",
     "first_s": "the first call alone (graph optimisation, allocation: paid once)",
     "load_s": "zoo.load, sha256 verification included",
     "peak_mb": "peak resident memory while loading and running",
@@ -250,7 +283,12 @@ def table(rows: list[dict], size, threads) -> str:
             f"reference; columns:\n{columns_help()}\n")
     cols = ["model", "runtime", "method", *COLUMNS]
     cells = [dict(zip(cols, [r["model"], r["runtime"], r["method"], f"{r['median_s']:.3f}", f"{r['median_s_vs_eager']:.2f}",
-                             f"{r['p90_s']:.3f}", f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
+                             f"{r['p90_s']:.3f}", *_agreement_cells(r), f"{r['first_s']:.3f}", f"{r['load_s']:.2f}", f"{r['peak_mb']:.0f}",
                              f"{r['size_mb']:.0f}", f"{r['load_vs_runtime']:.2f}" if "load_vs_runtime" in r else "-",
                              f"{r['sha256_gb_s']:.2f}" if "sha256_gb_s" in r else "-"])) for r in rows]
     return head + text.table(cells, cols, rule=False)
+
+
+def _agreement_cells(row: dict) -> tuple[str, str]:
+    a = row.get("agreement")
+    return (f"{a['ap50']:.3f}", f"{a['ap']:.3f}") if a else ("-", "-")
