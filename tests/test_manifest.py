@@ -77,7 +77,7 @@ def _broken(tmp_path, edit):
     (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing fixes the batch size"),
     (lambda t: t.replace('exporter = "dynamo"', 'exporter = "torchscript"'), "export[2].exporter", '"legacy"'),
     (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter",
-     "only the ONNX methods (onnx, openvino)"),
+     "only the ONNX methods (onnx, openvino, tensorrt, tensorrt-fp16)"),
     (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
     (lambda t: t.replace("[parity]", "[eval]\nmap_tolerance = -1\n\n[parity]"), "eval.map_tolerance", "non-negative"),
     (lambda t: t.replace("torchvision.models.detection.ssd300_vgg16", "ssd300_vgg16:"), "builder", "package.module:function"),

@@ -98,13 +98,14 @@ def fixed_threads(n: int = BUILD_THREADS):
 
 
 def toolchain(runtime: str | None = None) -> dict:
-    """The versions a build ran with (the lock's and every metadata.json's); an artifact of ``runtime`` "openvino"
-    also records OpenVINO's (only there, so that adding that runtime changed no other artifact's metadata)."""
+    """The versions a build ran with (the lock's and every metadata.json's); an artifact of ``runtime`` "openvino" or
+    "tensorrt" also records that package's (only there, so that adding the runtime changed no other artifact's
+    metadata)."""
     import torch
     import torchvision
     versions = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "numpy": np.__version__, "build_threads": BUILD_THREADS}
-    for mod in ("onnx", "onnxruntime", "safetensors") + (("openvino",) if runtime == "openvino" else ()):
+    for mod in ("onnx", "onnxruntime", "safetensors") + ((runtime,) if runtime in ("openvino", "tensorrt") else ()):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
@@ -303,7 +304,8 @@ def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_re
     from ..load.runtimes import open_backend
     from ..load.runtimes.base import Detector
     settings = export_in_child(manifest.path, str(out / ref.weights_rel), spec.method, str(out / art_rel))
-    backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch, threads=BUILD_THREADS)
+    device = "cuda" if spec.runtime == "tensorrt" else "cpu"  # TensorRT runs on NVIDIA GPUs only; eager stays on the CPU
+    backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch, device, BUILD_THREADS)
     detector = Detector(backend, manifest.outputs, {}, manifest.categories)
     tol = parity.Tolerance.from_dict(spec.tolerance)
     bar.set_postfix_str(f"{manifest.name} {spec.method}: loading the artifact")

@@ -16,14 +16,15 @@ from ..errors import ManifestError, UnknownModelError, UnsupportedError
 
 MANIFEST_DIR = Path(__file__).parent.parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
-           "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti"), "openvino": ("openvino", "onnx")}
+           "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti"), "openvino": ("openvino", "onnx"),
+           "tensorrt": ("tensorrt", "onnx"), "tensorrt-fp16": ("tensorrt", "onnx")}  # NVIDIA GPUs: docs/gpu.md
 # methods whose artifact is an ONNX file made by the ONNX exporter (zoo/export/onnx.py), each run by its own runtime:
 # they take the exporter's settings (opset, exporter) in their [[export]] entry
 ONNX_METHODS = tuple(m for m, (_, fmt) in METHODS.items() if fmt == "onnx")
 # methods whose build takes minutes per model (AOTInductor compiles C++): CI's stores and the reference lock leave them
 # out, `zoo build` builds them where a manifest lists them (docs/torch-export.md)
 SLOW_METHODS = ("aoti",)
-RUNTIMES = ("onnxruntime", "pytorch", "openvino")
+RUNTIMES = ("onnxruntime", "pytorch", "openvino", "tensorrt")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
 TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "mask_iou", "keypoint_atol",

@@ -134,7 +134,7 @@ def _opener(manifest, artifact: dict, info: dict, what: str, device: str, thread
             raise
         except Exception as e:
             built = {k: v for k, v in info.get("metadata", {}).get("toolchain", {}).items()
-                     if k in ("onnxruntime", "openvino", "torch", "torchvision")}
+                     if k in ("onnxruntime", "openvino", "tensorrt", "torch", "torchvision")}
             raise RuntimeFailure(f"{artifact['runtime']} could not load {what}: {type(e).__name__}: {first_line(e)}; "
                                  "the file's sha256 matched, so the installed runtime differs from the one that built "
                                  f"it ({built or 'see its metadata.json'}): install those versions") from e

@@ -7,7 +7,9 @@ from ...errors import MissingExtraError
 
 NEEDS = {"onnxruntime": (("onnxruntime", "onnx"), "onnxruntime"),
          "pytorch": (("torch", "torchvision", "safetensors"), "torch"),
-         "openvino": (("openvino", "onnx"), "openvino")}  # onnx: the external-data scan (onnxscan)
+         "openvino": (("openvino", "onnx"), "openvino"),
+         "tensorrt": (("onnxruntime", "onnx"), "onnxruntime")}  # onnx: the external-data scan (onnxscan); tensorrt:
+# onnxruntime-gpu with its TensorRT provider, checked when the backend opens (zoo/load/runtimes/tensorrt.py)
 
 
 def require(runtime: str) -> None:
@@ -39,6 +41,10 @@ def open_backend(manifest, method: str, runtime: str, path, batch: int | None, d
     if runtime == "openvino":
         from .openvino import OpenVinoBackend
         return OpenVinoBackend(path, batch or 1, device, threads, what=f"{manifest.name}'s {method} artifact")
+    if runtime == "tensorrt":
+        from .tensorrt import TensorRtBackend
+        return TensorRtBackend(path, batch or 1, device, threads, fp16=method.endswith("-fp16"),
+                               what=f"{manifest.name}'s {method} artifact")
     if method == "export":
         from .pt2 import ExportedProgramBackend
         return ExportedProgramBackend(path, batch, device)
