@@ -82,3 +82,8 @@ class SeededWeightsWarning(UserWarning):
 class ConsentError(ZooError, PermissionError):
     """Code from a source (a TorchScript, torch.export or AOTInductor artifact, a builder) that the user did not say
     they trust: names the source and the three ways to consent."""
+
+
+class ConversionError(ZooError, ValueError):
+    """A detectron2 checkpoint or config `zoo convert-d2` refuses: names the file, the config key or the tensors, and
+    what was expected."""

@@ -13,9 +13,12 @@ GENERIC = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the template for builders t
 COPIED = ("family", "outputs", "input", "parity", "export", "unsupported")
 
 
-def manifest_doc(name: str, builder: str, num_classes: int | None = None, categories: list[str] | None = None) -> dict:
+def manifest_doc(name: str, builder: str, num_classes: int | None = None, categories: list[str] | None = None,
+                 builder_args: dict | None = None, template_name: str | None = None) -> dict:
+    """``builder_args`` beyond num_classes; ``template_name``: the shipped manifest to start from (default: the one of
+    the same builder, else the small Faster R-CNN's)."""
     shipped = {m.builder: m for m in all_manifests().values()}
-    template = shipped.get(builder) or all_manifests()[GENERIC]
+    template = all_manifests()[template_name] if template_name else shipped.get(builder) or all_manifests()[GENERIC]
     if categories is None:
         categories = ["__background__"] + [f"class{i}" for i in range(1, (num_classes or 2))]
     if num_classes is not None and num_classes != len(categories):
@@ -23,8 +26,8 @@ def manifest_doc(name: str, builder: str, num_classes: int | None = None, catego
                             f"categories ({len(categories)}: {', '.join(categories)})")
     doc = {"name": name, "family": template.family, "builder": builder,
            "description": f"{name}: a detector of your own ({builder}).", "outputs": list(template.outputs)}
-    if num_classes is not None:
-        doc["builder_args"] = {"num_classes": num_classes}
+    if num_classes is not None or builder_args:
+        doc["builder_args"] = {**({"num_classes": num_classes} if num_classes is not None else {}), **(builder_args or {})}
     doc["weights"] = {"categories": categories}
     doc.update({k: template.raw[k] for k in COPIED[2:] if k in template.raw})
     if builder in shipped:  # same architecture: its seeded-weights recipe applies (--weights random:SEED)
@@ -57,8 +60,12 @@ def write(name: str, builder: str, out: str | Path, num_classes: int | None = No
     out = Path(out)
     if out.exists() and not force:
         raise ManifestError(f"{out} exists; pick another --out or pass --force")
-    doc = manifest_doc(name, builder, num_classes, categories)
+    return write_doc(manifest_doc(name, builder, num_classes, categories), out)
+
+
+def write_doc(doc: dict, out: Path) -> dict:
+    """Write a manifest document as TOML, once it parses as a manifest (the name, the builder's spelling, ...)."""
     text = toml.dumps(doc)
-    from_dict(doc, str(out), "")  # what we write must parse (the name, the builder's spelling, ...)
+    from_dict(doc, str(out), "")
     out.write_text(text, encoding="utf-8")
     return doc

@@ -1,4 +1,4 @@
-"""Commands that build: `zoo build`, `zoo eval`, `zoo demo`."""
+"""Commands that build: `zoo build`, `zoo eval`, `zoo convert-d2`, `zoo demo`."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,26 @@ def cmd_eval(a) -> int:
     print(f"{len(rows) - 1} artifact(s) against eager on {a.data}; tolerance {manifest.map_tolerance} mAP points"
           + (f"; OUTSIDE it: {', '.join(bad)}" if bad else ""))
     return 1 if bad else 0
+
+
+def add_convert_d2(sub) -> None:
+    s = sub.add_parser("convert-d2", help="a detectron2 checkpoint and its config as a manifest and weights for "
+                       "zoo build --manifest")
+    s.add_argument("checkpoint", help="detectron2's model_final_*.pkl (read without unpickling code) or a .pth")
+    s.add_argument("--config", required=True, help="the detectron2 YAML config it was trained with (_BASE_ files "
+                   "beside it)")
+    s.add_argument("--out", required=True, help="directory for NAME.toml and NAME.safetensors")
+    s.add_argument("--name", help="the model's name (default: the config's file name, lower-case)")
+    s.add_argument("--force", action="store_true", help="overwrite NAME.toml and NAME.safetensors")
+    s.set_defaults(fn=cmd_convert_d2)
+
+
+def cmd_convert_d2(a) -> int:
+    from ..build.d2convert.manifest import convert
+    r = convert(a.checkpoint, a.config, a.out, a.name, a.force)
+    print(f"wrote {r.manifest} and {r.weights} ({r.tensors} tensors, {r.num_classes} classes); build it: zoo build "
+          f"--manifest {r.manifest} --weights {r.weights} --out STORE")
+    return 0
 
 
 def add_demo(sub) -> None:

@@ -9,7 +9,8 @@ from . import build, bundles, models, ops, predict, publish, serve
 from .options import fill_help
 
 # every command, in the order `zoo --help` lists them
-COMMANDS = (models.add_list, models.add_info, build.add_build, build.add_eval, models.add_new_manifest, ops.add_verify,
+COMMANDS = (models.add_list, models.add_info, build.add_build, build.add_eval, models.add_new_manifest,
+            build.add_convert_d2, ops.add_verify,
             predict.add_predict, predict.add_path, bundles.add_download, bundles.add_import, publish.add_pin,
             publish.add_release, publish.add_publish, ops.add_bench, ops.add_cache, serve.add_serve,
             serve.add_bench_serve, build.add_demo)

@@ -13,9 +13,15 @@ from .relocate import relocate
 
 
 def exportable(model: torch.nn.Module, manifest: Manifest, transform: str = "exact") -> FlatOutputs:
-    """A copy of ``model`` with an exact-resize transform (``patches.TRANSFORMS``), returning flat outputs in the
-    manifest's key order."""
-    return FlatOutputs(make_exportable(copy.deepcopy(model), transform).eval(), list(manifest.outputs)).eval()
+    """A copy of ``model`` with an exact-resize transform (``patches.TRANSFORMS``; a transform of the package's own
+    models makes its own, ``export_transform``), returning flat outputs in the manifest's key order."""
+    model = copy.deepcopy(model)
+    own = getattr(model.transform, "export_transform", None)
+    if own is not None:
+        model.transform = own(transform)
+    else:
+        make_exportable(model, transform)
+    return FlatOutputs(model.eval(), list(manifest.outputs)).eval()
 
 
 def example_images(manifest: Manifest, batch: int) -> List[torch.Tensor]:

@@ -52,7 +52,7 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
     if method != "scripting":
         settings["nms_groups"] = groups
     settings["example_size"] = list(example[0].shape[-2:])
-    settings["transform"] = "ExactResizeTransform (eager float64 resize)" + (
+    settings["transform"] = getattr(wrapper.model.transform, "export_name", "ExactResizeTransform (eager float64 resize)") + (
         "" if method == "scripting" else f"; {TRACE_SAFE}") + (f"; {EXPORT_SAFE}" if spec.symbolic else "") + (
         f"; {FLOAT64_RESIZE}" if spec.transform == "float64" else "")
     return settings

@@ -13,8 +13,9 @@ from ..errors import IntegrityError, ZooError
 from ..core.manifest import Manifest
 
 
-# what a store's index may name without the user's say-so: torchvision's builders and the package's own demo detector
-TRUSTED_BUILDERS = ("torchvision.models.detection.", "zoo.build.demo.detector:")
+# what a store's index may name without the user's say-so: torchvision's builders, the package's own demo detector and
+# its detectron2 models (zoo.models.detectron2.BUILDERS exactly)
+TRUSTED_BUILDERS = ("torchvision.models.detection.", "zoo.build.demo.detector:", "zoo.models.detectron2.")
 DOWNLOADING_ARGS = ("weights", "weights_backbone")  # torchvision downloads (and unpickles) what these name
 
 
@@ -37,10 +38,16 @@ def _registered(builder_path: str):
     return tvm.get_model_builder(name)
 
 
+def _package_builder(builder_path: str) -> bool:
+    """One of the package's own detectron2 builders, named exactly (their arguments are numbers and strings)."""
+    from ..models.detectron2 import BUILDERS
+    return builder_path in BUILDERS
+
+
 def _index_builder(manifest: Manifest):
     """The builder (and arguments) a manifest from a store's index may run. A shipped model's must be exactly the
-    shipped manifest's; a model of your own may name only torchvision's registered detection builders (or a module
-    you consented to in $ZOO_TRUSTED_BUILDERS), and never weights to download."""
+    shipped manifest's; a model of your own may name only torchvision's registered detection builders, the package's
+    detectron2 builders (or a module you consented to in $ZOO_TRUSTED_BUILDERS), and never weights to download."""
     from ..core.manifest import all_manifests
     from ..errors import ConsentError
     shipped = all_manifests().get(manifest.name)
@@ -53,7 +60,7 @@ def _index_builder(manifest: Manifest):
                 "rebuild the store with this zoo, or load an exported artifact)")
         return _import(manifest), dict(shipped.builder_args)
     fn = _registered(manifest.builder)
-    if fn is None and not _consented(manifest.builder):
+    if fn is None and not _package_builder(manifest.builder) and not _consented(manifest.builder):
         raise ConsentError(
             f"{manifest.path}: builder {manifest.builder!r} comes from the store's index and is not one of "
             "torchvision's registered detection builders; running code a store names needs your consent: add its "

@@ -1,0 +1,117 @@
+"""The files `zoo convert-d2` writes: ``NAME.toml`` (the manifest: the detectron2 builder, its arguments from the
+config, the category names, the parity sizes and methods of torchvision's Faster R-CNN R50-FPN) and
+``NAME.safetensors`` (the converted weights). Needs torch."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...core.manifest import METHODS, all_manifests, from_dict
+from ...errors import ConversionError
+from .. import scaffold
+from . import checkpoint, config, spec, state
+
+TEMPLATE = "fasterrcnn_resnet50_fpn"  # the parity sizes and methods start from torchvision's R50-FPN
+TEMPLATES = {spec.RCNN_BUILDER: ("Faster R-CNN", TEMPLATE), spec.MASK_BUILDER: ("Mask R-CNN", "maskrcnn_resnet50_fpn"),
+             spec.RETINA_BUILDER: ("RetinaNet", "retinanet_resnet50_fpn"),
+             spec.KEYPOINT_BUILDER: ("Keypoint R-CNN", "keypointrcnn_resnet50_fpn")}
+
+
+@dataclass
+class Converted:
+    name: str
+    manifest: Path
+    weights: Path
+    tensors: int
+    num_classes: int
+
+
+def coco_names() -> list[str]:
+    """detectron2's COCO ``thing_classes`` (contiguous ids 0..79): COCO's category names in id order, which
+    torchvision's list holds with "N/A" at the unused ids."""
+    return [c for c in all_manifests()[TEMPLATE].categories[1:] if c != "N/A"]
+
+
+def categories(s: spec.Spec) -> list[str]:
+    if s.dataset.startswith("coco") and s.num_classes == 80:
+        names = coco_names()
+    elif s.dataset.startswith("keypoints_coco") and s.num_classes == 1:
+        names = ["person"]
+    else:
+        names = [f"class{i}" for i in range(s.num_classes)]
+    return ["__background__"] + names
+
+
+def default_name(config_path: Path) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", config_path.stem.lower()).strip("_") or "detectron2_model"
+
+
+def document(name: str, s: spec.Spec, source: str) -> dict:
+    args = dict(s.args)
+    what, template = TEMPLATES[s.builder]
+    doc = scaffold.manifest_doc(name, s.builder, args.pop("num_classes"), categories(s), builder_args=args,
+                                template_name=template)
+    backbone = f"X-{args['depth']}-{args['num_groups']}x{args['width_per_group']}d" if args["num_groups"] > 1 else \
+        f"R-{args['depth']}"
+    doc["description"] = (f"detectron2 {what} {backbone}-FPN ({s.num_classes} classes), converted by zoo convert-d2 "
+                          f"from {source}.")
+    # detectron2's pixel space: 0-255, in the input format's channel order (the model converts from RGB in [0, 1])
+    doc["input"] = {"min_size": args["min_size"], "max_size": args["max_size"], "image_mean": args["pixel_mean"],
+                    "image_std": args["pixel_std"]}
+    doc["export"], doc["unsupported"] = exports(doc["export"], s.builder)
+    names = all_manifests()[template].weights.get("keypoint_names", [])
+    if s.builder == spec.KEYPOINT_BUILDER and args["num_keypoints"] == len(names):
+        doc["weights"]["keypoint_names"] = list(names)  # COCO's 17
+    return doc
+
+
+def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]:
+    """The methods the detectron2 model exports with (tracing, ONNX by the legacy exporter, which traces), from the
+    template's tables, and why the others are left out (all of them for a Keypoint R-CNN)."""
+    if builder == spec.KEYPOINT_BUILDER:
+        return [], [{"method": m, "runtime": runtime, "reason": KEYPOINTS_EAGER} for m, (runtime, _) in METHODS.items()]
+    by_method = {e["method"]: e for e in template}
+    onnx = {k: v for k, v in by_method["onnx"].items() if k != "exporter"}
+    onnx["opset"] = 17
+    done = [by_method["tracing"], onnx]
+    left = [{"method": e["method"], "runtime": e["runtime"], "reason": UNSUPPORTED[e["method"]]}
+            for e in template if e["method"] in UNSUPPORTED]
+    return done, left
+
+
+KEYPOINTS_EAGER = ("not made for detectron2's Keypoint R-CNN yet: its keypoint decoding (heatmaps_to_keypoints) loops "
+                   "over the detections, resizing each heatmap to its own box's size; eager only")
+UNSUPPORTED = {
+    "scripting": "not made for detectron2 models yet: their code (zoo.models.detectron2) is not written for "
+                 "TorchScript's compiler",
+    "export": "not made for detectron2 models yet: their transform computes detectron2's resize from the image's "
+              "shape under tracing, not with torch.export's symbolic sizes",
+    "aoti": "AOTInductor compiles the export method's program, which is not made for detectron2 models yet",
+}
+
+
+def convert(checkpoint_path: str | Path, config_path: str | Path, out: str | Path, name: str | None = None,
+            force: bool = False) -> Converted:
+    from safetensors.torch import save_file
+    import torch
+
+    from ...load.architecture import architecture, fit_state
+    checkpoint_path, config_path, out = Path(checkpoint_path), Path(config_path), Path(out)
+    name = name or default_name(config_path)
+    s = spec.from_config(config.load(config_path))
+    weights = checkpoint.read(checkpoint_path)
+    doc = document(name, s, f"{checkpoint_path.name} and {config_path.name}")
+    toml_path, weights_path = out / f"{name}.toml", out / f"{name}.safetensors"
+    for p in (toml_path, weights_path):
+        if p.exists() and not force:
+            raise ConversionError(f"{p} exists; pick another --out or --name, or pass --force")
+    model = architecture(from_dict(doc, str(toml_path), ""))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    tensors = {k: torch.from_numpy(v) for k, v in
+               state.convert(weights, expected, str(checkpoint_path), s.num_classes, s.classes_key).items()}
+    fit_state(model, tensors, str(checkpoint_path), name)  # strict: the converted dict loads as it will be built
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(dict(sorted(tensors.items())), str(weights_path))
+    scaffold.write_doc(doc, toml_path)
+    return Converted(name, toml_path, weights_path, len(tensors), s.num_classes)

@@ -1,0 +1,177 @@
+"""A detectron2 config as the zoo's builder and its arguments (``zoo.models.detectron2``), or a refusal naming the
+config key the converter cannot reproduce and what it supports instead."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import ConversionError
+from .config import Config
+
+RCNN_BUILDER = "zoo.models.detectron2.rcnn:faster_rcnn"
+MASK_BUILDER = "zoo.models.detectron2.rcnn:mask_rcnn"
+RETINA_BUILDER = "zoo.models.detectron2.retinanet:retinanet"
+KEYPOINT_BUILDER = "zoo.models.detectron2.rcnn:keypoint_rcnn"
+FPN_LEVELS = ["p2", "p3", "p4", "p5", "p6"]
+RETINA_LEVELS = ["p3", "p4", "p5", "p6", "p7"]
+STAGES = ["res2", "res3", "res4", "res5"]
+DEPTHS = (50, 101, 152)
+FROZEN_NORMS = ("FrozenBN", "BN", "SyncBN", "naiveSyncBN")  # all are a fixed affine map at inference
+
+
+@dataclass
+class Spec:
+    builder: str
+    args: dict = field(default_factory=dict)
+    num_classes: int = 80           # detectron2's NUM_CLASSES (no background)
+    dataset: str = ""               # DATASETS.TEST[0], for the category names
+    classes_key: str = "MODEL.ROI_HEADS.NUM_CLASSES"
+
+
+def _expect(cfg: Config, key: str, allowed, what: str) -> None:
+    value = cfg[key]
+    ok = value in allowed if isinstance(allowed, (tuple, set)) else value == allowed
+    if not ok:
+        raise ConversionError(f"{cfg.path}: {key} = {value!r}: zoo convert-d2 reproduces {what}, not this; "
+                              "convert a config without it (or a model trained without it)")
+
+
+def _resnet_args(cfg: Config, backbone: str = "build_resnet_fpn_backbone", stages: list = STAGES) -> dict:
+    _expect(cfg, "MODEL.BACKBONE.NAME", backbone, f"ResNet-FPN backbones ({backbone} for this architecture)")
+    deform = cfg["MODEL.RESNETS.DEFORM_ON_PER_STAGE"]
+    if any(deform):
+        raise ConversionError(f"{cfg.path}: MODEL.RESNETS.DEFORM_ON_PER_STAGE = {deform}: deformable convolution is "
+                              "not reproduced by zoo convert-d2 (it needs detectron2's compiled op); convert a model "
+                              "without it")
+    _expect(cfg, "MODEL.RESNETS.DEPTH", DEPTHS, "ResNet depths 50, 101 and 152 (bottleneck blocks)")
+    _expect(cfg, "MODEL.RESNETS.NORM", FROZEN_NORMS, "batch norms (FrozenBN, BN, SyncBN), frozen at inference")
+    _expect(cfg, "MODEL.RESNETS.RES5_DILATION", 1, "RES5_DILATION 1")
+    _expect(cfg, "MODEL.RESNETS.OUT_FEATURES", stages, f"FPN over {stages}")
+    _expect(cfg, "MODEL.FPN.IN_FEATURES", stages, f"FPN over {stages}")
+    _expect(cfg, "MODEL.FPN.NORM", "", "FPN without a norm (NORM '')")
+    _expect(cfg, "MODEL.FPN.FUSE_TYPE", "sum", "FPN sum fusion")
+    return {"depth": cfg["MODEL.RESNETS.DEPTH"], "num_groups": cfg["MODEL.RESNETS.NUM_GROUPS"],
+            "width_per_group": cfg["MODEL.RESNETS.WIDTH_PER_GROUP"], "stride_in_1x1": cfg["MODEL.RESNETS.STRIDE_IN_1X1"],
+            "stem_out_channels": cfg["MODEL.RESNETS.STEM_OUT_CHANNELS"],
+            "res2_out_channels": cfg["MODEL.RESNETS.RES2_OUT_CHANNELS"], "fpn_out_channels": cfg["MODEL.FPN.OUT_CHANNELS"]}
+
+
+def _input_args(cfg: Config) -> dict:
+    _expect(cfg, "INPUT.FORMAT", ("BGR", "RGB"), "BGR and RGB inputs")
+    _expect(cfg, "TEST.AUG.ENABLED", False, "single-scale inference (no test-time augmentation)")
+    min_size = cfg["INPUT.MIN_SIZE_TEST"]
+    if not isinstance(min_size, int):
+        raise ConversionError(f"{cfg.path}: INPUT.MIN_SIZE_TEST = {min_size!r}: expected one size (an integer)")
+    return {"pixel_mean": [float(v) for v in cfg["MODEL.PIXEL_MEAN"]], "pixel_std": [float(v) for v in cfg["MODEL.PIXEL_STD"]],
+            "input_format": cfg["INPUT.FORMAT"], "min_size": min_size, "max_size": cfg["INPUT.MAX_SIZE_TEST"]}
+
+
+def _anchor_args(cfg: Config, levels: int) -> dict:
+    _expect(cfg, "MODEL.ANCHOR_GENERATOR.NAME", "DefaultAnchorGenerator",
+            "axis-aligned anchors (DefaultAnchorGenerator; rotated boxes are not supported)")
+    sizes, ratios = cfg["MODEL.ANCHOR_GENERATOR.SIZES"], cfg["MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS"]
+    for key, value in (("SIZES", sizes), ("ASPECT_RATIOS", ratios)):
+        if not (isinstance(value, list) and value and all(isinstance(v, list) for v in value)
+                and len(value) in (1, levels)):
+            raise ConversionError(f"{cfg.path}: MODEL.ANCHOR_GENERATOR.{key} = {value!r}: expected one list, or one "
+                                  f"per level ({levels})")
+    return {"anchor_sizes": sizes, "aspect_ratios": ratios, "anchor_offset": float(cfg["MODEL.ANCHOR_GENERATOR.OFFSET"])}
+
+
+def _rpn_args(cfg: Config) -> dict:
+    _expect(cfg, "MODEL.PROPOSAL_GENERATOR.NAME", "RPN", "the RPN proposal generator")
+    _expect(cfg, "MODEL.LOAD_PROPOSALS", False, "proposals from the RPN (not precomputed ones)")
+    _expect(cfg, "MODEL.RPN.HEAD_NAME", "StandardRPNHead", "detectron2's StandardRPNHead")
+    _expect(cfg, "MODEL.RPN.IN_FEATURES", FPN_LEVELS, f"an RPN over {FPN_LEVELS}")
+    _expect(cfg, "MODEL.RPN.CONV_DIMS", [-1], "the RPN head's one convolution (CONV_DIMS [-1])")
+    return {**_anchor_args(cfg, len(FPN_LEVELS)), "rpn_pre_nms_top_n_test": cfg["MODEL.RPN.PRE_NMS_TOPK_TEST"],
+            "rpn_post_nms_top_n_test": cfg["MODEL.RPN.POST_NMS_TOPK_TEST"], "rpn_nms_thresh": cfg["MODEL.RPN.NMS_THRESH"],
+            "rpn_min_box_size": float(cfg["MODEL.PROPOSAL_GENERATOR.MIN_SIZE"]),
+            "rpn_bbox_reg_weights": [float(v) for v in cfg["MODEL.RPN.BBOX_REG_WEIGHTS"]]}
+
+
+def _box_args(cfg: Config) -> dict:
+    _expect(cfg, "MODEL.ROI_HEADS.NAME", "StandardROIHeads",
+            "StandardROIHeads (a cascade or custom RoI head is not supported)")
+    _expect(cfg, "MODEL.ROI_HEADS.IN_FEATURES", FPN_LEVELS[:4], f"RoI heads over {FPN_LEVELS[:4]}")
+    _expect(cfg, "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "the FastRCNNConvFCHead box head (no custom head)")
+    _expect(cfg, "MODEL.ROI_BOX_HEAD.NORM", "", "a box head without a norm (NORM '')")
+    _expect(cfg, "MODEL.ROI_BOX_HEAD.POOLER_TYPE", ("ROIAlignV2", "ROIAlign"), "ROIAlignV2 and ROIAlign pooling")
+    _expect(cfg, "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG", False, "class-specific box regression")
+    _expect(cfg, "MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE", False, "softmax box scores")
+    return {"box_num_conv": cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"], "box_conv_dim": cfg["MODEL.ROI_BOX_HEAD.CONV_DIM"],
+            "box_num_fc": cfg["MODEL.ROI_BOX_HEAD.NUM_FC"], "box_fc_dim": cfg["MODEL.ROI_BOX_HEAD.FC_DIM"],
+            "pooler_resolution": cfg["MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION"],
+            "pooler_sampling_ratio": cfg["MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO"],
+            "pooler_aligned": cfg["MODEL.ROI_BOX_HEAD.POOLER_TYPE"] == "ROIAlignV2",
+            "bbox_reg_weights": [float(v) for v in cfg["MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS"]],
+            "box_score_thresh": float(cfg["MODEL.ROI_HEADS.SCORE_THRESH_TEST"]),
+            "box_nms_thresh": float(cfg["MODEL.ROI_HEADS.NMS_THRESH_TEST"]),
+            "box_detections_per_img": cfg["TEST.DETECTIONS_PER_IMAGE"]}
+
+
+def _mask_args(cfg: Config) -> dict:
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead",
+            "the MaskRCNNConvUpsampleHead mask head (no custom head)")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.NORM", "", "a mask head without a norm (NORM '')")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.POOLER_TYPE", ("ROIAlignV2", "ROIAlign"), "ROIAlignV2 and ROIAlign pooling")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", False, "class-specific masks")
+    return {"mask_num_conv": cfg["MODEL.ROI_MASK_HEAD.NUM_CONV"], "mask_conv_dim": cfg["MODEL.ROI_MASK_HEAD.CONV_DIM"],
+            "mask_pooler_resolution": cfg["MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION"],
+            "mask_pooler_sampling_ratio": cfg["MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO"],
+            "mask_pooler_aligned": cfg["MODEL.ROI_MASK_HEAD.POOLER_TYPE"] == "ROIAlignV2"}
+
+
+def _keypoint_args(cfg: Config) -> dict:
+    _expect(cfg, "MODEL.ROI_KEYPOINT_HEAD.NAME", "KRCNNConvDeconvUpsampleHead",
+            "the KRCNNConvDeconvUpsampleHead keypoint head (no custom head)")
+    _expect(cfg, "MODEL.ROI_KEYPOINT_HEAD.POOLER_TYPE", ("ROIAlignV2", "ROIAlign"), "ROIAlignV2 and ROIAlign pooling")
+    return {"num_keypoints": cfg["MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS"],
+            "keypoint_conv_dims": [int(d) for d in cfg["MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS"]],
+            "keypoint_pooler_resolution": cfg["MODEL.ROI_KEYPOINT_HEAD.POOLER_RESOLUTION"],
+            "keypoint_pooler_sampling_ratio": cfg["MODEL.ROI_KEYPOINT_HEAD.POOLER_SAMPLING_RATIO"],
+            "keypoint_pooler_aligned": cfg["MODEL.ROI_KEYPOINT_HEAD.POOLER_TYPE"] == "ROIAlignV2"}
+
+
+def _classes(cfg: Config, key: str) -> int:
+    num_classes = cfg[key]
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ConversionError(f"{cfg.path}: {key} = {num_classes!r}: expected a positive integer")
+    return num_classes
+
+
+def _dataset(cfg: Config) -> str:
+    datasets = cfg["DATASETS.TEST"]
+    return datasets[0] if datasets else ""
+
+
+def _retinanet(cfg: Config) -> Spec:
+    _expect(cfg, "MODEL.RETINANET.IN_FEATURES", RETINA_LEVELS, f"RetinaNet over {RETINA_LEVELS}")
+    _expect(cfg, "MODEL.RETINANET.NUM_CONVS", 4, "RetinaNet heads of 4 convolutions (torchvision's)")
+    _expect(cfg, "MODEL.RETINANET.NORM", "", "RetinaNet heads without a norm (NORM '')")
+    num_classes = _classes(cfg, "MODEL.RETINANET.NUM_CLASSES")
+    args = {"num_classes": num_classes + 1, **_resnet_args(cfg, "build_retinanet_resnet_fpn_backbone", STAGES[1:]),
+            **_anchor_args(cfg, len(RETINA_LEVELS)),
+            "score_thresh": float(cfg["MODEL.RETINANET.SCORE_THRESH_TEST"]),
+            "nms_thresh": float(cfg["MODEL.RETINANET.NMS_THRESH_TEST"]),
+            "topk_candidates": cfg["MODEL.RETINANET.TOPK_CANDIDATES_TEST"],
+            "detections_per_img": cfg["TEST.DETECTIONS_PER_IMAGE"],
+            "bbox_reg_weights": [float(v) for v in cfg["MODEL.RETINANET.BBOX_REG_WEIGHTS"]], **_input_args(cfg)}
+    return Spec(RETINA_BUILDER, args, num_classes, _dataset(cfg), "MODEL.RETINANET.NUM_CLASSES")
+
+
+def from_config(cfg: Config) -> Spec:
+    if cfg["MODEL.META_ARCHITECTURE"] == "RetinaNet":
+        return _retinanet(cfg)
+    _expect(cfg, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "GeneralizedRCNN (Faster, Mask and Keypoint R-CNN) and RetinaNet")
+    num_classes = _classes(cfg, "MODEL.ROI_HEADS.NUM_CLASSES")
+    args = {"num_classes": num_classes + 1, **_resnet_args(cfg), **_rpn_args(cfg), **_box_args(cfg), **_input_args(cfg)}
+    masks, keypoints = cfg["MODEL.MASK_ON"], cfg["MODEL.KEYPOINT_ON"]
+    if masks and keypoints:
+        raise ConversionError(f"{cfg.path}: MODEL.MASK_ON and MODEL.KEYPOINT_ON are both true: zoo convert-d2 "
+                              "reproduces a mask or a keypoint head, not both at once")
+    if masks:
+        args.update(_mask_args(cfg))
+    if keypoints:
+        args.update(_keypoint_args(cfg))
+    builder = MASK_BUILDER if masks else KEYPOINT_BUILDER if keypoints else RCNN_BUILDER
+    return Spec(builder, args, num_classes, _dataset(cfg))

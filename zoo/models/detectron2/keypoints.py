@@ -1,0 +1,76 @@
+"""detectron2's keypoint branch: ``KRCNNConvDeconvUpsampleHead`` (3x3 convolutions ``conv_fcn1..N`` with ReLUs, a 4x4
+stride-2 ``score_lowres`` deconvolution, then 2x bilinear upsampling) and ``heatmaps_to_keypoints`` (each heatmap
+resized bicubically to its box's ceiled size, the peak's pixel centre scaled back into the box, its logit and its
+score: the peak's probability under a softmax over the heatmap's own resolution). Eager only: the decoding loops over
+detections, each at its own size."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .heads import D2RoIHeads
+from .layers import conv_relus
+
+
+class KeypointHead(nn.Sequential):
+    def __init__(self, in_channels: int, conv_dims: List[int], num_keypoints: int):
+        layers = conv_relus("conv_fcn", in_channels, conv_dims)
+        layers["score_lowres"] = nn.ConvTranspose2d(conv_dims[-1] if conv_dims else in_channels, num_keypoints, 4,
+                                                    stride=2, padding=1)
+        super().__init__(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(super().forward(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
+    """(#rois, K, 4): x, y, logit and score per keypoint (detectron2's ``heatmaps_to_keypoints``)."""
+    offset_x, offset_y = rois[:, 0], rois[:, 1]
+    widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
+    heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
+    widths_ceil, heights_ceil = widths.ceil(), heights.ceil()
+    num_keypoints = maps.shape[1]
+    out = maps.new_zeros(rois.shape[0], num_keypoints, 4)
+    width_corrections, height_corrections = widths / widths_ceil, heights / heights_ceil
+    idx = torch.arange(num_keypoints, device=maps.device)
+    for i in range(rois.shape[0]):
+        size = (int(heights_ceil[i]), int(widths_ceil[i]))
+        roi_map = F.interpolate(maps[[i]], size=size, mode="bicubic", align_corners=False)[0]
+        max_score = roi_map.view(num_keypoints, -1).max(1)[0].view(num_keypoints, 1, 1)
+        full = (roi_map - max_score).exp_()
+        pooled = (maps[i] - max_score).exp_()
+        scores = full / pooled.sum((1, 2), keepdim=True)
+        w = roi_map.shape[2]
+        pos = roi_map.view(num_keypoints, -1).argmax(1)
+        x_int = pos % w
+        y_int = (pos - x_int) // w
+        out[i, :, 0] = (x_int.float() + 0.5) * width_corrections[i] + offset_x[i]
+        out[i, :, 1] = (y_int.float() + 0.5) * height_corrections[i] + offset_y[i]
+        out[i, :, 2] = roi_map[idx, y_int, x_int]
+        out[i, :, 3] = scores[idx, y_int, x_int]
+    return out
+
+
+class D2KeypointRoIHeads(D2RoIHeads):
+    """The RoI heads with detectron2's keypoint branch (torchvision's own keypoint branch stays off: its
+    ``keypoint_roi_pool`` is None). Each detection gets ``keypoints`` (K, 3): x, y and detectron2's keypoint score
+    (``pred_keypoints``), and ``keypoints_scores`` (K): the heatmap logit at the peak."""
+
+    def has_keypoint(self) -> bool:
+        return self._modules.get("d2_keypoint_pool") is not None  # set by the keypoint builder
+
+    def forward(self, features: Dict[str, Tensor], proposals: List[Tensor], image_shapes: List[Tuple[int, int]],
+                targets: Optional[List[Dict[str, Tensor]]] = None):
+        result, losses = super().forward(features, proposals, image_shapes, targets)
+        if self.training or not self.has_keypoint():
+            return result, losses
+        boxes = [r["boxes"] for r in result]
+        logits = self.keypoint_head(self.d2_keypoint_pool(features, boxes, image_shapes))
+        found = heatmaps_to_keypoints(logits.detach(), torch.cat(boxes)).split([len(b) for b in boxes])
+        for r, k in zip(result, found):
+            r["keypoints"] = k[:, :, [0, 1, 3]]
+            r["keypoints_scores"] = k[:, :, 2]
+        return result, losses

@@ -1,0 +1,130 @@
+"""detectron2's pre- and post-processing around torchvision's ``GeneralizedRCNNTransform``.
+
+The zoo hands a model RGB images in [0, 1]; detectron2's models see 0-255 images in ``INPUT.FORMAT`` (BGR for its
+model zoo), resized by ``ResizeShortestEdge`` (short side to ``MIN_SIZE_TEST`` unless the long side would pass
+``MAX_SIZE_TEST``, each side rounded with ``int(x + 0.5)``) with PIL's bilinear filter on uint8 pixels
+(``pilresize``: reproduced exactly), then normalised with ``PIXEL_MEAN``/``PIXEL_STD`` and zero-padded to a multiple
+of 32. Boxes go back to the input size scaled, clipped, and empty ones dropped (``detector_postprocess``); masks are
+pasted into the input size as detectron2 pastes them (``masks.paste_masks``); keypoints scaled like the boxes. Under
+tracing the sizes are computed from the image's shape as float64 tensors, so a traced model resizes like eager at
+every size."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torchvision
+from torch import Tensor
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.ops import boxes as box_ops
+
+from . import pilresize
+from .masks import paste_masks
+
+
+def resized_size(h: int, w: int, short: int, longest: int) -> Tuple[int, int]:
+    """detectron2's ``ResizeShortestEdge.get_output_shape``."""
+    scale = short * 1.0 / min(h, w)
+    newh, neww = (short * 1.0, scale * w) if h < w else (scale * h, short * 1.0)
+    if max(newh, neww) > longest:
+        scale = longest * 1.0 / max(newh, neww)
+        newh, neww = newh * scale, neww * scale
+    return int(newh + 0.5), int(neww + 0.5)
+
+
+def traced_size(hw: Tensor, short: float, longest: float) -> Tensor:
+    """``resized_size`` on a float64 (2,) [height, width] tensor, with the same float64 operations (1-element
+    tensors: the legacy ONNX exporter would write 0-dim float64 ones as float32)."""
+    h, w = hw[:1], hw[1:]
+    size = torch.full_like(h, short)
+    scale = size / torch.minimum(h, w)
+    newh = torch.where(h < w, size, scale * h)
+    neww = torch.where(h < w, scale * w, size)
+    big = torch.maximum(newh, neww)
+    scale = torch.full_like(h, longest) / big
+    newh = torch.where(big > longest, newh * scale, newh)
+    neww = torch.where(big > longest, neww * scale, neww)
+    return torch.floor(torch.cat([newh, neww]) + 0.5)
+
+
+def scaled_xy(xy: Tensor, size: Tuple[int, int], original: Tuple[int, int]) -> Tensor:
+    """Points (..., 2) from the resized image to the input's size, with the ratios ``resize_boxes`` uses."""
+    ratio_h = torch.as_tensor(original[0], dtype=torch.float32) / torch.as_tensor(size[0], dtype=torch.float32)
+    ratio_w = torch.as_tensor(original[1], dtype=torch.float32) / torch.as_tensor(size[1], dtype=torch.float32)
+    return xy * torch.stack([ratio_w, ratio_h]).to(xy)
+
+
+class D2Transform(GeneralizedRCNNTransform):
+    """RGB [0, 1] in; detectron2's pixels, resize, normalisation and padding out. ``image_mean``/``image_std`` are
+    detectron2's ``PIXEL_MEAN``/``PIXEL_STD`` (0-255, in the input format's channel order)."""
+
+    export_name = "D2Transform (detectron2's size rule and PIL's bilinear resize, sizes from the image under tracing)"
+
+    def __init__(self, min_size: int, max_size: int, pixel_mean: List[float], pixel_std: List[float],
+                 input_format: str = "BGR", size_divisible: int = 32):
+        super().__init__(min_size, max_size, list(pixel_mean), list(pixel_std), size_divisible=size_divisible)
+        self.bgr = input_format == "BGR"
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """To detectron2's pixel space (0-255, its channel order); the mean and std come after the resize."""
+        if not image.is_floating_point():
+            raise TypeError(f"Expected input images to be of floating type (in range [0, 1]), but found type "
+                            f"{image.dtype} instead")
+        if self.bgr:
+            image = image.flip(0)
+        return image * 255.0
+
+    def target_size(self, image: Tensor) -> Tensor:
+        """detectron2's resized [height, width], float64; MIN_SIZE_TEST 0 keeps the size (detectron2 does not
+        resize)."""
+        hw = torch._shape_as_tensor(image)[-2:].to(device=image.device, dtype=torch.float64)
+        short = int(self.min_size[-1])
+        if short == 0:
+            return hw
+        if torchvision._is_tracing():
+            return traced_size(hw, float(short), float(self.max_size))
+        size = resized_size(int(image.shape[-2]), int(image.shape[-1]), short, int(self.max_size))
+        return torch.tensor([float(size[0]), float(size[1])], dtype=torch.float64, device=image.device)
+
+    def resize_pixels(self, image: Tensor) -> Tensor:
+        """The 0-255 image at detectron2's size in integer pixels, as PIL resizes detectron2's uint8 image."""
+        dtype = image.dtype
+        pixels = torch.floor(image.to(torch.float64) + 0.5).clamp(0.0, 255.0)
+        return pilresize.resize(pixels, self.target_size(image)).to(dtype)
+
+    def resize(self, image: Tensor, target: Optional[Dict[str, Tensor]] = None
+               ) -> Tuple[Tensor, Optional[Dict[str, Tensor]]]:
+        torch._assert(target is None and not self.training, "the detectron2 transform is for inference only")
+        image = self.resize_pixels(image)
+        dtype, device = image.dtype, image.device
+        mean = torch.as_tensor(self.image_mean, dtype=dtype, device=device)
+        std = torch.as_tensor(self.image_std, dtype=dtype, device=device)
+        return (image - mean[:, None, None]) / std[:, None, None], target
+
+    def postprocess(self, result: List[Dict[str, Tensor]], image_shapes: List[Tuple[int, int]],
+                    original_image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
+        if self.training:
+            return result
+        out: List[Dict[str, Tensor]] = []
+        for pred, im_s, o_im_s in zip(result, image_shapes, original_image_sizes):
+            boxes = box_ops.clip_boxes_to_image(resize_boxes(pred["boxes"], im_s, o_im_s), o_im_s)
+            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            kept: Dict[str, Tensor] = {}
+            for k, v in pred.items():
+                kept[k] = boxes[keep] if k == "boxes" else v[keep]
+            if "keypoints" in kept:  # detector_postprocess: x and y scaled like the boxes
+                k = kept["keypoints"]
+                kept["keypoints"] = torch.cat([scaled_xy(k[..., :2], im_s, o_im_s), k[..., 2:]], dim=-1)
+            if "masks" in kept:
+                kept["masks"] = paste_masks(kept["masks"], kept["boxes"], torch.as_tensor(o_im_s[0]),
+                                            torch.as_tensor(o_im_s[1]))
+            out.append(kept)
+        return out
+
+    def export_transform(self, kind: str) -> "D2Transform":
+        """The transform for an export (``zoo.export.common.exportable``): this one for tracing and the legacy ONNX
+        exporter (its sizes follow the image under tracing); torch.export's symbolic sizes are not supported."""
+        if kind != "exact":
+            raise NotImplementedError(f"the detectron2 transform has no {kind!r} export form (torch.export, the "
+                                      "dynamo ONNX exporter)")
+        return self
