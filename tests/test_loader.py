@@ -40,7 +40,10 @@ def test_outputs_have_torchvision_keys_dtypes_shapes(light_store, name, runtime,
         assert o["boxes"].dtype == torch.float32 and o["boxes"].shape == (n, 4)
         assert o["labels"].dtype == torch.int64 and o["scores"].dtype == torch.float32
         assert n > 0 and n == len(r["scores"])
-        assert float(o["boxes"][:, 2].max()) <= im.shape[2] and float(o["boxes"][:, 3].max()) <= im.shape[1]
+        # inside the image, to float32 rounding: the graph clips before scaling back, and OpenVINO's product of the
+        # clipped box and the scale lands one ulp past the border (470.00003 for a 470-pixel-wide image, measured)
+        edge = 1e-3
+        assert float(o["boxes"][:, 2].max()) <= im.shape[2] + edge and float(o["boxes"][:, 3].max()) <= im.shape[1] + edge
         assert torch.allclose(torch.sort(o["scores"]).values, torch.sort(r["scores"]).values, atol=1e-3)
     assert model.categories[1] == "person" and model.info["weights"]["kind"] == "random"
 
