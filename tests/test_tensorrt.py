@@ -31,7 +31,8 @@ def test_tensorrt_on_a_device_that_is_not_cuda_is_refused_naming_what_to_use(dev
         session_providers(device, fp16=False)
 
 
-@pytest.mark.skipif(not NO_TENSORRT, reason="this onnxruntime has the TensorRT provider: the GPU check runs instead")
+@pytest.mark.skipif(not NO_TENSORRT, reason="this onnxruntime has the TensorRT provider, so the refusal checked here does not "
+                    "apply; nothing checks the GPU path in its place (untested: docs/gpu.md)")
 @pytest.mark.parametrize("method", ["tensorrt", "tensorrt-fp16"])
 def test_without_the_tensorrt_provider_opening_is_refused_before_the_file_is_read(tmp_path, method):
     missing = tmp_path / "not-read.onnx"  # never opened: the refusal comes first

@@ -43,8 +43,7 @@ def open_backend(manifest, method: str, runtime: str, path, batch: int | None, d
         return OpenVinoBackend(path, batch or 1, device, threads, what=f"{manifest.name}'s {method} artifact")
     if runtime == "tensorrt":
         from .tensorrt import TensorRtBackend
-        return TensorRtBackend(path, batch or 1, device, threads, fp16=method.endswith("-fp16"),
-                               what=f"{manifest.name}'s {method} artifact")
+        return TensorRtBackend(path, batch or 1, device, threads, fp16=method.endswith("-fp16"))
     if method == "export":
         from .pt2 import ExportedProgramBackend
         return ExportedProgramBackend(path, batch, device)

@@ -23,7 +23,9 @@ def providers(device: str) -> list[str]:
 class OnnxRuntimeBackend:
     wants = "numpy"
 
-    def __init__(self, path: str | bytes, batch: int, device: str = "cpu", threads: int | None = None):
+    def __init__(self, path: str | bytes, batch: int, device: str = "cpu", threads: int | None = None,
+                 session_providers: list | None = None):
+        """``session_providers``: onnxruntime's provider list, when a runtime chooses its own (tensorrt)."""
         import onnxruntime as ort
 
         from .onnxscan import check_model
@@ -36,7 +38,7 @@ class OnnxRuntimeBackend:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(path, sess_options=options, providers=providers(device))
+        self.session = ort.InferenceSession(path, sess_options=options, providers=session_providers or providers(device))
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.batch = batch
 

@@ -14,10 +14,9 @@ import re
 import subprocess
 from pathlib import Path
 
-import numpy as np
-
 from ...core import settings
 from ...errors import UnsupportedError
+from .onnxruntime import OnnxRuntimeBackend
 
 PROVIDER = "TensorrtExecutionProvider"
 INSTALL = ("pip install onnxruntime-gpu tensorrt (onnxruntime-gpu built with TensorRT, a CUDA driver and an NVIDIA "
@@ -68,24 +67,10 @@ def session_providers(device: str, fp16: bool) -> list:
     return [(PROVIDER, options), ("CUDAExecutionProvider", {"device_id": index})]
 
 
-class TensorRtBackend:
-    wants = "numpy"
+class TensorRtBackend(OnnxRuntimeBackend):
+    """onnxruntime's backend (the external-data scan, the session, the run) with the TensorRT provider list, which
+    refuses on a machine without it before the file is read."""
 
     def __init__(self, path: str | bytes, batch: int, device: str = "cuda", threads: int | None = None,
-                 fp16: bool = False, what: str = "the ONNX file"):
-        import onnxruntime as ort
-
-        from .onnxscan import check_model
-        providers = session_providers(device, fp16)  # before anything is read: refuse early on a CPU machine
-        data = path if isinstance(path, bytes) else Path(path).read_bytes()
-        check_model(data, what if isinstance(path, bytes) else str(path))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(data, sess_options=options, providers=providers)
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.batch = batch
-
-    def run(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(None, {name: im for name, im in zip(self.inputs, images)})
+                 fp16: bool = False):
+        super().__init__(path, batch, device, threads, session_providers(device, fp16))
