@@ -118,3 +118,19 @@ def test_every_option_has_help_and_errors_speak_the_cli_s_words():
                if not isinstance(a, argparse._HelpAction) and not a.help]
     assert not missing, missing
     assert cli_words("pass source= (a store) or revision=") == "pass --source (a store) or --revision"
+
+
+def test_zoo_piped_into_head_ends_quietly_and_main_leaves_signal_handlers_alone():
+    """The executable takes the default SIGPIPE action (`zoo list | head -1`: no BrokenPipeError traceback); `main`
+    called inside a program does not, or that program would die on its next write to a closed pipe (the CI run of
+    stop 29 ended with exit 141 that way, after a test called `main` in the pytest process)."""
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.run(f"{sys.executable} -m zoo.cli list | head -1", shell=True, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.startswith("model") and proc.stderr == "", proc.stderr
+    from zoo.cli import main
+    before = signal.getsignal(signal.SIGPIPE)
+    assert main(["list", "mask_rcnn"]) == 0
+    assert signal.getsignal(signal.SIGPIPE) == before

@@ -1,4 +1,4 @@
 """The `zoo` command."""
-from .main import main, parser
+from .main import console, main, parser
 
-__all__ = ["main", "parser"]
+__all__ = ["console", "main", "parser"]

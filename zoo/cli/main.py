@@ -33,9 +33,8 @@ def cli_words(message: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `zoo list | head` ends quietly
+    """Run one `zoo` command in this process; its exit status is returned. Leaves the process's signal handlers as
+    they are, so a program (or a test) may call it."""
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
@@ -55,5 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `zoo` executable: `zoo list | head` ends quietly (the default SIGPIPE action), then `main`. Only here:
+    set inside a long-lived caller, the default action would kill it on any write to a closed pipe."""
+    import signal
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
