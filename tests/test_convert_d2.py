@@ -448,3 +448,26 @@ def test_built_artifacts_give_detectron2s_detections(d2_store, recorded, photos,
             masks = out["masks"].reshape(len(out["masks"]), h, w)
             wrong = max(int(((masks[j] >= 0.5) != d2_masks[i]).sum()) for i, j in pairs)
             assert wrong <= 0.001 * h * w, f"{name}: a mask has {wrong} pixels unlike detectron2's"
+
+
+@pytest.mark.slow
+def test_zoo_load_with_detectron2s_interface(d2_store, recorded, photos):
+    """`zoo.load(..., interface="detectron2")` on the ONNX artifact (no torch in its path): detectron2's inputs as
+    numpy (BGR uint8 CHW) in, its instances out, the recorded classes, boxes and masks; a bad interface name and a
+    non-detectron2 use are refused by name."""
+    import zoo
+    model = zoo.load(NAMES[MASK], runtime="onnxruntime", source=str(d2_store), interface="detectron2")
+    ref = recorded[MASK]
+    for name in PHOTOS:
+        rgb = photos[f"{name}/image"]
+        h, w = rgb.shape[:2]
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1))
+        out = model([{"image": bgr, "height": h, "width": w}])[0]["instances"]
+        assert len(out) == len(ref[f"{name}/scores"]) and out.image_size == (h, w)
+        order = np.argsort(-out.scores, kind="stable")
+        assert np.array_equal(out.pred_classes[order], ref[f"{name}/classes"])
+        assert np.abs(out.pred_boxes.tensor[order] - ref[f"{name}/boxes"]).max() < 0.01
+        d2_masks = np.unpackbits(ref[f"{name}/masks"], axis=-1)[:, :, :w].astype(bool)
+        assert out.pred_masks.dtype == bool and (out.pred_masks[order] != d2_masks).mean() < 1e-3
+    with pytest.raises(zoo.InputError, match="interface must be one of 'torchvision', 'detectron2', got 'd2'"):
+        zoo.load(NAMES[MASK], source=str(d2_store), interface="d2")

@@ -210,3 +210,11 @@ def test_model_info_has_provenance_and_parity(light_store):
     assert meta["parity"]["results"]["sizes+grey"]["ok"] and meta["opset"] == 18 and "dynamo=True" in meta["export"]["exporter"]
     sizes = meta["parity"]["input_sizes"]
     assert [375, 500] in sizes and [311, 400] in sizes and meta["export"]["example_size"] == [320, 416]
+
+
+def test_detectron2s_interface_is_refused_for_a_torchvision_model(light_store):
+    """Its labels are not detectron2's class ids: refused by name before any artifact is fetched (the detectron2
+    models' use is tested in test_convert_d2.py)."""
+    with pytest.raises(InputError, match=f"interface='detectron2' is for detectron2 models.*{SSD} is built by "
+                                         "torchvision.models.detection"):
+        zoo.load(SSD, source=str(light_store), interface="detectron2")

@@ -5,7 +5,7 @@ import functools
 import warnings
 
 from ..core import schema, store, trust
-from ..errors import (IntegrityError, NotAvailableError, RuntimeFailure, SeededWeightsWarning, UnknownModelError,
+from ..errors import (InputError, IntegrityError, NotAvailableError, RuntimeFailure, SeededWeightsWarning, UnknownModelError,
                       UnsupportedError, ZooError, first_line)
 from ..core.manifest import RUNTIMES, Manifest, from_dict, resolve
 from .runtimes import open_backend, require, thresholds
@@ -73,16 +73,22 @@ def manifest_for(name: str, index: dict, origin: str) -> Manifest:
 def load(name: str, runtime: str = "onnxruntime", method: str | None = None, device: str = "cpu", source=None,
          revision: str | None = None, offline: bool | None = None, cache_dir=None, threads: int | None = None,
          score_thresh: float | None = None, detections_per_img: int | None = None, trust_code: bool = False,
-         **torchvision_names) -> Detector:
-    """``trust_code=True`` consents to code artifacts (tracing, scripting, export, aoti) from this source; without it
+         interface: str = "torchvision", **torchvision_names) -> Detector:
+    """``interface="detectron2"`` (detectron2 models only) wraps the detector in detectron2's interface
+    (zoo/load/d2interface.py: ``[{"image", "height", "width"}]`` in, ``[{"instances"}]`` out).
+    ``trust_code=True`` consents to code artifacts (tracing, scripting, export, aoti) from this source; without it
     they load only from the pinned channel or a source in $ZOO_TRUSTED_SOURCES (zoo/core/trust.py, docs/security.md).
     ``score_thresh`` / ``detections_per_img`` (or torchvision's names for the family, e.g. box_score_thresh) raise
     the artifact's threshold / lower its count, exactly; see runtimes/thresholds.py."""
+    if interface not in INTERFACES:
+        raise InputError(f"interface must be one of {', '.join(map(repr, INTERFACES))}, got {interface!r}")
     if runtime in RUNTIMES:
         require(runtime)  # before anything is downloaded
     src = open_source(source, cache_dir=cache_dir, offline=offline, model=channel_name(name))
     index = src.index(revision)
     manifest = manifest_for(name, index, src.description)
+    if interface == "detectron2":
+        input_format = _detectron2_input_format(manifest)  # before a byte of the artifact is fetched
     code_ok = trust.trusted(src, trust_code)
     entry = select(manifest, index, runtime, method, device, code_ok)
     artifact = entry["artifact"]
@@ -101,7 +107,25 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
                                offline=offline, cache_dir=cache_dir, threads=threads, trust_code=trust_code, **wanted)
-    return Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device, reopen)
+    detector = Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device,
+                        reopen)
+    if interface == "detectron2":
+        from .d2interface import Detectron2Interface
+        return Detectron2Interface(detector, input_format)
+    return detector
+
+
+INTERFACES = ("torchvision", "detectron2")
+
+
+def _detectron2_input_format(manifest) -> str:
+    """The channel order detectron2's users hand a detectron2 model (its config's ``INPUT.FORMAT``); other models
+    have no detectron2 interface: their labels are not detectron2's class ids."""
+    if not manifest.builder.startswith("zoo.models.detectron2."):
+        raise InputError(f"interface='detectron2' is for detectron2 models (made by `zoo convert-d2` or detectron2's "
+                         f"model-zoo manifests); {manifest.name} is built by {manifest.builder}: leave interface out "
+                         "for torchvision's interface")
+    return manifest.builder_args.get("input_format", "BGR")
 
 
 _WARNED: set = set()
