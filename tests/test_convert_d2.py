@@ -168,9 +168,29 @@ def test_proposals_are_detectron2s(model, reference, photos):
     assert np.abs(seen[0][:50].numpy() - reference["astronaut/proposals"]).max() < 1e-3
 
 
+@pytest.mark.parametrize("stem", BUILT)
+def test_the_scripted_model_is_eager(models, conversions, photos, stem):
+    """``torch.jit.script`` of the exportable model (what the scripting method compiles, before its freezing and
+    channels_last weights) gives the eager model's outputs exactly, masks included, called twice (TorchScript
+    optimises its graph after the first calls)."""
+    import torch
+
+    from zoo.core.manifest import parse
+    from zoo.export.common import exportable
+    manifest = parse(conversions[stem][0])
+    scripted = torch.jit.script(exportable(models[stem], manifest))
+    image = torch.from_numpy(photos["chelsea/image"]).permute(2, 0, 1).float() / 255.0
+    with torch.no_grad():
+        eager = models[stem]([image])[0]
+        for _ in range(2):
+            out = dict(zip(manifest.outputs, scripted([image])))
+            assert all(torch.equal(out[k], eager[k]) for k in manifest.outputs), stem
+
+
 def test_the_manifest(converted):
     """What convert-d2 writes: the detectron2 builder with the config's values (through its _BASE_ chain: depth
-    from the 3x config, anchors from Base-RCNN-FPN, the widths and test size from the small config), COCO's names."""
+    from the 3x config, anchors from Base-RCNN-FPN, the widths and test size from the small config), COCO's names;
+    tracing, scripting and ONNX listed, the others named."""
     from zoo.core.manifest import parse
     m = parse(converted[0])
     assert m.builder == "zoo.models.detectron2.rcnn:faster_rcnn"
@@ -182,6 +202,8 @@ def test_the_manifest(converted):
     assert args["num_classes"] == 81 == len(m.categories)
     assert list(m.categories[:3]) == ["__background__", "person", "bicycle"] and m.categories[-1] == "toothbrush"
     assert "N/A" not in m.categories
+    assert [e.method for e in m.exports] == ["tracing", "scripting", "onnx"]
+    assert {u.method for u in m.unsupported} == {"export", "aoti"}
 
 
 @pytest.mark.parametrize("stem", [MASK, KEYPOINT])
@@ -412,8 +434,8 @@ def test_no_detectron2_import_in_the_package_or_its_tests():
 
 @pytest.fixture(scope="module")
 def d2_store(tmp_path_factory, conversions):
-    """The converted fixture models built by `zoo build --manifest` (tracing and ONNX, each gated on parity against
-    eager; ~90 s here)."""
+    """The converted fixture models built by `zoo build --manifest` (tracing, scripting and ONNX, each gated on parity
+    against eager; ~200 s here)."""
     from conftest import run_zoo
     out = tmp_path_factory.mktemp("d2store") / "store"
     for stem in BUILT:
@@ -423,9 +445,12 @@ def d2_store(tmp_path_factory, conversions):
 
 
 
+BUILT_METHODS = [("onnxruntime", "onnx"), ("pytorch", "tracing"), ("pytorch", "scripting")]  # what convert-d2 lists
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", BUILT)
-@pytest.mark.parametrize("runtime, method", [("onnxruntime", "onnx"), ("pytorch", "tracing")])
+@pytest.mark.parametrize("runtime, method", BUILT_METHODS)
 def test_built_artifacts_give_detectron2s_detections(d2_store, recorded, photos, stem, runtime, method):
     """Each artifact, loaded from the store like a user loads it, against detectron2's recorded detections on the
     photos (sizes the artifacts were not traced at): every one matched, boxes within 0.01 px, and the Mask R-CNN's
@@ -435,7 +460,8 @@ def test_built_artifacts_give_detectron2s_detections(d2_store, recorded, photos,
     import zoo
     model_name = NAMES[stem]
     entry = json.loads((d2_store / "index.json").read_text())["models"][model_name]
-    assert {a["method"] for a in entry["artifacts"]} >= {"tracing", "onnx"}
+    built = {a["method"] for a in entry["artifacts"]} - {"eager"}  # (the stored eager model: the eager tests' own)
+    assert built == {m for _, m in BUILT_METHODS}  # every exported artifact is tested here
     det = zoo.load(model_name, runtime=runtime, method=method, source=str(d2_store), trust_code=True)
     for name in PHOTOS:
         rgb = photos[f"{name}/image"]

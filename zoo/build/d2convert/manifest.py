@@ -67,14 +67,15 @@ def document(name: str, s: spec.Spec, source: str) -> dict:
 
 
 def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]:
-    """The methods the detectron2 model exports with (tracing, ONNX by the legacy exporter, which traces), from the
-    template's tables, and why the others are left out (all of them for a Keypoint R-CNN)."""
+    """The methods the detectron2 model exports with (tracing, scripting, ONNX by the legacy exporter, which traces),
+    from the template's tables, and why the others are left out (all of them for a Keypoint R-CNN)."""
     if builder == spec.KEYPOINT_BUILDER:
         return [], [{"method": m, "runtime": runtime, "reason": KEYPOINTS_EAGER} for m, (runtime, _) in METHODS.items()]
     by_method = {e["method"]: e for e in template}
+    scripting = dict(by_method["scripting"], devices=["cpu"])  # measured on CPU only (torchvision's also on CUDA)
     onnx = {k: v for k, v in by_method["onnx"].items() if k != "exporter"}
     onnx["opset"] = 17
-    done = [by_method["tracing"], onnx]
+    done = [by_method["tracing"], scripting, onnx]
     left = [{"method": e["method"], "runtime": e["runtime"], "reason": UNSUPPORTED[e["method"]]}
             for e in template if e["method"] in UNSUPPORTED]
     return done, left
@@ -83,8 +84,6 @@ def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]
 KEYPOINTS_EAGER = ("not made for detectron2's Keypoint R-CNN yet: its keypoint decoding (heatmaps_to_keypoints) loops "
                    "over the detections, resizing each heatmap to its own box's size; eager only")
 UNSUPPORTED = {
-    "scripting": "not made for detectron2 models yet: their code (zoo.models.detectron2) is not written for "
-                 "TorchScript's compiler",
     "export": "not made for detectron2 models yet: their transform computes detectron2's resize from the image's "
               "shape under tracing, not with torch.export's symbolic sizes",
     "aoti": "AOTInductor compiles the export method's program, which is not made for detectron2 models yet",

@@ -36,15 +36,16 @@ class D2AnchorGenerator(nn.Module):
         self.sizes = [list(s) for s in sizes]  # per level (torchvision's attribute: zoo.export counts the levels)
         self.strides = [int(s) for s in strides]
         self.offset = float(offset)
-        for i, (s, r) in enumerate(zip(sizes, aspect_ratios)):
-            self.register_buffer(f"cell_anchors_{i}", cell_anchors(s, r), persistent=False)
         self._anchors_per_location = [len(s) * len(r) for s, r in zip(sizes, aspect_ratios)]
+        # every level's cell anchors in one buffer (it follows the model's device), split per level in forward
+        self.register_buffer("cell_anchors", torch.cat([cell_anchors(s, r) for s, r in zip(sizes, aspect_ratios)]),
+                             persistent=False)
 
     def num_anchors_per_location(self) -> List[int]:
         return self._anchors_per_location
 
     def _cells(self) -> List[Tensor]:
-        return [getattr(self, f"cell_anchors_{i}") for i in range(len(self.strides))]
+        return list(self.cell_anchors.split(self._anchors_per_location))
 
     def forward(self, image_list: ImageList, feature_maps: List[Tensor]) -> List[Tensor]:
         levels = []

@@ -70,12 +70,10 @@ class ResNet(nn.Module):
             out_channels, bottleneck = out_channels * 2, bottleneck * 2
 
     def forward(self, x: Tensor) -> List[Tensor]:
-        x = self.stem(x)
-        outs: List[Tensor] = []
-        for stage in [self.res2, self.res3, self.res4, self.res5]:
-            x = stage(x)
-            outs.append(x)
-        return outs
+        res2 = self.res2(self.stem(x))
+        res3 = self.res3(res2)
+        res4 = self.res4(res3)
+        return [res2, res3, res4, self.res5(res4)]
 
 
 class LastLevelP6P7(nn.Module):
@@ -95,7 +93,8 @@ class FPN(nn.Module):
     """detectron2's FPN over the ResNet stages ``in_stages`` (sum fusion, no norm, nearest 2x upsampling), then its
     top block: P6 = max_pool(P5, 1, stride 2) (``build_resnet_fpn_backbone``) or RetinaNet's P6/P7 from C5
     (``build_retinanet_resnet_fpn_backbone``). Returns the levels in order, by name (p2.. or p3..);
-    ``out_channels`` is what torchvision's detection classes read."""
+    ``out_channels`` is what torchvision's detection classes read. Under ``torch.jit.script`` it becomes a
+    ``ScriptableFPN`` (``__prepare_scriptable__``): the same modules and the same ``forward``."""
 
     def __init__(self, bottom_up: ResNet, out_channels: int = 256, in_stages: Sequence[int] = (2, 3, 4, 5),
                  p6p7: bool = False):
@@ -107,19 +106,53 @@ class FPN(nn.Module):
             self.add_module(f"fpn_lateral{stage}", nn.Conv2d(bottom_up.out_channels[stage - 2], out_channels, 1))
             self.add_module(f"fpn_output{stage}", nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.top_block = LastLevelP6P7(bottom_up.out_channels[-1], out_channels) if p6p7 else None
+        self.top_down = [stage - 2 for stage in reversed(self.in_stages)]  # the stages' indices, deepest first
         last = self.in_stages[-1]
         self.names = [f"p{s}" for s in self.in_stages] + ([f"p{last + 1}", f"p{last + 2}"] if p6p7 else [f"p{last + 1}"])
 
+    @property
+    def laterals(self) -> List[nn.Module]:
+        """The lateral 1x1 convolutions, from the top (the deepest stage) down."""
+        return [getattr(self, f"fpn_lateral{stage}") for stage in reversed(self.in_stages)]
+
+    @property
+    def outputs(self) -> List[nn.Module]:
+        """The output 3x3 convolutions, from the top down."""
+        return [getattr(self, f"fpn_output{stage}") for stage in reversed(self.in_stages)]
+
     def forward(self, x: Tensor) -> Dict[str, Tensor]:
         stages = self.bottom_up(x)  # res2..res5
-        prev = getattr(self, f"fpn_lateral{self.in_stages[-1]}")(stages[self.in_stages[-1] - 2])
-        results = [getattr(self, f"fpn_output{self.in_stages[-1]}")(prev)]
-        for stage in reversed(self.in_stages[:-1]):
-            prev = getattr(self, f"fpn_lateral{stage}")(stages[stage - 2]) + F.interpolate(prev, scale_factor=2.0,
-                                                                                            mode="nearest")
-            results.insert(0, getattr(self, f"fpn_output{stage}")(prev))
+        results: List[Tensor] = []
+        prev = stages[-1]  # (TorchScript wants it defined before the loop)
+        for i, (lateral, output) in enumerate(zip(self.laterals, self.outputs)):  # top-down
+            features = lateral(stages[self.top_down[i]])
+            prev = features if i == 0 else features + F.interpolate(prev, scale_factor=2.0, mode="nearest")
+            results.insert(0, output(prev))
         if self.top_block is None:
             results.append(F.max_pool2d(results[-1], kernel_size=1, stride=2, padding=0))
         else:
             results.extend(self.top_block(stages[-1]))
-        return OrderedDict(zip(self.names, results))
+        levels: Dict[str, Tensor] = OrderedDict()
+        for name, level in zip(self.names, results):
+            levels[name] = level
+        return levels
+
+    def __prepare_scriptable__(self) -> "ScriptableFPN":
+        return ScriptableFPN(self)
+
+
+class ScriptableFPN(nn.Module):
+    """What ``torch.jit.script`` compiles for an ``FPN``: its convolutions in module lists, which TorchScript loops
+    over (it cannot look attributes up by computed names), and ``FPN.forward`` itself."""
+
+    def __init__(self, fpn: FPN):
+        super().__init__()
+        self.bottom_up = fpn.bottom_up
+        self.out_channels = fpn.out_channels
+        self.laterals = nn.ModuleList(fpn.laterals)
+        self.outputs = nn.ModuleList(fpn.outputs)
+        self.top_block = fpn.top_block
+        self.top_down = fpn.top_down
+        self.names = fpn.names
+
+    forward = FPN.forward

@@ -7,7 +7,7 @@ model zoo), resized by ``ResizeShortestEdge`` (short side to ``MIN_SIZE_TEST`` u
 of 32. Boxes go back to the input size scaled, clipped, and empty ones dropped (``detector_postprocess``); masks are
 pasted into the input size as detectron2 pastes them (``masks.paste_masks``); keypoints scaled like the boxes. Under
 tracing the sizes are computed from the image's shape as float64 tensors, so a traced model resizes like eager at
-every size."""
+every size; TorchScript (scripting) compiles the eager code itself (its floats are Python's doubles)."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -58,7 +58,8 @@ class D2Transform(GeneralizedRCNNTransform):
     """RGB [0, 1] in; detectron2's pixels, resize, normalisation and padding out. ``image_mean``/``image_std`` are
     detectron2's ``PIXEL_MEAN``/``PIXEL_STD`` (0-255, in the input format's channel order)."""
 
-    export_name = "D2Transform (detectron2's size rule and PIL's bilinear resize, sizes from the image under tracing)"
+    export_name = ("D2Transform (detectron2's size rule and PIL's bilinear resize, sizes from the image under tracing, "
+                   "eager's code under scripting)")
 
     def __init__(self, min_size: int, max_size: int, pixel_mean: List[float], pixel_std: List[float],
                  input_format: str = "BGR", size_divisible: int = 32):
@@ -122,8 +123,9 @@ class D2Transform(GeneralizedRCNNTransform):
         return out
 
     def export_transform(self, kind: str) -> "D2Transform":
-        """The transform for an export (``zoo.export.common.exportable``): this one for tracing and the legacy ONNX
-        exporter (its sizes follow the image under tracing); torch.export's symbolic sizes are not supported."""
+        """The transform for an export (``zoo.export.common.exportable``): this one for tracing, the legacy ONNX
+        exporter (its sizes follow the image under tracing) and scripting (TorchScript compiles the eager path);
+        torch.export's symbolic sizes are not supported."""
         if kind != "exact":
             raise NotImplementedError(f"the detectron2 transform has no {kind!r} export form (torch.export, the "
                                       "dynamo ONNX exporter)")
