@@ -103,6 +103,7 @@ def test_the_built_int8_artifact_is_quantized_gated_loads_and_records_figures_an
     q = meta["export"]["quantization"]
     assert q["format"] == "QDQ" and q["ops"] == ["Conv", "MatMul", "Gemm"] and q["calibration_images"] == 5
     assert meta["parity"]["gated"] is False  # recorded, not gated
+    assert "gated on agreement AP50" in (int8_store / entry["card"]["path"]).read_text()
 
     from zoo.ops.verify import verify_path
     lines = verify_path(int8_store)
