@@ -64,6 +64,28 @@ def _broken(tmp_path, edit):
     return d / "ssd300_vgg16.toml"
 
 
+INT8 = """
+[[export]]
+method = "onnx-int8"
+runtime = "onnxruntime"
+format = "onnx"
+opset = 18
+batch = 1
+resolution = "dynamic"
+devices = ["cpu"]
+min_agreement_ap50 = 0.95
+"""
+
+
+def test_an_approximate_method_states_its_accuracy_bounds_and_needs_no_tolerance(tmp_path):
+    m = mf.parse(_broken(tmp_path, lambda t: t + INT8 + "min_agreement_ap = 0.8\n"))
+    e = m.export("onnx-int8")
+    assert (e.approximate, e.accuracy, e.tolerance, e.runtime) == (True, {"min_agreement_ap50": 0.95,
+                                                                          "min_agreement_ap": 0.8}, {}, "onnxruntime")
+    assert not m.export("onnx").approximate and m.export("onnx").accuracy == {}
+    assert "onnx-int8" in mf.ONNX_METHODS and set(mf.APPROXIMATE_METHODS) <= set(mf.METHODS)
+
+
 @pytest.mark.parametrize("edit, key, expected", [
     (lambda t: t.replace('builder = "torchvision.models.detection.ssd300_vgg16"\n', ""), "builder", "missing"),
     (lambda t: t.replace("opset = 18", "opset = 11"), "export[2].opset", "16 or more"),
@@ -77,7 +99,13 @@ def _broken(tmp_path, edit):
     (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing fixes the batch size"),
     (lambda t: t.replace('exporter = "dynamo"', 'exporter = "torchscript"'), "export[2].exporter", '"legacy"'),
     (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter",
-     "only the ONNX methods (onnx, openvino, tensorrt, tensorrt-fp16)"),
+     "only the ONNX methods (onnx, openvino, tensorrt, tensorrt-fp16, onnx-int8)"),
+    (lambda t: t + INT8.replace("min_agreement_ap50 = 0.95", ""), "export[5].min_agreement_ap50", "missing"),
+    (lambda t: t + INT8.replace("0.95", "95"), "export[5].min_agreement_ap50", "a number in [0, 1]"),
+    (lambda t: t + INT8.replace("0.95", '"high"'), "export[5].min_agreement_ap50", "the least agreement AP"),
+    (lambda t: t + INT8 + "min_agreement_ap = -0.1\n", "export[5].min_agreement_ap", "a number in [0, 1]"),
+    (lambda t: t.replace("batch = 1\n", "batch = 1\nmin_agreement_ap50 = 0.9\n", 1), "export[0].min_agreement_ap50",
+     "method tracing is exact and gated by its tolerance table"),
     (lambda t: t.replace("[weights]", "[weights\n"), None, "not valid TOML"),
     (lambda t: t.replace("[parity]", "[eval]\nmap_tolerance = -1\n\n[parity]"), "eval.map_tolerance", "non-negative"),
     (lambda t: t.replace("torchvision.models.detection.ssd300_vgg16", "ssd300_vgg16:"), "builder", "package.module:function"),

@@ -6,7 +6,7 @@ get, ``__version__``. ``import zoo`` does not import torch: the onnxruntime path
 docs/architecture.md.
 """
 from .core.version import __version__
-from .errors import (ChannelError, ConsentError, ConversionError, DataError, IntegrityError, InputError, ManifestError,
+from .errors import (ChannelError, ConsentError, ConversionError, CpuFeatureWarning, DataError, IntegrityError, InputError, ManifestError,
                      MissingExtraError, NotAvailableError, ParityError, ReleaseRefused, RuntimeFailure,
                      UnknownModelError, UnsupportedError, ZooError)
 # imported here, not on first use: importing the zoo.load package later would rebind zoo.load to it
@@ -15,4 +15,4 @@ from .load.runtimes.base import Detector
 
 __all__ = ["load", "Detector", "ZooError", "ManifestError", "UnknownModelError", "UnsupportedError", "IntegrityError",
            "NotAvailableError", "InputError", "ParityError", "DataError", "MissingExtraError", "RuntimeFailure",
-           "ChannelError", "ReleaseRefused", "ConsentError", "ConversionError", "__version__"]
+           "ChannelError", "ReleaseRefused", "ConsentError", "ConversionError", "CpuFeatureWarning", "__version__"]

@@ -79,6 +79,11 @@ class SeededWeightsWarning(UserWarning):
     """A loaded model has seeded random weights: it runs, its detections mean nothing (warned once per model)."""
 
 
+class CpuFeatureWarning(UserWarning):
+    """A loaded approximate (int8) artifact was built and proven on a CPU with instruction-set features this one lacks:
+    its accuracy and speed here are not the ones its metadata records (names the missing features)."""
+
+
 class ConsentError(ZooError, PermissionError):
     """Code from a source (a TorchScript, torch.export or AOTInductor artifact, a builder) that the user did not say
     they trust: names the source and the three ways to consent."""

@@ -25,7 +25,8 @@ def model_card(manifest: Manifest, entry: dict) -> str:
     rows = ["| method | runtime | format | batch | devices | parity (min matched) |", "|---|---|---|---|---|---|"]
     for a in entry["artifacts"]:
         batch = "dynamic" if a["batch"] is None else f"fixed {a['batch']}"
-        par = "reference" if a["method"] == "eager" else f"{a['parity']['min_matched_fraction']:.2f}"
+        par = "reference" if a["method"] == "eager" else f"{a['parity']['min_matched_fraction']:.2f}" + (
+            f" (approximate: gated on agreement AP50 {a['accuracy']['ap50']:.2f} with eager)" if "accuracy" in a else "")
         rows.append(f"| {a['method']} | {a['runtime']} | {a['format']} | {batch} | {', '.join(a['devices'])} | {par} |")
     official = ", ".join(f"{k} {v}" for k, v in sorted(metrics.items()))
     evaluated = entry.get("eval")

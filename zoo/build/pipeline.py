@@ -10,13 +10,14 @@ import json
 import platform
 import shutil
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import card, trainedlike
+from . import accuracy, card, trainedlike
 from ..core.settings import debug
 from ..core import parity, staging, store
 from ..core.manifest import METHODS, Manifest, parse, resolve
@@ -183,6 +184,7 @@ class Checked:
     checks: dict
     timing: object                 # zoo.core.timing's figures of the artifact's calls
     art_map: dict | None = None
+    accuracy: dict | None = None   # an approximate method's gate figures (zoo/build/accuracy.py)
 
 
 def build_model(manifest: Manifest, out: Path, *, weights: str, methods: list[str] | None, command: str, bar,
@@ -289,21 +291,41 @@ def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command:
     artifact = {
         "method": spec.method, "runtime": spec.runtime, "format": spec.format, "batch": spec.batch,
         "opset": spec.opset, "devices": list(spec.devices),
-        "parity": {"ok": True, "min_matched_fraction": min(r.matched_fraction for r in checked.checks.values())},
+        "parity": {"ok": all(r.ok for r in checked.checks.values()),
+                   "min_matched_fraction": min(r.matched_fraction for r in checked.checks.values())},
         "files": {"model": art_record, "metadata": store.file_record(out, meta_rel),
                   "reference": store.file_record(out, ref.ref_rel)},
     }
-    return artifact, (f"ok   {name:40s} {spec.method:9s} {checked.checks['sizes+grey'].line()}; "
-                      f"{checked.timing.text()} vs eager {ref.eager_time.text()}")
+    if checked.accuracy:
+        artifact["accuracy"] = {"ok": True, **{k: checked.accuracy["agreement"][k] for k in ("ap50", "ap")}}
+    gate = accuracy.line(checked.accuracy) if checked.accuracy else checked.checks["sizes+grey"].line()
+    return artifact, f"ok   {name:40s} {spec.method:9s} {gate}; {checked.timing.text()} vs eager {ref.eager_time.text()}"
+
+
+def calibration_images(ref: Reference) -> list[np.ndarray]:
+    """The images a quantizing method calibrates its activation ranges on: the build's own (the parity images)."""
+    return ref.singles + ref.batch
+
+
+def _export(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -> dict:
+    """The export child's settings; a quantizing (approximate) method gets calibration_images in an .npz."""
+    from ..export import export_in_child
+    args = (manifest.path, str(out / ref.weights_rel), spec.method, str(out / art_rel))
+    if not spec.approximate:
+        return export_in_child(*args)
+    with tempfile.TemporaryDirectory(prefix="zoo-calibration-") as tmp:
+        path = str(Path(tmp) / "calibration.npz")
+        np.savez(path, **{f"image_{i}": im for i, im in enumerate(calibration_images(ref))})
+        return export_in_child(*args, calibration=path)
 
 
 def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str, bar) -> Checked:
     """Export (in a child process), run the artifact on the parity images and compare with eager; raises a ZooError
-    (ParityError) when it fails."""
-    from ..export import export_in_child
+    (ParityError) when it fails. An approximate method's comparison is recorded, and its gate is agreement AP
+    (zoo/build/accuracy.py)."""
     from ..load.runtimes import open_backend
     from ..load.runtimes.base import Detector
-    settings = export_in_child(manifest.path, str(out / ref.weights_rel), spec.method, str(out / art_rel))
+    settings = _export(manifest, out, ref, spec, art_rel)
     device = "cuda" if spec.runtime == "tensorrt" else "cpu"  # TensorRT runs on NVIDIA GPUs only; eager stays on the CPU
     backend = open_backend(manifest, spec.method, spec.runtime, str(out / art_rel), spec.batch, device, BUILD_THREADS)
     detector = Detector(backend, manifest.outputs, {}, manifest.categories)
@@ -311,15 +333,20 @@ def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_re
     bar.set_postfix_str(f"{manifest.name} {spec.method}: loading the artifact")
     got_single, seconds = timed_one_by_one(detector, ref.singles, bar, f"{manifest.name} {spec.method}: checking parity")
     bar.set_postfix_str(f"{manifest.name} {spec.method}: checking parity on a batch of {len(ref.batch)}")
+    got_batch = detector(ref.batch)
     checks = {"sizes+grey": parity.compare(ref.ref_single, got_single, tol, ref.constant),
-              "batch": parity.compare(ref.for_batch(spec.batch), detector(ref.batch), tol)}
+              "batch": parity.compare(ref.for_batch(spec.batch), got_batch, tol)}
     failures = [f"{k}: {f}" for k, r in checks.items() for f in r.failures]
-    if failures:
+    agreement = None
+    if spec.approximate:
+        bar.set_postfix_str(f"{manifest.name} {spec.method}: agreement AP with eager")
+        agreement = accuracy.check(spec, ref.ref_single + ref.for_batch(spec.batch), got_single + got_batch)
+    elif failures:
         raise ParityError("; ".join(failures[:6]))
     art_map = _eval(detector, ref.eval_data, f"{manifest.name} {spec.method}", bar)
     if art_map:
         _check_map(manifest, ref.eager_map, art_map)
-    return Checked(settings, checks, seconds, art_map)
+    return Checked(settings, checks, seconds, art_map, agreement)
 
 
 def _metadata(manifest: Manifest, ref: Reference, spec, checked: Checked, art_record: dict, command: str) -> dict:
@@ -334,6 +361,9 @@ def _metadata(manifest: Manifest, ref: Reference, spec, checked: Checked, art_re
                    "batch_sizes": [list(im.shape[-2:]) for im in ref.batch],
                    "results": {k: r.summary() for k, r in checked.checks.items()}},
     }
+    if checked.accuracy:
+        metadata["parity"]["gated"] = False  # recorded only: the accuracy gate decides
+        metadata["accuracy"] = checked.accuracy
     if checked.art_map:
         metadata["eval"] = {"dataset": ref.eval_data.root.name, "images": len(ref.eval_data.files),
                             "eager": ref.eager_map, "artifact": checked.art_map}

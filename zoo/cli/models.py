@@ -81,7 +81,9 @@ def cmd_info(a) -> int:
         for art in entry["artifacts"]:
             par = art.get("parity", {}).get("min_matched_fraction")
             print(f"  artifact {art['runtime']}/{art['method']}: {payload(art)['path']}"
-                  + (f", parity min matched {par:.3f}" if par is not None else " (reference)"))
+                  + (f", parity min matched {par:.3f}" if par is not None else " (reference)")
+                  + (f", agreement AP50 {art['accuracy']['ap50']:.3f} AP {art['accuracy']['ap']:.3f} with eager (its gate)"
+                     if "accuracy" in art else ""))
     return 0
 
 

@@ -41,6 +41,10 @@ def cmd_predict(a) -> int:
           f"({model.info['origin']}): {len(det['scores'])} detections, {timing.text()}, load {t_load:.2f}s")
     if weights["kind"] == "random":
         print(f"NOTE: seeded random weights (seed {weights['seed']}): the detections below are meaningless")
+    agreement = model.info.get("metadata", {}).get("accuracy", {}).get("agreement")
+    if agreement:
+        print(f"approximate artifact, gated at build on agreement AP with eager: AP50 {agreement['ap50']:.3f}, AP "
+              f"{agreement['ap']:.3f} on {agreement['images']} images (parity below is recorded, not gated)")
     if "parity" in art:
         par = model.info.get("metadata", {}).get("parity", {}).get("results", {})
         for k, r in par.items():

@@ -17,13 +17,18 @@ from ..errors import ManifestError, UnknownModelError, UnsupportedError
 MANIFEST_DIR = Path(__file__).parent.parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
            "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti"), "openvino": ("openvino", "onnx"),
-           "tensorrt": ("tensorrt", "onnx"), "tensorrt-fp16": ("tensorrt", "onnx")}  # NVIDIA GPUs: docs/gpu.md
+           "tensorrt": ("tensorrt", "onnx"), "tensorrt-fp16": ("tensorrt", "onnx"),  # NVIDIA GPUs: docs/gpu.md
+           "onnx-int8": ("onnxruntime", "onnx")}  # the onnx file quantized to int8: docs/int8.md
 # methods whose artifact is an ONNX file made by the ONNX exporter (zoo/export/onnx.py), each run by its own runtime:
 # they take the exporter's settings (opset, exporter) in their [[export]] entry
 ONNX_METHODS = tuple(m for m, (_, fmt) in METHODS.items() if fmt == "onnx")
 # methods whose build takes minutes per model (AOTInductor compiles C++): CI's stores and the reference lock leave them
 # out, `zoo build` builds them where a manifest lists them (docs/torch-export.md)
 SLOW_METHODS = ("aoti",)
+# approximate methods (lower precision): gated on agreement AP against eager (zoo/build/accuracy.py), not on
+# detection-by-detection parity; their [[export]] entry states ACCURACY_KEYS (min_agreement_ap50 at least)
+APPROXIMATE_METHODS = ("onnx-int8",)
+ACCURACY_KEYS = ("min_agreement_ap50", "min_agreement_ap")
 RUNTIMES = ("onnxruntime", "pytorch", "openvino", "tensorrt")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
@@ -46,6 +51,11 @@ class Export:
     opset: int | None = None
     resolution: str = "dynamic"
     exporter: str | None = None  # ONNX_METHODS: "legacy" (TorchScript-based) or "dynamo" (from torch.export)
+    accuracy: dict = field(default_factory=dict)  # APPROXIMATE_METHODS: ACCURACY_KEYS -> the least figure allowed
+
+    @property
+    def approximate(self) -> bool:
+        return self.method in APPROXIMATE_METHODS
 
     @property
     def symbolic(self) -> bool:
@@ -303,7 +313,7 @@ def _export(c: _Checker, e, where: str) -> Export:
     if not isinstance(e, dict):
         c.fail(where, "a table", e)
     c.no_unknown(e, {"method", "runtime", "format", "opset", "exporter", "batch", "resolution", "devices",
-                     "tolerance"}, where)
+                     "tolerance", *ACCURACY_KEYS}, where)
     method = c.get(e, "method", where, str, "one of " + ", ".join(METHODS))
     if method not in METHODS:
         c.fail(f"{where}.method", "one of " + ", ".join(METHODS), method)
@@ -325,14 +335,36 @@ def _export(c: _Checker, e, where: str) -> Export:
     if opset is not None and opset < 16:
         c.fail(f"{where}.opset", "16 or more (roi_align(aligned=True) needs opset 16)", opset)
     exporter = _exporter(c, e, where, method)
-    tol = c.get(e, "tolerance", where, dict, "a table of parity bounds")
+    accuracy = _accuracy(c, e, where, method)
+    # an approximate method's tolerance only sets what its recorded detection-by-detection figures count as matched
+    tol = c.get(e, "tolerance", where, dict, "a table of parity bounds", required=not accuracy) or {}
     for k, v in tol.items():
         if k not in TOLERANCE_KEYS:
             c.fail(f"{where}.tolerance.{k}", "one of " + ", ".join(TOLERANCE_KEYS))
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             c.fail(f"{where}.tolerance.{k}", "a non-negative number", v)
     return Export(method, runtime, fmt, None if batch_v == "dynamic" else batch_v, devices, dict(tol), opset,
-                  exporter=exporter)
+                  exporter=exporter, accuracy=accuracy)
+
+
+def _accuracy(c: _Checker, e: dict, where: str, method: str) -> dict:
+    """The APPROXIMATE_METHODS' accuracy bounds (min_agreement_ap50 required, min_agreement_ap optional, each in
+    [0, 1]); the other methods are parity-gated and take none."""
+    given = [k for k in ACCURACY_KEYS if k in e]
+    if method not in APPROXIMATE_METHODS:
+        if given:
+            c.fail(f"{where}.{given[0]}", f"no accuracy bound: method {method} is exact and gated by its tolerance "
+                   f"table (only {', '.join(APPROXIMATE_METHODS)} take {', '.join(ACCURACY_KEYS)})", e[given[0]])
+        return {}
+    bounds = {}
+    for k in ACCURACY_KEYS:
+        v = c.get(e, k, where, (int, float), f"the least agreement AP with eager allowed, a number in [0, 1] "
+                  f"(method {method} is approximate and gated on it)", required=(k == "min_agreement_ap50"))
+        if v is not None and not 0 <= v <= 1:
+            c.fail(f"{where}.{k}", "a number in [0, 1] (COCO AP is a fraction here, not points)", v)
+        if v is not None:
+            bounds[k] = float(v)
+    return bounds
 
 
 def _exporter(c: _Checker, e: dict, where: str, method: str) -> str | None:

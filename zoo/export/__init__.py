@@ -15,13 +15,15 @@ from pathlib import Path
 from ..errors import ZooError
 
 FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx", "export": "model.pt2", "aoti": "model.pt2",
-             "openvino": "model.onnx", "tensorrt": "model.onnx", "tensorrt-fp16": "model.onnx"}
+             "openvino": "model.onnx", "tensorrt": "model.onnx", "tensorrt-fp16": "model.onnx", "onnx-int8": "model.onnx"}
 
 
-def export_in_child(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
-    """Export in a subprocess; returns the exporter's settings (recorded in the metadata)."""
+def export_in_child(manifest_path: str, weights_file: str, method: str, out: str, calibration: str | None = None) -> dict:
+    """Export in a subprocess; returns the exporter's settings (recorded in the metadata). ``calibration``: an .npz
+    of the images a quantizing method calibrates on (zoo/export/int8.py)."""
     env = dict(os.environ, PYTHONHASHSEED="0", ZOO_EXPORT_PARENT=str(os.getpid()))
-    cmd = [sys.executable, "-m", "zoo.export.run", manifest_path, weights_file, method, out]
+    cmd = [sys.executable, "-m", "zoo.export.run", manifest_path, weights_file, method, out,
+           *([calibration] if calibration else [])]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])

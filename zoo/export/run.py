@@ -1,4 +1,5 @@
-"""Child-process entry point: ``python -m zoo.export.run MANIFEST WEIGHTS METHOD OUT`` prints the settings as JSON."""
+"""Child-process entry point: ``python -m zoo.export.run MANIFEST WEIGHTS METHOD OUT [CALIBRATION.npz]`` prints the
+settings as JSON."""
 import json
 import os
 import sys
@@ -23,11 +24,11 @@ import torch  # noqa: E402
 
 from ..load import architecture
 from ..core.manifest import ONNX_METHODS, parse
-from . import aoti, common, onnx, pt2, scripting, tracing
+from . import aoti, common, int8, onnx, pt2, scripting, tracing
 from .patches import EXPORT_SAFE, FLOAT64_RESIZE, TRACE_SAFE, nms_groups
 
 
-def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
+def main(manifest_path: str, weights_file: str, method: str, out: str, calibration: str | None = None) -> dict:
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest = parse(manifest_path)
@@ -45,6 +46,8 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
             settings.update(aoti.export(wrapper, example, out, groups))
         elif method == "scripting":
             settings.update(scripting.export(wrapper, example, out))
+        elif method == "onnx-int8":  # the onnx method's file, quantized
+            settings.update(int8.export(wrapper, example, out, spec, groups, calibration))
         elif method in ONNX_METHODS:  # onnx, openvino: the same ONNX file, each run by its own runtime
             settings.update(onnx.export(wrapper, example, out, spec.opset, groups, spec.exporter))
         else:
@@ -59,4 +62,4 @@ def main(manifest_path: str, weights_file: str, method: str, out: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*sys.argv[1:5]), sort_keys=True))
+    print(json.dumps(main(*sys.argv[1:6]), sort_keys=True))

@@ -5,9 +5,10 @@ import functools
 import warnings
 
 from ..core import schema, store, trust
-from ..errors import (InputError, IntegrityError, NotAvailableError, RuntimeFailure, SeededWeightsWarning, UnknownModelError,
-                      UnsupportedError, ZooError, first_line)
-from ..core.manifest import RUNTIMES, Manifest, from_dict, resolve
+from ..errors import (CpuFeatureWarning, InputError, IntegrityError, NotAvailableError, RuntimeFailure,
+                      SeededWeightsWarning, UnknownModelError, UnsupportedError, ZooError, first_line)
+from ..core.cpu import missing_features
+from ..core.manifest import APPROXIMATE_METHODS, RUNTIMES, Manifest, from_dict, resolve
 from .runtimes import open_backend, require, thresholds
 from .runtimes.base import Detector
 from ..core.settings import default_home
@@ -37,6 +38,8 @@ def select(manifest, index: dict, runtime: str, method: str | None, device: str,
     if method is None and runtime == "pytorch":  # prefer exported artifacts over eager, scripting first
         order = {"scripting": 0, "tracing": 1, "aoti": 2, "export": 3, "eager": 4}
         candidates.sort(key=lambda a: order.get(a["method"], 9))
+    if method is None:  # an approximate (int8) artifact only when asked for by name
+        candidates.sort(key=lambda a: a["method"] in APPROXIMATE_METHODS)
     artifact = candidates[0]
     if device.split(":")[0] not in artifact["devices"]:
         raise UnsupportedError(f"{manifest.name} {artifact['method']} runs on {', '.join(artifact['devices'])}, "
@@ -102,6 +105,7 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
         info["metadata"] = schema.parse("metadata", src.fetch(meta).read_bytes(),
                                         f"{meta['path']} from {src.description}")
     _warn_seeded(manifest.name, entry["weights"], src.description)
+    _warn_isa(manifest.name, artifact["method"], info.get("metadata", {}))
     record = store.payload(artifact)
     what = f"{record['path']} from {src.description}"
     backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
@@ -138,6 +142,18 @@ def _warn_seeded(model: str, weights: dict, where: str) -> None:
         warnings.warn(f"{model} from {where} has seeded random weights (seed {weights.get('seed')}), not trained "
                       "ones: it runs, but its detections are meaningless (build with --weights official or your own "
                       "checkpoint for real ones)", SeededWeightsWarning, stacklevel=4)
+
+
+def _warn_isa(model: str, method: str, metadata: dict) -> None:
+    """An approximate artifact proven on CPU features this CPU lacks: its recorded accuracy does not carry over."""
+    recorded = metadata.get("accuracy", {}).get("isa", [])
+    missing = missing_features(recorded) if method in APPROXIMATE_METHODS else []
+    if missing:
+        figures = metadata["accuracy"]["agreement"]
+        warnings.warn(f"{model} {method} was built and its accuracy measured (agreement AP50 {figures['ap50']}) on a "
+                      f"CPU with {', '.join(recorded)}; this CPU lacks {', '.join(missing)}: onnxruntime runs other "
+                      "int8 kernels here, so its accuracy and speed may differ (rebuild it here, `zoo build ... --method "
+                      f"{method}`, to measure them on this CPU, or load method='onnx')", CpuFeatureWarning, stacklevel=3)
 
 
 def _origin(src, source) -> str:

@@ -12,7 +12,8 @@ from ..errors import SeededWeightsWarning, ZooError
 
 @dataclass
 class Line:
-    status: str      # ok | not replayed | hash mismatch | missing | parity failure | provenance mismatch | error
+    status: str      # ok | not replayed | hash mismatch | missing | parity failure | accuracy failure | provenance mismatch
+    #                  | error
     what: str
     detail: str = ""
 
@@ -107,6 +108,9 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
                 detector = load(name, runtime=artifact["runtime"], method=artifact["method"], source=str(root),
                                 trust_code=code_ok)
             got = detector([image])[0]
+            if "accuracy" in meta:  # an approximate artifact: its gate is agreement AP, not parity
+                lines.append(_agreement_line(meta["accuracy"], expected, got, what))
+                continue
             tol = parity.Tolerance.from_dict({**meta["parity"]["tolerance"],
                                               "mask_atol": meta["parity"]["tolerance"]["mask_atol"] + 1 / 255})
             report = parity.compare([expected], [got], tol)
@@ -117,6 +121,19 @@ def replay(root: Path, index: dict, model: str | None = None, runtime: str | Non
         except Exception as e:  # one artifact's runtime failure must not hide the others' results
             lines.append(Line("error", what, f"{type(e).__name__}: {e}"))
     return lines
+
+
+def _agreement_line(accuracy: dict, expected: dict, got: dict, what: str) -> Line:
+    """An approximate artifact's replay: agreement AP with the recorded eager outputs on the reference image, held to
+    the bounds its build was gated on (zoo/build/accuracy.py)."""
+    from .agreement import agreement_ap
+    figures = agreement_ap([expected], [got], accuracy["agreement"]["score_threshold"])
+    if figures is None:
+        return Line("ok", what, "agreement: eager has no confident detection on the reference image to agree on")
+    low = [f"{k} {v}" for k, v in accuracy["bounds"].items() if figures[k.removeprefix("min_agreement_")] < v]
+    text = (f"agreement AP50 {figures['ap50']:.4f} AP {figures['ap']:.4f} with eager's {figures['ground_truth']} "
+            "recorded detections on the reference image")
+    return Line("accuracy failure" if low else "ok", what, text + (" | below " + ", ".join(low) if low else ""))
 
 
 def verify_path(path: str | Path, model: str | None = None, runtime: str | None = None, do_replay: bool = True,

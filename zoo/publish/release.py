@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core import hfspec, store
+from ..core.manifest import APPROXIMATE_METHODS
 from ..errors import IntegrityError, ReleaseRefused
 from ..load import channel
 from .pin import pin
@@ -19,7 +20,8 @@ class ReleaseResult:
 
 
 def check_releasable(index: dict, names: list[str] | None = None) -> None:
-    """Every model (or those named) built from official weights, every export with a passing parity record."""
+    """Every model (or those named) built from official weights, every export with a passing parity record (an
+    approximate one: a passing accuracy record)."""
     problems = []
     for name, entry in sorted(index["models"].items()):
         if names and name not in names:
@@ -27,8 +29,9 @@ def check_releasable(index: dict, names: list[str] | None = None) -> None:
         if entry["weights"].get("kind") != "official":
             problems.append(f"{name}: weights are {entry['weights'].get('kind')!r}, not official")
         for a in entry["artifacts"]:
-            if a["method"] != "eager" and not a.get("parity", {}).get("ok"):
-                problems.append(f"{name}/{a['method']}: no passing parity check")
+            gate = "accuracy" if a["method"] in APPROXIMATE_METHODS else "parity"  # zoo/build/accuracy.py
+            if a["method"] != "eager" and not a.get(gate, {}).get("ok"):
+                problems.append(f"{name}/{a['method']}: no passing {gate} check")
     if problems:
         raise ReleaseRefused("refusing to release: " + "; ".join(problems))
 

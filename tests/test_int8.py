@@ -1,0 +1,157 @@
+"""Method onnx-int8 (the onnx file quantized by onnxruntime's static QDQ quantization) and the accuracy gate of
+approximate methods (agreement AP against eager, zoo/build/accuracy.py), end to end on the trained test detector
+(tests/trained/, a tiny Faster R-CNN: seconds to build): built and gated, loaded, replayed by verify; refused when its
+calibration is broken; its CPU features recorded and warned about on a CPU without them."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import zoo
+from conftest import REPO
+from zoo.core import cpu
+
+NAME = "my_detector"
+TESTS = REPO / "tests"
+INT8 = """
+[[export]]
+method = "onnx-int8"
+runtime = "onnxruntime"
+format = "onnx"
+opset = 17
+batch = 1
+resolution = "dynamic"
+devices = ["cpu"]
+min_agreement_ap50 = 0.95
+min_agreement_ap = 0.8
+"""
+
+
+@pytest.fixture(scope="module")
+def int8_manifest(tmp_path_factory):
+    """The trained detector's manifest with its onnx entry and an onnx-int8 entry (nothing else: only those build)."""
+    text = (TESTS / "trained" / "my_detector.toml").read_text()
+    start = text.index("[[export]]")
+    onnx = text[text.index('[[export]]\nmethod = "onnx"'):]
+    onnx = onnx[:onnx.index("[[export]]", 1)]
+    path = tmp_path_factory.mktemp("int8-manifest") / "my_detector.toml"
+    path.write_text(text[:start] + onnx + INT8)
+    return path
+
+
+def _build(manifest, out, checkpoint):
+    """Build onnx-int8 only, in this process (the export child finds the builder through PYTHONPATH)."""
+    import os
+
+    from zoo.build.pipeline import build
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+        return build([], out, str(checkpoint), ["onnx-int8"], progress=False, manifest_files=[str(manifest)])
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    from trained.train import checkpoint
+    return checkpoint()
+
+
+@pytest.fixture(scope="module")
+def int8_store(tmp_path_factory, int8_manifest, checkpoint):
+    out = tmp_path_factory.mktemp("int8") / "store"
+    result = _build(int8_manifest, out, checkpoint)
+    assert result.built == [f"{NAME}/onnx-int8"], "\n".join(result.lines)
+    return out
+
+
+def test_agreement_ap_of_eagers_detections_with_themselves_is_one(int8_store, int8_manifest, monkeypatch):
+    """The gate itself on eager's own detections on the build's images: 1.0, and the figures it records."""
+    from zoo.build import accuracy
+    from zoo.build.pipeline import as_float, parity_images
+    from zoo.core.manifest import parse
+    monkeypatch.setenv("ZOO_TRUSTED_BUILDERS", "trained")
+    m = parse(int8_manifest)
+    eager = zoo.load(NAME, runtime="pytorch", method="eager", source=int8_store)
+    images = parity_images(m)
+    ref = [eager([im])[0] for im in as_float(images["sizes"] + images["grey"] + images["batch"])]
+    got = accuracy.check(m.export("onnx-int8"), ref, ref)
+    assert got["agreement"]["ap50"] == got["agreement"]["ap"] == 1.0 and got["agreement"]["ground_truth"] > 10
+    assert got["bounds"] == {"min_agreement_ap50": 0.95, "min_agreement_ap": 0.8} and got["isa"] == cpu.isa_features()
+
+
+def test_the_built_int8_artifact_is_quantized_gated_loads_and_records_figures_and_isa(int8_store):
+    import onnx
+    entry = json.loads((int8_store / "index.json").read_text())["models"][NAME]
+    art = next(a for a in entry["artifacts"] if a["method"] == "onnx-int8")
+    assert art["runtime"] == "onnxruntime" and art["accuracy"]["ok"] and art["accuracy"]["ap50"] >= 0.95
+    graph = onnx.load(str(int8_store / art["files"]["model"]["path"])).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "NonMaxSuppression"} <= ops
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # the weights are int8
+
+    det = zoo.load(NAME, runtime="onnxruntime", method="onnx-int8", source=int8_store)
+    from zoo.build.pipeline import as_float, parity_images
+    from zoo.core.manifest import parse
+    image = as_float(parity_images(parse(TESTS / "trained" / "my_detector.toml"))["sizes"])[1]
+    out = det([image])[0]
+    assert len(out["boxes"]) > 0 and out["boxes"].shape[1] == 4
+    meta = det.info["metadata"]
+    a = meta["accuracy"]
+    assert a["agreement"]["ap50"] >= 0.95 and a["agreement"]["ap"] >= 0.8 and a["agreement"]["score_threshold"] == 0.3
+    assert a["agreement"]["images"] == 5 and a["bounds"]["min_agreement_ap50"] == 0.95
+    assert a["isa"] == cpu.isa_features() and a["machine"]
+    q = meta["export"]["quantization"]
+    assert q["format"] == "QDQ" and q["ops"] == ["Conv", "MatMul", "Gemm"] and q["calibration_images"] == 5
+    assert meta["parity"]["gated"] is False  # recorded, not gated
+    assert "gated on agreement AP50" in (int8_store / entry["card"]["path"]).read_text()
+
+    from zoo.ops.verify import verify_path
+    lines = verify_path(int8_store)
+    assert all(line.ok for line in lines), "\n".join(map(str, lines))
+    assert any("agreement AP50" in line.detail for line in lines)
+
+
+def test_the_gate_refuses_a_quantization_calibrated_on_zeros_giving_the_figures(int8_manifest, checkpoint, tmp_path,
+                                                                                 monkeypatch):
+    """Calibrated on black images, the activation ranges collapse: the build refuses the artifact, stores nothing
+    of it, and its FAIL line gives the measured agreement and the bound."""
+    from zoo.build import pipeline
+    monkeypatch.setattr(pipeline, "calibration_images", lambda ref: [np.zeros_like(im) for im in ref.singles])
+    out = tmp_path / "store"
+    result = _build(int8_manifest, out, checkpoint)
+    assert result.failed == [f"{NAME}/onnx-int8"] and not result.built
+    line = next(x for x in result.lines if x.startswith("FAIL"))
+    assert "onnx-int8 is less accurate than its manifest allows: agreement AP50 0." in line, line
+    assert "< min_agreement_ap50 0.95" in line and "measured AP50 0." in line and "scoring >= 0.3" in line
+    assert not (out / "models" / NAME / "onnx-int8").exists()
+
+
+def test_loading_on_a_cpu_without_the_recorded_features_warns_naming_them(int8_store, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", zoo.CpuFeatureWarning)  # the CPU it was built on: no warning
+        zoo.load(NAME, runtime="onnxruntime", method="onnx-int8", source=int8_store)
+    recorded = json.loads((int8_store / "models" / NAME / "onnx-int8" / "metadata.json").read_text())["accuracy"]["isa"]
+    assert recorded, "this CPU records no ISA feature at all"
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"fpu", "sse2"}))  # an old CPU
+    with pytest.warns(zoo.CpuFeatureWarning, match="this CPU lacks " + ", ".join(recorded)):
+        zoo.load(NAME, runtime="onnxruntime", method="onnx-int8", source=int8_store)
+
+
+def test_cpu_features_come_from_the_flags_line(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n\nprocessor\t: 1\n")
+    monkeypatch.setattr(cpu, "CPUINFO", info)
+    assert cpu.isa_features() == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    assert cpu.missing_features(["avx2", "amx_int8", "avx512_bf16"]) == ["amx_int8", "avx512_bf16"]
+    monkeypatch.setattr(cpu, "CPUINFO", tmp_path / "none")  # not Linux: nothing known, nothing missing
+    assert cpu.isa_features() == [] and cpu.missing_features(["amx_int8"]) == []
+
+
+def test_a_load_without_a_method_prefers_the_exact_onnx_artifact(int8_manifest):
+    from zoo.core.manifest import parse
+    from zoo.load.loader import select
+    m = parse(int8_manifest)
+    arts = [{"method": meth, "runtime": "onnxruntime", "devices": ["cpu"]} for meth in ("onnx-int8", "onnx")]
+    index = {"models": {NAME: {"artifacts": arts}}}
+    assert select(m, index, "onnxruntime", None, "cpu")["artifact"]["method"] == "onnx"
+    assert select(m, index, "onnxruntime", "onnx-int8", "cpu")["artifact"]["method"] == "onnx-int8"
