@@ -1,8 +1,9 @@
 """detectron2's keypoint branch: ``KRCNNConvDeconvUpsampleHead`` (3x3 convolutions ``conv_fcn1..N`` with ReLUs, a 4x4
 stride-2 ``score_lowres`` deconvolution, then 2x bilinear upsampling) and ``heatmaps_to_keypoints`` (each heatmap
 resized bicubically to its box's ceiled size, the peak's pixel centre scaled back into the box, its logit and its
-score: the peak's probability under a softmax over the heatmap's own resolution). Eager only: the decoding loops over
-detections, each at its own size."""
+score: the peak's probability under a softmax over the heatmap's own resolution). The decoding loops over the
+detections, each at its own size: TorchScript compiles the loop (scripting), a trace would freeze it at the example's
+count."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -23,7 +24,9 @@ class KeypointHead(nn.Sequential):
         super().__init__(layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(super().forward(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        for layer in self:  # (nn.Sequential's own forward: TorchScript compiles no super() call)
+            x = layer(x)
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
@@ -38,7 +41,7 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
     idx = torch.arange(num_keypoints, device=maps.device)
     for i in range(rois.shape[0]):
         size = (int(heights_ceil[i]), int(widths_ceil[i]))
-        roi_map = F.interpolate(maps[[i]], size=size, mode="bicubic", align_corners=False)[0]
+        roi_map = F.interpolate(maps[i:i + 1], size=size, mode="bicubic", align_corners=False)[0]
         max_score = roi_map.view(num_keypoints, -1).max(1)[0].view(num_keypoints, 1, 1)
         full = (roi_map - max_score).exp_()
         pooled = (maps[i] - max_score).exp_()
@@ -54,10 +57,22 @@ def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
     return out
 
 
+def with_keypoints(result: List[Dict[str, Tensor]], logits: Tensor) -> List[Dict[str, Tensor]]:
+    """Each image's detections with their ``keypoints`` and ``keypoints_scores``, decoded from the keypoint head's
+    ``logits`` (one heatmap stack per detection, the images' detections in order)."""
+    boxes = [r["boxes"] for r in result]
+    found = heatmaps_to_keypoints(logits.detach(), torch.cat(boxes)).split([len(b) for b in boxes])
+    for r, k in zip(result, found):
+        r["keypoints"] = k[:, :, [0, 1, 3]]
+        r["keypoints_scores"] = k[:, :, 2]
+    return result
+
+
 class D2KeypointRoIHeads(D2RoIHeads):
     """The RoI heads with detectron2's keypoint branch (torchvision's own keypoint branch stays off: its
     ``keypoint_roi_pool`` is None). Each detection gets ``keypoints`` (K, 3): x, y and detectron2's keypoint score
-    (``pred_keypoints``), and ``keypoints_scores`` (K): the heatmap logit at the peak."""
+    (``pred_keypoints``), and ``keypoints_scores`` (K): the heatmap logit at the peak. Under ``torch.jit.script`` it
+    becomes a ``ScriptableKeypointRoIHeads`` (``__prepare_scriptable__``; TorchScript compiles no super() call)."""
 
     def has_keypoint(self) -> bool:
         return self._modules.get("d2_keypoint_pool") is not None  # set by the keypoint builder
@@ -67,10 +82,33 @@ class D2KeypointRoIHeads(D2RoIHeads):
         result, losses = super().forward(features, proposals, image_shapes, targets)
         if self.training or not self.has_keypoint():
             return result, losses
-        boxes = [r["boxes"] for r in result]
-        logits = self.keypoint_head(self.d2_keypoint_pool(features, boxes, image_shapes))
-        found = heatmaps_to_keypoints(logits.detach(), torch.cat(boxes)).split([len(b) for b in boxes])
-        for r, k in zip(result, found):
-            r["keypoints"] = k[:, :, [0, 1, 3]]
-            r["keypoints_scores"] = k[:, :, 2]
-        return result, losses
+        logits = self.keypoint_head(self.d2_keypoint_pool(features, [r["boxes"] for r in result], image_shapes))
+        return with_keypoints(result, logits), losses
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        return ScriptableKeypointRoIHeads(self) if self.has_keypoint() else self
+
+
+class ScriptableKeypointRoIHeads(nn.Module):
+    """What ``torch.jit.script`` compiles for a ``D2KeypointRoIHeads``: the box branch as a ``D2RoIHeads`` of the same
+    modules and settings (whose ``forward`` the eager class calls by super()), then the same keypoint branch."""
+
+    def __init__(self, heads: D2KeypointRoIHeads):
+        super().__init__()
+        self.boxes = D2RoIHeads(heads.box_roi_pool, heads.box_head, heads.box_predictor,
+                                heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
+                                heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
+                                heads.box_coder.weights, heads.score_thresh, heads.nms_thresh,
+                                heads.detections_per_img)
+        self.boxes.box_coder = heads.box_coder  # (its clip value too)
+        self.d2_keypoint_pool = heads.d2_keypoint_pool
+        self.keypoint_head = heads.keypoint_head
+        self.train(heads.training)
+
+    def forward(self, features: Dict[str, Tensor], proposals: List[Tensor], image_shapes: List[Tuple[int, int]],
+                targets: Optional[List[Dict[str, Tensor]]] = None):
+        result, losses = self.boxes(features, proposals, image_shapes, targets)
+        if self.training:
+            return result, losses
+        logits = self.keypoint_head(self.d2_keypoint_pool(features, [r["boxes"] for r in result], image_shapes))
+        return with_keypoints(result, logits), losses
