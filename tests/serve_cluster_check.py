@@ -274,7 +274,7 @@ def main() -> None:
             report["build"] = {"rc": build.returncode, "stdout": build.stdout[-4000:], "stderr": build.stderr[-2000:],
                                "seconds": round(time.monotonic() - t, 1),
                                "files": sum(len(built["models"].get(m, {}).get("files", {})) for m in a.build),
-                               "problems": compare(lock, built, a.build) if build.returncode == 0
+                               "problems": compare(lock, built, a.build).problems if build.returncode == 0
                                else ["build failed"]}
         report["nodes"] = len([n for n in ray.nodes() if n["Alive"]])
         t = time.monotonic()

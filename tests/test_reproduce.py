@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LIGHT, REPO, manifests_with, run_zoo
+from zoo.build import reproduce
 from zoo.core import store
 
 SSD = "ssdlite320_mobilenet_v3_large"
@@ -47,11 +48,37 @@ def test_the_sessions_store_equals_the_reference_lock(light_store):
     """The session's store, built in the pytest process from this checkout, equals file for file the reference lock's
     entries for the same models, which `zoo build` made in other processes from a checkout at another path (the
     distributed build is compared with it too: test_serve)."""
-    lock = json.loads((REPO / "build" / "reference.lock.json").read_text())["models"]
-    for name in LIGHT:
-        ours = {f"models/{name}/{rel}": sha for rel, sha in digests(light_store / "models" / name).items()}
-        theirs = lock[name]["files"]
-        assert ours == theirs, sorted({p for p in set(ours) | set(theirs) if ours.get(p) != theirs.get(p)})
+    lock = json.loads((REPO / "build" / "reference.lock.json").read_text())
+    ours = {"models": {name: {"files": {f"models/{name}/{rel}": sha for rel, sha in
+                                        digests(light_store / "models" / name).items()}} for name in LIGHT}}
+    result = reproduce.compare(lock, ours, LIGHT)
+    assert result.problems == [], result.problems
+    # on the lock's CPU model every file is identical; on another, only files that record eager's outputs may differ
+    assert not result.expected or reproduce.other_cpu(lock), result.expected
+
+
+def test_only_files_recording_eagers_outputs_may_differ_and_only_on_another_cpu(monkeypatch):
+    """The rule `zoo build --check` applies (zoo.build.reproduce.compare): the replay reference and the metadata hold
+    eager's outputs as this CPU computes them; model files, weights and cards must match on any CPU."""
+    files = {f"models/m/{rel}": "0" * 64 for rel in ("reference.npz", "weights.safetensors", "onnx/model.onnx",
+                                                       "onnx/metadata.json", "README.md")}
+    lock = {"toolchain": {"cpu": "AMD EPYC"}, "index_sha256": "1" * 64, "models": {"m": {"files": files}}}
+
+    def rebuilt(*changed):
+        return {"index_sha256": "2" * 64, "models": {"m": {"files": {p: ("f" * 64 if p.split("/", 2)[2] in changed
+                                                                          else sha) for p, sha in files.items()}}}}
+    monkeypatch.setattr(reproduce, "cpu", lambda: "AMD EPYC")
+    same = reproduce.compare(lock, rebuilt("reference.npz", "onnx/metadata.json"), ["m"])
+    assert [p.split()[1] for p in same.problems] == ["models/m/onnx/metadata.json:", "models/m/reference.npz:"]
+    assert same.expected == []
+    assert reproduce.compare(lock, rebuilt(), ["m"]).problems == ["differs   index.json: lock 1111111111111111..., "
+                                                                  "rebuild 2222222222222222..."]
+    monkeypatch.setattr(reproduce, "cpu", lambda: "Intel(R) Xeon(R) Processor")
+    other = reproduce.compare(lock, rebuilt("reference.npz", "onnx/metadata.json"), ["m"])
+    assert other.problems == [] and len(other.expected) == 2  # and the index, which lists their digests, is not compared
+    for changed in ("weights.safetensors", "onnx/model.onnx", "README.md"):
+        assert [p.split()[1] for p in reproduce.compare(lock, rebuilt(changed), ["m"]).problems] == \
+            [f"models/m/{changed}:"], changed
 
 
 def test_torchscript_built_from_a_checkout_imported_like_an_editable_install_is_byte_identical(light_store, tmp_path):
