@@ -40,14 +40,15 @@ def int8_manifest(tmp_path_factory):
     return path
 
 
-def _build(manifest, out, checkpoint):
+def _build(manifest, out, checkpoint, methods=("onnx-int8",), calibration=None):
     """Build onnx-int8 only, in this process (the export child finds the builder through PYTHONPATH)."""
     import os
 
     from zoo.build.pipeline import build
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-        return build([], out, str(checkpoint), ["onnx-int8"], progress=False, manifest_files=[str(manifest)])
+        return build([], out, str(checkpoint), list(methods), progress=False, manifest_files=[str(manifest)],
+                     calibration=calibration)
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,56 @@ def test_a_load_without_a_method_prefers_the_exact_onnx_artifact(int8_manifest):
     index = {"models": {NAME: {"artifacts": arts}}}
     assert select(m, index, "onnxruntime", None, "cpu")["artifact"]["method"] == "onnx"
     assert select(m, index, "onnxruntime", "onnx-int8", "cpu")["artifact"]["method"] == "onnx-int8"
+
+
+def _scenes(directory, n=3):
+    """``n`` shapes scenes (zoo/build/demo/shapes.py, another seed than the detector's training) as PNG files."""
+    from trained.shapes import samples
+    directory.mkdir()
+    for i, (image, _) in enumerate(samples(n, seed=4242)):
+        image.save(directory / f"scene_{i}.png")
+    return directory
+
+
+def test_calibration_images_of_the_user_are_calibrated_and_gated_on_and_recorded(int8_manifest, checkpoint, tmp_path):
+    out = tmp_path / "store"
+    result = _build(int8_manifest, out, checkpoint, calibration=_scenes(tmp_path / "my_scenes"))
+    assert result.built == [f"{NAME}/onnx-int8"], "\n".join(result.lines)
+    assert "on 8 images" in result.lines[0]
+    meta = json.loads((out / "models" / NAME / "onnx-int8" / "metadata.json").read_text())
+    q, a = meta["export"]["quantization"], meta["accuracy"]["agreement"]
+    assert q["calibration_images"] == 8 and q["user_images"] == 3 and q["user_directory"] == "my_scenes"
+    assert q["calibration_sizes"][-3:] == [[128, 128]] * 3
+    assert a["images"] == 8 and a["user_images"] == 3 and a["user_directory"] == "my_scenes" and a["ap50"] >= 0.95
+    assert meta["command"].endswith("--calibration my_scenes") and str(tmp_path) not in json.dumps(meta)
+
+
+def test_calibration_without_images_is_refused_saying_what_was_expected(int8_manifest, checkpoint, tmp_path):
+    """A missing directory, an empty one, one without a PNG / JPEG, a broken image, and no approximate method built:
+    refused before anything is built, nothing stored."""
+    from zoo.errors import ZooError
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "notes.txt").write_text("not an image")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
+    out = tmp_path / "store"
+    cases = {"missing": "found nothing (no such directory)", "empty": "found an empty directory",
+             "text": "found no .png/.jpg file among its 1 entries (notes.txt)", "broken": "cannot read the image"}
+    for name, found in cases.items():
+        with pytest.raises(ZooError, match="expected a directory of .png/.jpg images") as e:
+            _build(int8_manifest, out, checkpoint, calibration=tmp_path / name)
+        assert found in str(e.value) and f"--calibration {tmp_path / name}" in str(e.value)
+    with pytest.raises(ZooError, match="none is among the methods built \\(onnx\\): add --method onnx-int8"):
+        _build(int8_manifest, out, checkpoint, methods=["onnx"], calibration=tmp_path / "empty")
+    assert not out.exists()
+
+
+def test_zoo_build_takes_calibration(int8_manifest, tmp_path, capsys):
+    from zoo.cli import main
+    args = ["build", "--manifest", str(int8_manifest), "--out", str(tmp_path / "store"), "--method", "onnx-int8",
+            "--weights", "random:0", "--calibration", str(tmp_path / "none"), "--quiet"]
+    assert main(args) == 2
+    assert "found nothing (no such directory)" in capsys.readouterr().err and not (tmp_path / "store").exists()
+    assert main(args + ["--ray"]) == 2  # refused before any Ray task starts
+    assert "--ray does not take --calibration" in capsys.readouterr().err

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from . import accuracy, card, trainedlike
+from .calibration import open_images, record
 from ..core.settings import debug
 from ..core import parity, staging, store
-from ..core.manifest import METHODS, Manifest, parse, resolve
+from ..core.manifest import APPROXIMATE_METHODS, METHODS, Manifest, parse, resolve
 from ..core.progress import Stages
 from ..core.reference import save_reference
 from ..core.timing import timed_calls
@@ -168,6 +169,12 @@ class Reference:
     eager_map: dict | None = None
     eval_data: object = None
     ref_batches: dict = field(default_factory=dict)  # batch size -> eager on the chunks the artifact runs
+    user: object = None            # calibration.UserImages of `zoo build --calibration DIR`, or None
+    ref_user: list = field(default_factory=list)     # eager on user.images, one by one
+
+    @property
+    def user_images(self) -> list:
+        return self.user.images if self.user else []
 
     def for_batch(self, batch_size):
         """Eager's outputs on the batch images in chunks of ``batch_size`` (padding a batch changes the features)."""
@@ -188,11 +195,15 @@ class Checked:
 
 
 def build_model(manifest: Manifest, out: Path, *, weights: str, methods: list[str] | None, command: str, bar,
-                eval_data=None) -> ModelOutcome:
+                eval_data=None, calibration=None) -> ModelOutcome:
     """Build one model into ``out``: its weights, eager reference and each selected export. An artifact failing its
     export, parity or (with ``eval_data``, a coco_eval.Dataset) a COCO mAP beyond the manifest's map_tolerance of
-    eager's is removed and reported in the outcome; anything else wrong with the model raises."""
+    eager's is removed and reported in the outcome; anything else wrong with the model raises. ``calibration``: the
+    user's images (calibration.UserImages) an approximate method also calibrates and is gated on."""
     ref = eager_reference(manifest, out, weights, bar, eval_data)
+    user = _if_approximate(manifest, methods, calibration)
+    if user:
+        add_user_images(manifest, ref, user, bar)
     outcome = ModelOutcome(manifest.name, entry=_entry(manifest, ref),
                            selected=[e.method for e in manifest.selected(methods)])
     for spec in manifest.selected(methods):
@@ -254,6 +265,13 @@ def eager_reference(manifest: Manifest, out: Path, weights: str, bar, eval_data=
     return ref
 
 
+def add_user_images(manifest: Manifest, ref: Reference, user, bar) -> None:
+    """The --calibration images (calibration.UserImages) and eager's detections on them, once, into ``ref``: the
+    approximate methods calibrate and are gated on them too."""
+    bar.set_postfix_str(f"{manifest.name}: eager on the {len(user.images)} --calibration images")
+    ref.user, ref.ref_user = user, one_by_one(ref.eager, user.images)
+
+
 def _entry(manifest: Manifest, ref: Reference) -> dict:
     """The model's index entry with its eager artifact (the exports are appended as they pass)."""
     entry = {"name": manifest.name, "aliases": list(manifest.aliases), "categories": manifest.categories,
@@ -303,8 +321,9 @@ def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command:
 
 
 def calibration_images(ref: Reference) -> list[np.ndarray]:
-    """The images a quantizing method calibrates its activation ranges on: the build's own (the parity images)."""
-    return ref.singles + ref.batch
+    """The images a quantizing method calibrates its activation ranges on: the build's own (the parity images), then
+    the user's (--calibration)."""
+    return ref.singles + ref.batch + ref.user_images
 
 
 def _export(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -> dict:
@@ -316,7 +335,10 @@ def _export(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -
     with tempfile.TemporaryDirectory(prefix="zoo-calibration-") as tmp:
         path = str(Path(tmp) / "calibration.npz")
         np.savez(path, **{f"image_{i}": im for i, im in enumerate(calibration_images(ref))})
-        return export_in_child(*args, calibration=path)
+        settings = export_in_child(*args, calibration=path)
+    if "quantization" in settings:  # the child counts every image; which of them were the user's is known here
+        settings["quantization"].update(record(ref.user))
+    return settings
 
 
 def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str, bar) -> Checked:
@@ -340,7 +362,9 @@ def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_re
     agreement = None
     if spec.approximate:
         bar.set_postfix_str(f"{manifest.name} {spec.method}: agreement AP with eager")
-        agreement = accuracy.check(spec, ref.ref_single + ref.for_batch(spec.batch), got_single + got_batch)
+        got_user = one_by_one(detector, ref.user_images)
+        agreement = accuracy.check(spec, ref.ref_single + ref.for_batch(spec.batch) + ref.ref_user,
+                                   got_single + got_batch + got_user, ref.user)
     elif failures:
         raise ParityError("; ".join(failures[:6]))
     art_map = _eval(detector, ref.eval_data, f"{manifest.name} {spec.method}", bar)
@@ -519,18 +543,21 @@ def _refusal(carried: Carried, failed: list[str], same_weights: bool) -> str:
     return "; ".join(why) + ": the previous entry is kept as it was"
 
 
-def build_command(what: str, methods: list[str] | None, weights: str, eval_data=None) -> str:
+def build_command(what: str, methods: list[str] | None, weights: str, eval_data=None, user=None) -> str:
     """The command recorded in each artifact's metadata (so it must not depend on where or how the build ran):
     ``what`` is the model's name, or ``--manifest FILE`` for a manifest of your own."""
     return (f"zoo build {what}{''.join(f' --method {m}' for m in methods or [])} --weights {_label(weights)}"
-            + (f" --eval {eval_data.root.name}" if eval_data else ""))
+            + (f" --eval {eval_data.root.name}" if eval_data else "")
+            + (f" --calibration {user.name}" if user else ""))
 
 
 def build(names: list[str], out: str | Path, weights: str = "random:0", methods: list[str] | None = None,
           progress: bool = True, manifest_dir: str | None = None, manifest_files: list[str] | None = None,
-          eval_dir: str | Path | None = None, builder=None) -> BuildResult:
+          eval_dir: str | Path | None = None, builder=None, calibration: str | Path | None = None) -> BuildResult:
     """``manifest_files``: manifests of your own (any file name) built with the named ones; ``eval_dir``: a
-    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's.
+    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's;
+    ``calibration``: a directory of the user's PNG / JPEG images that approximate methods also calibrate and are gated
+    on (zoo/build/calibration.py; refused when no approximate method is built).
 
     Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
     ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other
@@ -550,11 +577,14 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
     if eval_dir is not None:
         from .coco_eval import open_dataset
         eval_data = open_dataset(eval_dir)  # a broken dataset fails before any export
+    user = None
+    if calibration is not None:
+        user = calibration_for(manifests, methods, calibration)
     created = [p for p in (out, *out.parents) if not p.exists()]  # removed again if nothing is stored
     existing = _open_store(out)
     result = BuildResult()
     commands = {m.name: build_command(f"--manifest {Path(m.path).name}" if any(m is o for o in own) else m.name,
-                                      methods, weights, eval_data) for m in manifests}
+                                      methods, weights, eval_data, _if_approximate(m, methods, user)) for m in manifests}
     if hasattr(builder, "prepare"):  # a cluster builder starts every model's work at once (zoo.build.raybuild)
         builder.prepare([(m, commands[m.name]) for m in manifests], weights, methods)
     steps = sum(1 + len(m.selected(methods)) for m in manifests)
@@ -564,7 +594,7 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
             for m in manifests:
                 result.models.append(_build_and_store(m, out, existing, builder=builder or build_model, bar=bar,
                                                       weights=weights, methods=methods, command=commands[m.name],
-                                                      eval_data=eval_data))
+                                                      eval_data=eval_data, user=_if_approximate(m, methods, user)))
     finally:
         with contextlib.suppress(OSError):
             (out / staging.STAGING).rmdir()  # only when empty: another build may be staging there
@@ -573,6 +603,22 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
                 with contextlib.suppress(OSError):
                     d.rmdir()
     return result
+
+
+def _if_approximate(manifest: Manifest, methods: list[str] | None, user):
+    """``user`` (the --calibration images) for a model with an approximate method among those built, else None."""
+    return user if any(spec.approximate for spec in manifest.selected(methods)) else None
+
+
+def calibration_for(manifests: list[Manifest], methods: list[str] | None, path: str | Path):
+    """The images of ``--calibration`` ``path``; a ZooError when none of the methods built is approximate (the images
+    would be read and used by nothing: a mistake, such as a forgotten ``--method onnx-int8``, better said at once)."""
+    if not any(_if_approximate(m, methods, True) for m in manifests):
+        built = sorted({spec.method for m in manifests for spec in m.selected(methods)})
+        raise ZooError(f"--calibration {path}: only approximate methods ({', '.join(APPROXIMATE_METHODS)}) calibrate "
+                       f"and are gated on the user's images, and none is among the methods built ("
+                       f"{', '.join(built) or 'none'}): add --method onnx-int8, or leave --calibration out")
+    return open_images(path)
 
 
 def _open_store(out: Path) -> dict:
@@ -585,13 +631,14 @@ def _open_store(out: Path) -> dict:
 
 
 def _build_and_store(m: Manifest, out: Path, existing: dict, *, builder, bar, weights: str, methods: list[str] | None,
-                     command: str, eval_data) -> ModelOutcome:
+                     command: str, eval_data, user=None) -> ModelOutcome:
     """Build one model in its staging directory, carry over what it did not replace and swap it in; any failure
     leaves the previous entry as it was (``existing`` is updated when the model is stored)."""
     stage = staging.new_dir(out, m.name)
     outcome = ModelOutcome(m.name, selected=[x.method for x in m.selected(methods)])
     try:
-        outcome = builder(m, stage, weights=weights, methods=methods, command=command, bar=bar, eval_data=eval_data)
+        outcome = builder(m, stage, weights=weights, methods=methods, command=command, bar=bar, eval_data=eval_data,
+                          **({"calibration": user} if user else {}))  # builders of their own need not take it
         old = existing.get(m.name)
         carried = carry_over(old, outcome.entry, methods, set(outcome.failed), out, stage, [e.method for e in m.exports])
         if carried.lost:

@@ -16,6 +16,9 @@ from pathlib import Path
 from ..core import store
 from ..errors import IntegrityError, ZooError
 
+NO_CALIBRATION = ("zoo build --ray does not take --calibration (the images would have to go to every node): build the "
+                  "approximate methods without --ray")
+
 
 def _build_method(manifest_text: bytes, name: str, weights: str, methods: list[str], command: str) -> dict:
     """Runs on a node: build one model with ``methods`` into a private directory; returns entry, files and report."""
@@ -73,13 +76,15 @@ class RayBuilder:
                 m, weights, methods, command)
 
     def __call__(self, manifest, out: Path, *, weights: str, methods: list[str] | None, command: str, bar,
-                 eval_data=None):
+                 eval_data=None, calibration=None):
         import ray
 
         from .pipeline import ModelOutcome
         if eval_data is not None:
             raise ZooError("zoo build --ray does not take --eval (the dataset would have to be on every node): build "
                            "with --ray, then run `zoo eval NAME --data DIR --source STORE` here")
+        if calibration is not None:
+            raise ZooError(NO_CALIBRATION)
 
         key = (manifest.name, manifest.digest, weights, tuple(methods or ()), command)
         selected, refs = self.pending.pop(key, None) or self._submit(manifest, weights, methods, command)

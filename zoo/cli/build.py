@@ -5,6 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ..errors import ZooError
 from .options import EXPORTED, RUNTIMES, score_arg, table
 from .predict import cmd_predict
 
@@ -19,6 +20,8 @@ def add_build(sub) -> None:
     s.add_argument("--manifest", action="append", metavar="FILE", help="a manifest of your own (any file name)")
     s.add_argument("--eval", metavar="DATASET", help="refuse artifacts whose COCO mAP on this COCO-format directory "
                    "differs from eager's by more than the manifest's eval.map_tolerance")
+    s.add_argument("--calibration", metavar="DIR", help="a directory of your own .png/.jpg images: approximate "
+                   "methods (onnx-int8) calibrate on them and are gated on them too, with the build's own images")
     s.add_argument("--out", help="store directory (default: your local store $ZOO_HOME/store, where zoo.load "
                    "looks when given no source)")
     s.add_argument("--check", metavar="LOCK", help="rebuild what LOCK lists and compare digests")
@@ -39,7 +42,9 @@ def cmd_build(a) -> int:
     weights = a.weights or ("official" if local else "random:0")
     builder = None
     if a.ray is not None:
-        from ..build.raybuild import RayBuilder
+        from ..build.raybuild import NO_CALIBRATION, RayBuilder
+        if a.calibration:  # said before any Ray task starts
+            raise ZooError(NO_CALIBRATION)
         builder = RayBuilder(a.ray)
     if a.check:
         from ..build.reproduce import check
@@ -53,7 +58,7 @@ def cmd_build(a) -> int:
               f"with no source) with {_weights_words(weights)}")
     t0 = time.perf_counter()
     result = build(names, a.out, weights, a.method or None, progress=not a.quiet, manifest_files=a.manifest,
-                   eval_dir=a.eval, builder=builder)
+                   eval_dir=a.eval, builder=builder, calibration=a.calibration)
     print("\n".join(result.lines + ([builder.summary()] if builder else [])))
     print(result.summary(a.out, time.perf_counter() - t0))
     if weights == "official" and any("download.pytorch.org" in line and line.startswith("FAIL") for line in result.lines):
