@@ -170,7 +170,7 @@ def test_proposals_are_detectron2s(model, reference, photos):
 
 @pytest.mark.parametrize("stem", [*BUILT, KEYPOINT])
 def test_the_scripted_model_is_eager(models, conversions, photos, stem):
-    """``torch.jit.script`` of the exportable model (what the scripting method compiles, before its freezing and
+    """The scripting method's ``torch.jit.script`` of the exportable model (what it compiles, before its freezing and
     channels_last weights) gives the eager model's outputs exactly, masks and keypoints included, called twice
     (TorchScript optimises its graph after the first calls). The Keypoint R-CNN on the astronaut (24 people; it finds
     none in the cat photo): its decoding loop compiled, not frozen at a count."""
@@ -178,8 +178,9 @@ def test_the_scripted_model_is_eager(models, conversions, photos, stem):
 
     from zoo.core.manifest import parse
     from zoo.export.common import exportable
+    from zoo.export.scripting import script
     manifest = parse(conversions[stem][0])
-    scripted = torch.jit.script(exportable(models[stem], manifest))
+    scripted = script(exportable(models[stem], manifest))
     name = "astronaut" if stem == KEYPOINT else "chelsea"
     image = torch.from_numpy(photos[f"{name}/image"]).permute(2, 0, 1).float() / 255.0
     with torch.no_grad():

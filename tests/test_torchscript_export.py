@@ -52,3 +52,73 @@ def test_artifact_is_frozen_channels_last_and_matches_eager(method, tmp_path):
         for got, want in zip(loaded(images), eager(images)):
             assert got.shape == want.shape
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+class _Leaf(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+
+class _Swapped(torch.nn.Module):
+    """Swapped for a new module that does not hold it (as detectron2's FPN is): freed during the prepare pass."""
+    def __init__(self):
+        super().__init__()
+        self.leaf = _Leaf()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError  # not scriptable: its prepared form is
+
+    def __prepare_scriptable__(self):
+        return _Doubled(self.leaf)
+
+
+class _Doubled(torch.nn.Module):
+    def __init__(self, leaf):
+        super().__init__()
+        self.leaf = leaf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.leaf(x) * 2
+
+
+class _Difference(torch.nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x - y
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x, x + 1)
+
+
+class _Maker(torch.nn.Module):
+    """Makes new modules when prepared (as the detectron2 keypoint heads do), the first right after _Swapped is freed."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __prepare_scriptable__(self):
+        return _Holder(_Difference())
+
+
+class _Both(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.swapped, self.maker = _Swapped(), _Maker()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.swapped(x) + self.maker(x)
+
+
+def test_scripting_keeps_swapped_modules_alive_so_a_new_module_never_takes_a_freed_ones_place():
+    """torch.jit.script's __prepare_scriptable__ pass memoizes modules by id(): a module created after a swapped-out
+    one was freed can get its address and be scripted as the freed one's replacement ("forward(_Doubled self, Tensor
+    x)" for the _Difference; measured in a fresh process with plain torch.jit.script). zoo's script keeps every
+    module alive while it runs."""
+    from zoo.export.scripting import script
+    for _ in range(5):
+        scripted = script(_Both())
+        assert scripted(torch.ones(1)).item() == (1 + 1) * 2 + (1 - 2)
