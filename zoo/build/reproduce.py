@@ -7,20 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import store
+from ..core.cpu import model_name as cpu
 
 LOCK_FORMAT = "zoo-lock/1"
-
-
-def cpu() -> str:
-    """The processor's model name: floating-point kernels (and so seeded weights) may differ between CPU types."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def lock_of(store_dir: str | Path) -> dict:

@@ -14,18 +14,31 @@ ISA_FEATURES = ("avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "a
                 "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "amx_fp16", "asimddp", "i8mm", "bf16", "sve")
 
 
-def cpu_flags() -> frozenset[str]:
-    """Every feature flag of the first CPU in /proc/cpuinfo ("flags" on x86, "Features" on ARM); empty where there is
-    no /proc/cpuinfo (not Linux)."""
+def _field(*keys: str) -> str | None:
+    """The value of the first CPU's first line in /proc/cpuinfo named one of ``keys``; None where there is none or no
+    /proc/cpuinfo (not Linux)."""
     try:
         text = CPUINFO.read_text(errors="replace")
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+        if key.strip() in keys:
+            return value.strip()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """Every feature flag of the first CPU in /proc/cpuinfo ("flags" on x86, "Features" on ARM); empty where there is
+    no /proc/cpuinfo (not Linux)."""
+    return frozenset((_field("flags", "Features") or "").split())
+
+
+def model_name() -> str:
+    """The processor's model name: floating-point kernels (and so seeded weights and eager's outputs) may differ
+    between CPU types (zoo/build/reproduce.py records it in a lock)."""
+    import platform
+    return _field("model name") or platform.processor() or platform.machine()
 
 
 def isa_features() -> list[str]:
