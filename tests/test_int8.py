@@ -1,7 +1,8 @@
-"""Method onnx-int8 (the onnx file quantized by onnxruntime's static QDQ quantization) and the accuracy gate of
-approximate methods (agreement AP against eager, zoo/build/accuracy.py), end to end on the trained test detector
-(tests/trained/, a tiny Faster R-CNN: seconds to build): built and gated, loaded, replayed by verify; refused when its
-calibration is broken; its CPU features recorded and warned about on a CPU without them."""
+"""The approximate methods: onnx-int8 (the onnx file quantized by onnxruntime's static QDQ quantization),
+openvino-int8 (quantized by NNCF, run by OpenVINO) and openvino-bf16 (the onnx file run by OpenVINO in bfloat16), and
+their accuracy gate (agreement AP against eager, zoo/build/accuracy.py), end to end on the trained test detector
+(tests/trained/, a tiny Faster R-CNN: seconds to build): built and gated, loaded, replayed by verify; refused when
+their calibration is broken; their CPU features recorded and warned about on a CPU without them."""
 import json
 import warnings
 
@@ -25,12 +26,25 @@ resolution = "dynamic"
 devices = ["cpu"]
 min_agreement_ap50 = 0.95
 min_agreement_ap = 0.8
-"""
+""" + "".join(f"""
+[[export]]
+method = "{method}"
+runtime = "openvino"
+format = "onnx"
+opset = 18
+exporter = "dynamo"
+batch = 1
+resolution = "dynamic"
+devices = ["cpu"]
+min_agreement_ap50 = 0.95
+min_agreement_ap = 0.8
+""" for method in ("openvino-int8", "openvino-bf16"))  # dynamo: OpenVINO sizes the legacy graph's resize wrongly
+APPROXIMATE = ("onnx-int8", "openvino-int8", "openvino-bf16")
 
 
 @pytest.fixture(scope="module")
 def int8_manifest(tmp_path_factory):
-    """The trained detector's manifest with its onnx entry and an onnx-int8 entry (nothing else: only those build)."""
+    """The trained detector's manifest with its onnx entry and the approximate entries (nothing else)."""
     text = (TESTS / "trained" / "my_detector.toml").read_text()
     start = text.index("[[export]]")
     onnx = text[text.index('[[export]]\nmethod = "onnx"'):]
@@ -60,8 +74,8 @@ def checkpoint():
 @pytest.fixture(scope="module")
 def int8_store(tmp_path_factory, int8_manifest, checkpoint):
     out = tmp_path_factory.mktemp("int8") / "store"
-    result = _build(int8_manifest, out, checkpoint)
-    assert result.built == [f"{NAME}/onnx-int8"], "\n".join(result.lines)
+    result = _build(int8_manifest, out, checkpoint, APPROXIMATE)
+    assert result.built == [f"{NAME}/{m}" for m in APPROXIMATE], "\n".join(result.lines)
     return out
 
 
@@ -91,10 +105,7 @@ def test_the_built_int8_artifact_is_quantized_gated_loads_and_records_figures_an
     assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # the weights are int8
 
     det = zoo.load(NAME, runtime="onnxruntime", method="onnx-int8", source=int8_store)
-    from zoo.build.pipeline import as_float, parity_images
-    from zoo.core.manifest import parse
-    image = as_float(parity_images(parse(TESTS / "trained" / "my_detector.toml"))["sizes"])[1]
-    out = det([image])[0]
+    out = det([_image()])[0]
     assert len(out["boxes"]) > 0 and out["boxes"].shape[1] == 4
     meta = det.info["metadata"]
     a = meta["accuracy"]
@@ -112,19 +123,73 @@ def test_the_built_int8_artifact_is_quantized_gated_loads_and_records_figures_an
     assert any("agreement AP50" in line.detail for line in lines)
 
 
+def test_the_openvino_artifacts_are_quantized_or_bf16_gated_and_run_by_openvino(int8_store):
+    """openvino-int8: NNCF's QDQ file (the same ops quantized as onnx-int8); openvino-bf16: the exact onnx file,
+    compiled by OpenVINO in bfloat16. Each gated, loaded through zoo.load and run by OpenVINO at its precision."""
+    import onnx
+
+    from zoo.load.runtimes.openvino import compile_config
+    entry = json.loads((int8_store / "index.json").read_text())["models"][NAME]
+    arts = {a["method"]: a for a in entry["artifacts"]}
+    image = _image()
+    precisions = {"openvino-int8": "f32", "openvino-bf16": "bf16"}  # int8: its QDQ nodes choose the int8 kernels
+    for method in precisions:
+        art = arts[method]
+        assert art["runtime"] == "openvino" and art["accuracy"]["ok"] and art["accuracy"]["ap50"] >= 0.95, art
+        det = zoo.load(NAME, runtime="openvino", method=method, source=int8_store)
+        assert det.info["artifact"]["method"] == method
+        out = det([image])[0]
+        assert len(out["boxes"]) > 0 and out["boxes"].shape[1] == 4
+        hint = det.backend.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # what OpenVINO compiled
+        assert hint == compile_config(None, method)["INFERENCE_PRECISION_HINT"] == precisions[method], hint
+    graph = onnx.load(str(int8_store / arts["openvino-int8"]["files"]["model"]["path"])).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    quantized = {n.op_type for n in graph.node if dequantized & set(n.input)}
+    assert quantized and quantized <= {"Conv", "MatMul", "Gemm"}, quantized  # NNCF's ignored scope: all the others
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # the weights are int8
+    meta = json.loads((int8_store / arts["openvino-int8"]["files"]["metadata"]["path"]).read_text())
+    q = meta["export"]["quantization"]
+    assert q["tool"].startswith("nncf.quantize (NNCF ") and q["ops"] == ["Conv", "MatMul", "Gemm"], q
+    bf16 = json.loads((int8_store / arts["openvino-bf16"]["files"]["metadata"]["path"]).read_text())
+    assert bf16["export"]["inference_precision"] == "bf16" and "quantization" not in bf16["export"]
+    assert "inference_precision" not in meta["export"]
+
+
+def test_nncf_sends_no_telemetry(tmp_path):
+    """Outside pytest (which NNCF detects and stays quiet in), NNCF's telemetry is live unless the zoo imports it."""
+    import os
+    import subprocess
+    import sys
+    probe = "import nncf.telemetry.wrapper as w; print('live' if isinstance(w.telemetry, w.NNCFTelemetry) else 'off')"
+    env = {k: v for k, v in os.environ.items() if k not in ("NNCF_CI", "NNCF_DEV")}
+    plain = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=tmp_path)
+    zoos = subprocess.run([sys.executable, "-c", "from zoo.export.int8 import import_nncf; import_nncf(); " + probe],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert plain.stdout.split()[-1] == "live", plain.stderr  # the probe can tell
+    assert zoos.stdout.split()[-1] == "off", zoos.stderr
+
+
+def _image():
+    from zoo.build.pipeline import as_float, parity_images
+    from zoo.core.manifest import parse
+    return as_float(parity_images(parse(TESTS / "trained" / "my_detector.toml"))["sizes"])[1]
+
+
 def test_the_gate_refuses_a_quantization_calibrated_on_zeros_giving_the_figures(int8_manifest, checkpoint, tmp_path,
                                                                                  monkeypatch):
-    """Calibrated on black images, the activation ranges collapse: the build refuses the artifact, stores nothing
-    of it, and its FAIL line gives the measured agreement and the bound."""
+    """Calibrated on black images, the activation ranges collapse: the build refuses both int8 artifacts, stores
+    nothing of them, and each FAIL line gives the measured agreement and the bound."""
     from zoo.build import pipeline
     monkeypatch.setattr(pipeline, "calibration_images", lambda ref: [np.zeros_like(im) for im in ref.singles])
     out = tmp_path / "store"
-    result = _build(int8_manifest, out, checkpoint)
-    assert result.failed == [f"{NAME}/onnx-int8"] and not result.built
-    line = next(x for x in result.lines if x.startswith("FAIL"))
-    assert "onnx-int8 is less accurate than its manifest allows: agreement AP50 0." in line, line
-    assert "< min_agreement_ap50 0.95" in line and "measured AP50 0." in line and "scoring >= 0.3" in line
-    assert not (out / "models" / NAME / "onnx-int8").exists()
+    int8 = ["onnx-int8", "openvino-int8"]
+    result = _build(int8_manifest, out, checkpoint, int8)
+    assert result.failed == [f"{NAME}/{m}" for m in int8] and not result.built
+    for method in int8:
+        line = next(x for x in result.lines if x.startswith("FAIL") and f" {method} " in x)
+        assert f"{method} is less accurate than its manifest allows: agreement AP50 0." in line, line
+        assert "< min_agreement_ap50 0.95" in line and "measured AP50 0." in line and "scoring >= 0.3" in line
+        assert not (out / "models" / NAME / method).exists()
 
 
 def test_loading_on_a_cpu_without_the_recorded_features_warns_naming_them(int8_store, monkeypatch):

@@ -99,7 +99,7 @@ def test_an_approximate_method_states_its_accuracy_bounds_and_needs_no_tolerance
     (lambda t: t.replace("batch = 1\n", 'batch = "dynamic"\n', 1), "export[0].batch", "tracing fixes the batch size"),
     (lambda t: t.replace('exporter = "dynamo"', 'exporter = "torchscript"'), "export[2].exporter", '"legacy"'),
     (lambda t: t.replace("batch = 1\n", 'batch = 1\nexporter = "dynamo"\n', 1), "export[0].exporter",
-     "only the ONNX methods (onnx, openvino, tensorrt, tensorrt-fp16, onnx-int8)"),
+     "only the ONNX methods (onnx, openvino, tensorrt, tensorrt-fp16, onnx-int8, openvino-int8, openvino-bf16)"),
     (lambda t: t + INT8.replace("min_agreement_ap50 = 0.95", ""), "export[5].min_agreement_ap50", "missing"),
     (lambda t: t + INT8.replace("0.95", "95"), "export[5].min_agreement_ap50", "a number in [0, 1]"),
     (lambda t: t + INT8.replace("0.95", '"high"'), "export[5].min_agreement_ap50", "the least agreement AP"),

@@ -18,7 +18,9 @@ MANIFEST_DIR = Path(__file__).parent.parent / "manifests"
 METHODS = {"tracing": ("pytorch", "torchscript"), "scripting": ("pytorch", "torchscript"), "onnx": ("onnxruntime", "onnx"),
            "export": ("pytorch", "pt2"), "aoti": ("pytorch", "aoti"), "openvino": ("openvino", "onnx"),
            "tensorrt": ("tensorrt", "onnx"), "tensorrt-fp16": ("tensorrt", "onnx"),  # NVIDIA GPUs: docs/gpu.md
-           "onnx-int8": ("onnxruntime", "onnx")}  # the onnx file quantized to int8: docs/int8.md
+           "onnx-int8": ("onnxruntime", "onnx"),  # the onnx file quantized to int8: docs/int8.md
+           "openvino-int8": ("openvino", "onnx"),  # the onnx file quantized to int8 by NNCF, run by OpenVINO: docs/int8.md
+           "openvino-bf16": ("openvino", "onnx")}  # the onnx file, run by OpenVINO in bfloat16: docs/openvino.md
 # methods whose artifact is an ONNX file made by the ONNX exporter (zoo/export/onnx.py), each run by its own runtime:
 # they take the exporter's settings (opset, exporter) in their [[export]] entry
 ONNX_METHODS = tuple(m for m, (_, fmt) in METHODS.items() if fmt == "onnx")
@@ -27,7 +29,9 @@ ONNX_METHODS = tuple(m for m, (_, fmt) in METHODS.items() if fmt == "onnx")
 SLOW_METHODS = ("aoti",)
 # approximate methods (lower precision): gated on agreement AP against eager (zoo/build/accuracy.py), not on
 # detection-by-detection parity; their [[export]] entry states ACCURACY_KEYS (min_agreement_ap50 at least)
-APPROXIMATE_METHODS = ("onnx-int8",)
+# (method -> the exact method of the same runtime, what to load instead where the approximation does not hold)
+EXACT_OF = {"onnx-int8": "onnx", "openvino-int8": "openvino", "openvino-bf16": "openvino"}
+APPROXIMATE_METHODS = tuple(EXACT_OF)
 ACCURACY_KEYS = ("min_agreement_ap50", "min_agreement_ap")
 RUNTIMES = ("onnxruntime", "pytorch", "openvino", "tensorrt")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")

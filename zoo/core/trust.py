@@ -1,6 +1,6 @@
 """Which artifacts are code, and which sources the user trusts to run code (docs/security.md).
 
-Data: ``onnx``, ``onnx-int8``, ``openvino`` and the ``tensorrt`` methods (an ONNX graph of standard operators, refused if it
+Data: ``onnx``, ``onnx-int8``, the ``openvino`` and ``tensorrt`` methods (an ONNX graph of standard operators, refused if it
 names external data) and ``eager`` (safetensors weights
 into a torchvision builder the index cannot choose arguments for). Code: ``tracing`` and ``scripting`` (TorchScript
 can call any registered operator, e.g. ``aten::from_file``, which reads any file: measured), ``export`` (the same
@@ -18,7 +18,8 @@ from ..errors import ConsentError
 from .settings import trusted_sources
 
 CODE_METHODS = frozenset({"tracing", "scripting", "export", "aoti"})
-DATA_METHODS = frozenset({"onnx", "onnx-int8", "openvino", "tensorrt", "tensorrt-fp16", "eager"})
+DATA_METHODS = frozenset({"onnx", "onnx-int8", "openvino", "openvino-int8", "openvino-bf16", "tensorrt", "tensorrt-fp16",
+                          "eager"})
 ENV = "ZOO_TRUSTED_SOURCES"
 LOCAL_STORE = "local store"  # the origin the load path gives the user's own store (zoo.load.sources)
 

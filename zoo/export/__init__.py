@@ -15,7 +15,8 @@ from pathlib import Path
 from ..errors import ZooError
 
 FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx", "export": "model.pt2", "aoti": "model.pt2",
-             "openvino": "model.onnx", "tensorrt": "model.onnx", "tensorrt-fp16": "model.onnx", "onnx-int8": "model.onnx"}
+             "openvino": "model.onnx", "tensorrt": "model.onnx", "tensorrt-fp16": "model.onnx", "onnx-int8": "model.onnx",
+             "openvino-int8": "model.onnx", "openvino-bf16": "model.onnx"}
 
 
 def export_in_child(manifest_path: str, weights_file: str, method: str, out: str, calibration: str | None = None) -> dict:

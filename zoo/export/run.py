@@ -23,6 +23,7 @@ if __name__ == "__main__" and os.environ.get("ZOO_EXPORT_PARENT", "").isdigit():
 import torch  # noqa: E402
 
 from ..load import architecture
+from ..load.runtimes.openvino import PRECISIONS
 from ..core.manifest import ONNX_METHODS, parse
 from . import aoti, common, int8, onnx, pt2, scripting, tracing
 from .patches import EXPORT_SAFE, FLOAT64_RESIZE, TRACE_SAFE, nms_groups
@@ -46,14 +47,16 @@ def main(manifest_path: str, weights_file: str, method: str, out: str, calibrati
             settings.update(aoti.export(wrapper, example, out, groups))
         elif method == "scripting":
             settings.update(scripting.export(wrapper, example, out))
-        elif method == "onnx-int8":  # the onnx method's file, quantized
+        elif method in int8.QUANTIZERS:  # onnx-int8, openvino-int8: the onnx method's file, quantized
             settings.update(int8.export(wrapper, example, out, spec, groups, calibration))
-        elif method in ONNX_METHODS:  # onnx, openvino: the same ONNX file, each run by its own runtime
+        elif method in ONNX_METHODS:  # onnx, openvino(-bf16): the same ONNX file, each run by its own runtime
             settings.update(onnx.export(wrapper, example, out, spec.opset, groups, spec.exporter))
         else:
             raise SystemExit(f"zoo.export.run: no exporter for method {method!r}")
     if method != "scripting":
         settings["nms_groups"] = groups
+    if method in PRECISIONS:  # openvino-bf16: the file is the onnx method's, the precision is the method's own
+        settings["inference_precision"] = PRECISIONS[method]
     settings["example_size"] = list(example[0].shape[-2:])
     settings["transform"] = getattr(wrapper.model.transform, "export_name", "ExactResizeTransform (eager float64 resize)") + (
         "" if method == "scripting" else f"; {TRACE_SAFE}") + (f"; {EXPORT_SAFE}" if spec.symbolic else "") + (

@@ -8,7 +8,7 @@ from ..core import schema, store, trust
 from ..errors import (CpuFeatureWarning, InputError, IntegrityError, NotAvailableError, RuntimeFailure,
                       SeededWeightsWarning, UnknownModelError, UnsupportedError, ZooError, first_line)
 from ..core.cpu import missing_features
-from ..core.manifest import APPROXIMATE_METHODS, RUNTIMES, Manifest, from_dict, resolve
+from ..core.manifest import APPROXIMATE_METHODS, EXACT_OF, RUNTIMES, Manifest, from_dict, resolve
 from .runtimes import open_backend, require, thresholds
 from .runtimes.base import Detector
 from ..core.settings import default_home
@@ -149,11 +149,12 @@ def _warn_isa(model: str, method: str, metadata: dict) -> None:
     recorded = metadata.get("accuracy", {}).get("isa", [])
     missing = missing_features(recorded) if method in APPROXIMATE_METHODS else []
     if missing:
-        figures = metadata["accuracy"]["agreement"]
+        figures, runtime = metadata["accuracy"]["agreement"], metadata.get("runtime", "its runtime")
         warnings.warn(f"{model} {method} was built and its accuracy measured (agreement AP50 {figures['ap50']}) on a "
-                      f"CPU with {', '.join(recorded)}; this CPU lacks {', '.join(missing)}: onnxruntime runs other "
-                      "int8 kernels here, so its accuracy and speed may differ (rebuild it here, `zoo build ... --method "
-                      f"{method}`, to measure them on this CPU, or load method='onnx')", CpuFeatureWarning, stacklevel=3)
+                      f"CPU with {', '.join(recorded)}; this CPU lacks {', '.join(missing)}: {runtime} runs other "
+                      "low-precision kernels here, so its accuracy and speed may differ (rebuild it here, `zoo build ... "
+                      f"--method {method}`, to measure them on this CPU, or load method={EXACT_OF[method]!r})",
+                      CpuFeatureWarning, stacklevel=3)
 
 
 def _origin(src, source) -> str:

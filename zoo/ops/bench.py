@@ -75,7 +75,7 @@ def _raw_load(artifact: dict, path: str, threads: int) -> float:
         import openvino as ov
 
         from ..load.runtimes.openvino import compile_config
-        ov.Core().compile_model(path, "CPU", compile_config(threads))
+        ov.Core().compile_model(path, "CPU", compile_config(threads, artifact["method"]))
     elif artifact["method"] == "export":
         from ..load.runtimes.pt2 import load_program
         load_program(path)

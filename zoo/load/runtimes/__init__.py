@@ -40,7 +40,8 @@ def open_backend(manifest, method: str, runtime: str, path, batch: int | None, d
         return OnnxRuntimeBackend(path, batch or 1, device, threads)
     if runtime == "openvino":
         from .openvino import OpenVinoBackend
-        return OpenVinoBackend(path, batch or 1, device, threads, what=f"{manifest.name}'s {method} artifact")
+        return OpenVinoBackend(path, batch or 1, device, threads, what=f"{manifest.name}'s {method} artifact",
+                              method=method)
     if runtime == "tensorrt":
         from .tensorrt import TensorRtBackend
         return TensorRtBackend(path, batch or 1, device, threads, fp16=method.endswith("-fp16"))
