@@ -26,6 +26,7 @@ resolution = "dynamic"
 devices = ["cpu"]
 min_agreement_ap50 = 0.95
 min_agreement_ap = 0.8
+max_map_loss = 1.0
 """ + "".join(f"""
 [[export]]
 method = "{method}"
@@ -38,6 +39,7 @@ resolution = "dynamic"
 devices = ["cpu"]
 min_agreement_ap50 = 0.95
 min_agreement_ap = 0.8
+max_map_loss = 1.0
 """ for method in ("openvino-int8", "openvino-bf16"))  # dynamo: OpenVINO sizes the legacy graph's resize wrongly
 APPROXIMATE = ("onnx-int8", "openvino-int8", "openvino-bf16")
 
@@ -54,7 +56,7 @@ def int8_manifest(tmp_path_factory):
     return path
 
 
-def _build(manifest, out, checkpoint, methods=("onnx-int8",), calibration=None):
+def _build(manifest, out, checkpoint, methods=("onnx-int8",), calibration=None, eval_dir=None):
     """Build onnx-int8 only, in this process (the export child finds the builder through PYTHONPATH)."""
     import os
 
@@ -62,7 +64,7 @@ def _build(manifest, out, checkpoint, methods=("onnx-int8",), calibration=None):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
         return build([], out, str(checkpoint), list(methods), progress=False, manifest_files=[str(manifest)],
-                     calibration=calibration)
+                     calibration=calibration, eval_dir=eval_dir)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +74,17 @@ def checkpoint():
 
 
 @pytest.fixture(scope="module")
-def int8_store(tmp_path_factory, int8_manifest, checkpoint):
+def heldout(tmp_path_factory):
+    """60 held-out shapes scenes with their boxes (COCO format; the detector trained on seed 0)."""
+    from trained import shapes
+    return shapes.write_coco(tmp_path_factory.mktemp("heldout"), 60, seed=1)
+
+
+@pytest.fixture(scope="module")
+def int8_store(tmp_path_factory, int8_manifest, checkpoint, heldout):
+    """The approximate artifacts, each gated on agreement AP and on its COCO mAP loss on the held-out scenes."""
     out = tmp_path_factory.mktemp("int8") / "store"
-    result = _build(int8_manifest, out, checkpoint, APPROXIMATE)
+    result = _build(int8_manifest, out, checkpoint, APPROXIMATE, eval_dir=heldout)
     assert result.built == [f"{NAME}/{m}" for m in APPROXIMATE], "\n".join(result.lines)
     return out
 
@@ -153,6 +163,46 @@ def test_the_openvino_artifacts_are_quantized_or_bf16_gated_and_run_by_openvino(
     bf16 = json.loads((int8_store / arts["openvino-bf16"]["files"]["metadata"]["path"]).read_text())
     assert bf16["export"]["inference_precision"] == "bf16" and "quantization" not in bf16["export"]
     assert "inference_precision" not in meta["export"]
+
+
+def test_each_approximate_artifact_loses_at_most_a_point_of_map_on_held_out_scenes(int8_store):
+    """The issue's target, as the build gated it (--eval, max_map_loss 1.0): COCO box mAP against the scenes' boxes."""
+    for method in APPROXIMATE:
+        ev = json.loads((int8_store / "models" / NAME / method / "metadata.json").read_text())["eval"]
+        assert ev["images"] == 60 and ev["bound"] == "its max_map_loss 1.0 points", ev
+        assert ev["eager"]["bbox"]["map"] > 50 and ev["artifact"]["bbox"]["map"] >= ev["eager"]["bbox"]["map"] - 1.0
+
+
+def test_the_map_gate_holds_an_approximate_method_to_its_loss_and_an_exact_one_to_the_tolerance(int8_manifest):
+    from zoo.build.pipeline import _check_map
+    from zoo.core.manifest import parse
+    from zoo.errors import ParityError
+    m = parse(int8_manifest)
+    eager = {"bbox": {"map": 80.0, "map50": 95.0}}
+    for method in APPROXIMATE:
+        _check_map(m, method, eager, {"bbox": {"map": 79.1, "map50": 94.0}})  # a loss within 1.0
+        _check_map(m, method, eager, {"bbox": {"map": 85.0, "map50": 96.0}})  # a gain: fine
+        with pytest.raises(ParityError, match=r"more than its max_map_loss 1.0 points: bbox 78.80 vs eager 80.00"):
+            _check_map(m, method, eager, {"bbox": {"map": 78.8, "map50": 94.0}})
+    with pytest.raises(ParityError, match=r"more than eval.map_tolerance 0.1 points: bbox 80.20 vs eager 80.00"):
+        _check_map(m, "onnx", eager, {"bbox": {"map": 80.2, "map50": 95.0}})  # exact: either way
+
+
+def test_max_map_loss_is_for_approximate_methods_only(int8_manifest, tmp_path):
+    from zoo.core.manifest import parse
+    from zoo.errors import ManifestError
+    text = int8_manifest.read_text()
+    onnx_entry = text.index('method = "onnx"\n')
+    cases = {"exact": (text[:onnx_entry] + text[onnx_entry:].replace("batch = 1", "batch = 1\nmax_map_loss = 1.0", 1),
+                       "no max_map_loss: method onnx is exact and held to [eval] map_tolerance"),
+             "negative": (text.replace("max_map_loss = 1.0", "max_map_loss = -1", 1), "a non-negative number of mAP"),
+             "text": (text.replace("max_map_loss = 1.0", 'max_map_loss = "1"', 1), "COCO mAP points")}
+    for name, (bad, expected) in cases.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(bad)
+        with pytest.raises(ManifestError, match="max_map_loss") as e:
+            parse(path)
+        assert expected in str(e.value), (name, str(e.value))
 
 
 def test_nncf_sends_no_telemetry(tmp_path):

@@ -432,6 +432,6 @@ def test_map_gate_refuses_beyond_the_manifest_tolerance(manifest):
     from zoo.errors import ParityError
     from zoo.build.pipeline import _check_map
     eager = {"bbox": {"map": 66.9, "map50": 85.2}, "segm": {"map": 60.0, "map50": 80.0}}
-    _check_map(manifest, eager, {"bbox": {"map": 66.85, "map50": 85.0}, "segm": {"map": 60.1, "map50": 80.0}})
+    _check_map(manifest, "onnx", eager, {"bbox": {"map": 66.85, "map50": 85.0}, "segm": {"map": 60.1, "map50": 80.0}})
     with pytest.raises(ParityError, match=r"more than eval.map_tolerance 0.1 points: segm 59.80 vs eager 60.00"):
-        _check_map(manifest, eager, {"bbox": {"map": 66.9, "map50": 85.2}, "segm": {"map": 59.8, "map50": 80.0}})
+        _check_map(manifest, "onnx", eager, {"bbox": {"map": 66.9, "map50": 85.2}, "segm": {"map": 59.8, "map50": 80.0}})

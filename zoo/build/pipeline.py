@@ -369,7 +369,7 @@ def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_re
         raise ParityError("; ".join(failures[:6]))
     art_map = _eval(detector, ref.eval_data, f"{manifest.name} {spec.method}", bar)
     if art_map:
-        _check_map(manifest, ref.eager_map, art_map)
+        _check_map(manifest, spec.method, ref.eager_map, art_map)
     return Checked(settings, checks, seconds, art_map, agreement)
 
 
@@ -390,7 +390,7 @@ def _metadata(manifest: Manifest, ref: Reference, spec, checked: Checked, art_re
         metadata["accuracy"] = checked.accuracy
     if checked.art_map:
         metadata["eval"] = {"dataset": ref.eval_data.root.name, "images": len(ref.eval_data.files),
-                            "eager": ref.eager_map, "artifact": checked.art_map}
+                            "eager": ref.eager_map, "artifact": checked.art_map, "bound": manifest.map_bound(spec.method)}
     return metadata
 
 
@@ -415,14 +415,12 @@ def _eval(detector, dataset, desc: str, bar) -> dict | None:
     return evaluate(detector, dataset, desc=desc, progress=not bar.disable)
 
 
-def _check_map(manifest: Manifest, eager_map: dict, art_map: dict) -> None:
+def _check_map(manifest: Manifest, method: str, eager_map: dict, art_map: dict) -> None:
     from .coco_eval import differences
-    diffs = differences(eager_map, art_map)
-    off = {t: d for t, d in diffs.items() if abs(d) > manifest.map_tolerance}
+    off = manifest.map_off(method, differences(eager_map, art_map))
     if off:
-        raise ParityError("COCO mAP differs from eager's by more than eval.map_tolerance "
-                          f"{manifest.map_tolerance} points: " + ", ".join(
-                              f"{t} {art_map[t]['map']:.2f} vs eager {eager_map[t]['map']:.2f}" for t in off))
+        raise ParityError(f"COCO mAP differs from eager's by more than {manifest.map_bound(method)}: " + ", ".join(
+            f"{t} {art_map[t]['map']:.2f} vs eager {eager_map[t]['map']:.2f}" for t in off))
 
 
 def seeded_figures(manifest: Manifest, seed: int) -> dict:
@@ -555,9 +553,9 @@ def build(names: list[str], out: str | Path, weights: str = "random:0", methods:
           progress: bool = True, manifest_dir: str | None = None, manifest_files: list[str] | None = None,
           eval_dir: str | Path | None = None, builder=None, calibration: str | Path | None = None) -> BuildResult:
     """``manifest_files``: manifests of your own (any file name) built with the named ones; ``eval_dir``: a
-    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's;
-    ``calibration``: a directory of the user's PNG / JPEG images that approximate methods also calibrate and are gated
-    on (zoo/build/calibration.py; refused when no approximate method is built).
+    COCO-format dataset on which each artifact's mAP must stay within its manifest's eval.map_tolerance of eager's (an
+    approximate method's: lose at most its max_map_loss); ``calibration``: a directory of the user's PNG / JPEG images
+    that approximate methods also calibrate and are gated on (zoo/build/calibration.py; refused when no approximate method is built).
 
     Build each model in OUT/.staging and swap it into the store only when it built: a model that fails, by a
     ZooError or any other exception, is reported and leaves its previous entry byte-for-byte intact, and the other

@@ -33,6 +33,7 @@ SLOW_METHODS = ("aoti",)
 EXACT_OF = {"onnx-int8": "onnx", "openvino-int8": "openvino", "openvino-bf16": "openvino"}
 APPROXIMATE_METHODS = tuple(EXACT_OF)
 ACCURACY_KEYS = ("min_agreement_ap50", "min_agreement_ap")
+MAP_LOSS_KEY = "max_map_loss"  # APPROXIMATE_METHODS: COCO mAP points the artifact may lose against eager under --eval
 RUNTIMES = ("onnxruntime", "pytorch", "openvino", "tensorrt")
 OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
 DEVICES = ("cpu", "cuda")
@@ -56,6 +57,7 @@ class Export:
     resolution: str = "dynamic"
     exporter: str | None = None  # ONNX_METHODS: "legacy" (TorchScript-based) or "dynamo" (from torch.export)
     accuracy: dict = field(default_factory=dict)  # APPROXIMATE_METHODS: ACCURACY_KEYS -> the least figure allowed
+    max_map_loss: float | None = None  # APPROXIMATE_METHODS: MAP_LOSS_KEY, in place of [eval] map_tolerance
 
     @property
     def approximate(self) -> bool:
@@ -115,6 +117,21 @@ class Manifest:
     @property
     def categories(self) -> list[str]:
         return list(self.weights["categories"])
+
+    def map_off(self, method: str, diffs: dict[str, float]) -> dict[str, float]:
+        """The iou types of ``diffs`` (an artifact's COCO mAP minus eager's, in points) beyond what ``method`` is
+        allowed: an approximate method with ``max_map_loss`` may lose up to that much (and gain any); every other
+        artifact must stay within ``map_tolerance`` of eager either way."""
+        loss = next((e.max_map_loss for e in self.exports if e.method == method), None)
+        if loss is not None:
+            return {t: d for t, d in diffs.items() if -d > loss}
+        return {t: d for t, d in diffs.items() if abs(d) > self.map_tolerance}
+
+    def map_bound(self, method: str) -> str:
+        """``map_off``'s bound for ``method``, in words."""
+        loss = next((e.max_map_loss for e in self.exports if e.method == method), None)
+        return (f"its {MAP_LOSS_KEY} {loss} points" if loss is not None
+                else f"eval.map_tolerance {self.map_tolerance} points")
 
     def export(self, method: str) -> Export:
         for e in self.exports:
@@ -317,7 +334,7 @@ def _export(c: _Checker, e, where: str) -> Export:
     if not isinstance(e, dict):
         c.fail(where, "a table", e)
     c.no_unknown(e, {"method", "runtime", "format", "opset", "exporter", "batch", "resolution", "devices",
-                     "tolerance", *ACCURACY_KEYS}, where)
+                     "tolerance", *ACCURACY_KEYS, MAP_LOSS_KEY}, where)
     method = c.get(e, "method", where, str, "one of " + ", ".join(METHODS))
     if method not in METHODS:
         c.fail(f"{where}.method", "one of " + ", ".join(METHODS), method)
@@ -340,6 +357,7 @@ def _export(c: _Checker, e, where: str) -> Export:
         c.fail(f"{where}.opset", "16 or more (roi_align(aligned=True) needs opset 16)", opset)
     exporter = _exporter(c, e, where, method)
     accuracy = _accuracy(c, e, where, method)
+    max_map_loss = _map_loss(c, e, where, method)
     # an approximate method's tolerance only sets what its recorded detection-by-detection figures count as matched
     tol = c.get(e, "tolerance", where, dict, "a table of parity bounds", required=not accuracy) or {}
     for k, v in tol.items():
@@ -348,7 +366,7 @@ def _export(c: _Checker, e, where: str) -> Export:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             c.fail(f"{where}.tolerance.{k}", "a non-negative number", v)
     return Export(method, runtime, fmt, None if batch_v == "dynamic" else batch_v, devices, dict(tol), opset,
-                  exporter=exporter, accuracy=accuracy)
+                  exporter=exporter, accuracy=accuracy, max_map_loss=max_map_loss)
 
 
 def _accuracy(c: _Checker, e: dict, where: str, method: str) -> dict:
@@ -369,6 +387,21 @@ def _accuracy(c: _Checker, e: dict, where: str, method: str) -> dict:
         if v is not None:
             bounds[k] = float(v)
     return bounds
+
+
+def _map_loss(c: _Checker, e: dict, where: str, method: str) -> float | None:
+    """An approximate method's max_map_loss (COCO mAP points, >= 0), optional; exact methods take none (they are held
+    to [eval] map_tolerance)."""
+    if MAP_LOSS_KEY not in e:
+        return None
+    if method not in APPROXIMATE_METHODS:
+        c.fail(f"{where}.{MAP_LOSS_KEY}", f"no {MAP_LOSS_KEY}: method {method} is exact and held to [eval] "
+               f"map_tolerance (only {', '.join(APPROXIMATE_METHODS)} take it)", e[MAP_LOSS_KEY])
+    v = c.get(e, MAP_LOSS_KEY, where, (int, float), "the COCO mAP points (0-100 scale) the artifact may lose against "
+              "eager under zoo build --eval")
+    if v < 0:
+        c.fail(f"{where}.{MAP_LOSS_KEY}", "a non-negative number of mAP points", v)
+    return float(v)
 
 
 def _exporter(c: _Checker, e: dict, where: str, method: str) -> str | None:
