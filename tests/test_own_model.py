@@ -17,7 +17,7 @@ from conftest import REPO, run_zoo
 TESTS = REPO / "tests"
 MANIFEST = TESTS / "trained" / "my_detector.toml"
 CATEGORIES = ["__background__", "circle", "square", "triangle"]
-LEARNED = 50.0  # held-out box mAP points the trained detector must beat (measured: 66.9, docs/own-models.md)
+LEARNED = 50.0  # held-out box mAP points the trained detector must beat (the shipped one: 62.8, docs/own-models.md)
 
 
 def pythonpath(with_tests: bool) -> dict:
