@@ -5,7 +5,9 @@ untested (docs/gpu.md)."""
 import json
 import shutil
 import sys
+from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
@@ -22,6 +24,28 @@ NO_TENSORRT = PROVIDER not in ort.get_available_providers()
 
 def test_both_methods_are_onnx_files_for_the_tensorrt_runtime():
     assert METHODS["tensorrt"] == METHODS["tensorrt-fp16"] == ("tensorrt", "onnx")
+
+
+def test_tensorrt_fp16_is_gated_on_accuracy_recording_the_gpu(tmp_path):
+    """fp16 cannot hold detection-by-detection parity: its entry takes agreement bounds (required), and what the gate
+    records names the GPU rather than CPU features a load elsewhere could miss."""
+    from zoo.build import accuracy
+    from zoo.core.manifest import EXACT_OF, Export, parse
+    from zoo.errors import ManifestError
+    assert EXACT_OF["tensorrt-fp16"] == "tensorrt"
+    entry = ('[[export]]\nmethod = "tensorrt-fp16"\nruntime = "tensorrt"\nformat = "onnx"\nopset = 18\nbatch = 1\n'
+             'resolution = "dynamic"\ndevices = ["cuda"]\n')
+    text = Path(resolve(SSD).path).read_text()
+    path = tmp_path / f"{SSD}.toml"
+    path.write_text(text + "\n" + entry)
+    with pytest.raises(ManifestError, match=r"min_agreement_ap50.*missing"):
+        parse(path)
+    path.write_text(text + "\n" + entry + "min_agreement_ap50 = 0.95\n")
+    assert parse(path).export("tensorrt-fp16").approximate
+    spec = Export("tensorrt-fp16", "tensorrt", "onnx", 1, ("cuda",), {}, 18, accuracy={"min_agreement_ap50": 0.95})
+    det = {"boxes": np.array([[10.0, 10, 50, 60]]), "labels": np.array([1]), "scores": np.array([0.9])}
+    got = accuracy.check(spec, [det], [det], gpu="NVIDIA H200")
+    assert got["gpu"] == "NVIDIA H200" and got["isa"] == [] and "machine" not in got and got["agreement"]["ap50"] == 1.0
 
 
 @pytest.mark.parametrize("device", ["cpu", "mps"])

@@ -23,10 +23,11 @@ GATE = (f"agreement AP: COCO box AP (pycocotools) of the artifact's detections a
         f"{GROUND_TRUTH_SCORE} as the ground truth, on the build's images (and the user's, with --calibration)")
 
 
-def check(spec: Export, reference: list[dict], candidate: list[dict], user=None) -> dict:
-    """What the metadata records of an approximate artifact that passes: the measured figures, the bounds, the ISA;
-    a ParityError giving the figures and the bounds when it does not. ``user``: the calibration.UserImages the last
-    images are (--calibration), or None."""
+def check(spec: Export, reference: list[dict], candidate: list[dict], user=None, gpu: str | None = None) -> dict:
+    """What the metadata records of an approximate artifact that passes: the measured figures, the bounds, the
+    hardware; a ParityError giving the figures and the bounds when it does not. ``user``: the calibration.UserImages
+    the last images are (--calibration), or None. ``gpu``: the GPU's name where the artifact ran on one (tensorrt-fp16:
+    its kernels are the GPU's, so no CPU feature is recorded for a load elsewhere to miss), else the CPU's ISA."""
     figures = agreement_ap(reference, candidate, GROUND_TRUTH_SCORE)
     if figures is None:
         raise ParityError(f"agreement AP cannot be measured: eager has no detection scoring >= {GROUND_TRUTH_SCORE} "
@@ -41,7 +42,8 @@ def check(spec: Export, reference: list[dict], candidate: list[dict], user=None)
             f"{figures['ground_truth']} detections scoring >= {GROUND_TRUTH_SCORE} on {_images(len(reference), user)})")
     return {"gate": GATE, "ok": True, "agreement": {**figures, "score_threshold": GROUND_TRUTH_SCORE,
                                                    "images": len(reference), **record(user)},
-            "bounds": dict(spec.accuracy), "isa": isa_features(), "machine": platform.machine()}
+            "bounds": dict(spec.accuracy),
+            **({"isa": [], "gpu": gpu} if gpu else {"isa": isa_features(), "machine": platform.machine()})}
 
 
 def line(accuracy: dict) -> str:

@@ -320,6 +320,11 @@ def build_artifact(manifest: Manifest, out: Path, ref: Reference, spec, command:
     return artifact, f"ok   {name:40s} {spec.method:9s} {gate}; {checked.timing.text()} vs eager {ref.eager_time.text()}"
 
 
+def gpu_name() -> str:
+    import torch
+    return torch.cuda.get_device_name(torch.cuda.current_device())
+
+
 def calibration_images(ref: Reference) -> list[np.ndarray]:
     """The images a quantizing method calibrates its activation ranges on: the build's own (the parity images), then
     the user's (--calibration)."""
@@ -364,7 +369,7 @@ def export_and_check(manifest: Manifest, out: Path, ref: Reference, spec, art_re
         bar.set_postfix_str(f"{manifest.name} {spec.method}: agreement AP with eager")
         got_user = one_by_one(detector, ref.user_images)
         agreement = accuracy.check(spec, ref.ref_single + ref.for_batch(spec.batch) + ref.ref_user,
-                                   got_single + got_batch + got_user, ref.user)
+                                   got_single + got_batch + got_user, ref.user, gpu_name() if device == "cuda" else None)
     elif failures:
         raise ParityError("; ".join(failures[:6]))
     art_map = _eval(detector, ref.eval_data, f"{manifest.name} {spec.method}", bar)

@@ -30,7 +30,7 @@ SLOW_METHODS = ("aoti",)
 # approximate methods (lower precision): gated on agreement AP against eager (zoo/build/accuracy.py), not on
 # detection-by-detection parity; their [[export]] entry states ACCURACY_KEYS (min_agreement_ap50 at least)
 # (method -> the exact method of the same runtime, what to load instead where the approximation does not hold)
-EXACT_OF = {"onnx-int8": "onnx", "openvino-int8": "openvino", "openvino-bf16": "openvino"}
+EXACT_OF = {"onnx-int8": "onnx", "openvino-int8": "openvino", "openvino-bf16": "openvino", "tensorrt-fp16": "tensorrt"}
 APPROXIMATE_METHODS = tuple(EXACT_OF)
 ACCURACY_KEYS = ("min_agreement_ap50", "min_agreement_ap")
 MAP_LOSS_KEY = "max_map_loss"  # APPROXIMATE_METHODS: COCO mAP points the artifact may lose against eager under --eval
