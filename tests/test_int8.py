@@ -40,8 +40,20 @@ devices = ["cpu"]
 min_agreement_ap50 = 0.95
 min_agreement_ap = 0.8
 max_map_loss = 1.0
-""" for method in ("openvino-int8", "openvino-bf16"))  # dynamo: OpenVINO sizes the legacy graph's resize wrongly
+""" for method in ("openvino-int8", "openvino-bf16")) + """
+[[export]]
+method = "openvino"
+runtime = "openvino"
+format = "onnx"
+opset = 18
+exporter = "dynamo"
+batch = 1
+resolution = "dynamic"
+devices = ["cpu"]
+tolerance = { min_matched = 0.95, box_atol = 1.0, score_atol = 0.05 }
+"""  # dynamo: OpenVINO sizes the legacy graph's resize wrongly (docs/int8.md)
 APPROXIMATE = ("onnx-int8", "openvino-int8", "openvino-bf16")
+EXPORTS = {}  # method -> how many export children int8_store's build ran for it
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +95,18 @@ def heldout(tmp_path_factory):
 @pytest.fixture(scope="module")
 def int8_store(tmp_path_factory, int8_manifest, checkpoint, heldout):
     """The approximate artifacts, each gated on agreement AP and on its COCO mAP loss on the held-out scenes."""
+    import zoo.export
     out = tmp_path_factory.mktemp("int8") / "store"
-    result = _build(int8_manifest, out, checkpoint, APPROXIMATE, eval_dir=heldout)
-    assert result.built == [f"{NAME}/{m}" for m in APPROXIMATE], "\n".join(result.lines)
+    real = zoo.export.export_in_child
+
+    def counted(manifest_path, weights_file, method, *args, **kwargs):
+        EXPORTS[method] = EXPORTS.get(method, 0) + 1
+        return real(manifest_path, weights_file, method, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zoo.export, "export_in_child", counted)
+        result = _build(int8_manifest, out, checkpoint, APPROXIMATE + ("openvino",), eval_dir=heldout)
+    assert result.built == [f"{NAME}/{m}" for m in APPROXIMATE + ("openvino",)], "\n".join(result.lines)
     return out
 
 
@@ -203,6 +224,17 @@ def test_max_map_loss_is_for_approximate_methods_only(int8_manifest, tmp_path):
         with pytest.raises(ManifestError, match="max_map_loss") as e:
             parse(path)
         assert expected in str(e.value), (name, str(e.value))
+
+
+def test_a_plain_onnx_file_is_exported_once_per_build_and_copied_for_the_other_runtime(int8_store):
+    """openvino-bf16 and openvino (same exporter, opset, batch) share one export: the second is a copy, with the same
+    bytes and settings; the quantizing methods run their own."""
+    assert EXPORTS == {"onnx-int8": 1, "openvino-int8": 1, "openvino-bf16": 1}, EXPORTS
+    arts = {a["method"]: a for a in json.loads((int8_store / "index.json").read_text())["models"][NAME]["artifacts"]}
+    assert arts["openvino"]["files"]["model"]["sha256"] == arts["openvino-bf16"]["files"]["model"]["sha256"]
+    meta = {m: json.loads((int8_store / arts[m]["files"]["metadata"]["path"]).read_text())["export"]
+            for m in ("openvino", "openvino-bf16")}
+    assert meta["openvino-bf16"].pop("inference_precision") == "bf16" and meta["openvino"] == meta["openvino-bf16"]
 
 
 def test_nncf_sends_no_telemetry(tmp_path):

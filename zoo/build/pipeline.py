@@ -6,6 +6,7 @@ gives the same bytes (checked by `zoo build --check`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import platform
 import shutil
@@ -171,6 +172,7 @@ class Reference:
     ref_batches: dict = field(default_factory=dict)  # batch size -> eager on the chunks the artifact runs
     user: object = None            # calibration.UserImages of `zoo build --calibration DIR`, or None
     ref_user: list = field(default_factory=list)     # eager on user.images, one by one
+    exported: dict = field(default_factory=dict)     # export.share_key -> (file, settings) of a plain ONNX export
 
     @property
     def user_images(self) -> list:
@@ -332,8 +334,25 @@ def calibration_images(ref: Reference) -> list[np.ndarray]:
 
 
 def _export(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -> dict:
-    """The export child's settings; a quantizing (approximate) method gets calibration_images in an .npz."""
-    from ..export import export_in_child
+    """The export child's settings; a quantizing (approximate) method gets calibration_images in an .npz. A plain ONNX
+    file another method of this build exported with the same settings (openvino's is onnx's) is copied, not made
+    again: the exporter is deterministic, so the bytes are the same, and the export takes a minute on a large model."""
+    from ..export import export_in_child, share_key
+    from ..load.runtimes.openvino import PRECISIONS
+    key = share_key(spec)
+    if key in ref.exported and (out / ref.exported[key][0]).is_file():
+        shutil.copyfile(out / ref.exported[key][0], out / art_rel)
+        settings = copy.deepcopy(ref.exported[key][1])
+    else:
+        settings = _export_in_child(manifest, out, ref, spec, art_rel, export_in_child)
+        if key is not None:
+            ref.exported[key] = (art_rel, copy.deepcopy(settings))
+    if spec.method in PRECISIONS:  # openvino-bf16: the file is the onnx method's, the precision is the method's own
+        settings["inference_precision"] = PRECISIONS[spec.method]
+    return settings
+
+
+def _export_in_child(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str, export_in_child) -> dict:
     args = (manifest.path, str(out / ref.weights_rel), spec.method, str(out / art_rel))
     if not spec.approximate:
         return export_in_child(*args)

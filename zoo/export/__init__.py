@@ -17,6 +17,17 @@ from ..errors import ZooError
 FILENAMES = {"tracing": "model.pt", "scripting": "model.pt", "onnx": "model.onnx", "export": "model.pt2", "aoti": "model.pt2",
              "openvino": "model.onnx", "tensorrt": "model.onnx", "tensorrt-fp16": "model.onnx", "onnx-int8": "model.onnx",
              "openvino-int8": "model.onnx", "openvino-bf16": "model.onnx"}
+# the methods whose file is the ONNX exporter's output as it is (each run by its own runtime): its bytes depend only on
+# the model and share_key(spec), so a build exports it once and copies it for the other methods with the same key
+PLAIN_ONNX = ("onnx", "openvino", "openvino-bf16", "tensorrt", "tensorrt-fp16")
+
+
+def share_key(spec) -> tuple | None:
+    """What a plain ONNX export's bytes and settings depend on besides the model (zoo.export.run reads these of the
+    [[export]] entry), or None for a method whose file is its own."""
+    if spec.method not in PLAIN_ONNX:
+        return None
+    return spec.opset, spec.exporter, spec.batch, spec.transform, spec.symbolic
 
 
 def export_in_child(manifest_path: str, weights_file: str, method: str, out: str, calibration: str | None = None) -> dict:

@@ -23,7 +23,6 @@ if __name__ == "__main__" and os.environ.get("ZOO_EXPORT_PARENT", "").isdigit():
 import torch  # noqa: E402
 
 from ..load import architecture
-from ..load.runtimes.openvino import PRECISIONS
 from ..core.manifest import ONNX_METHODS, parse
 from . import aoti, common, int8, onnx, pt2, scripting, tracing
 from .patches import EXPORT_SAFE, FLOAT64_RESIZE, TRACE_SAFE, nms_groups
@@ -55,8 +54,6 @@ def main(manifest_path: str, weights_file: str, method: str, out: str, calibrati
             raise SystemExit(f"zoo.export.run: no exporter for method {method!r}")
     if method != "scripting":
         settings["nms_groups"] = groups
-    if method in PRECISIONS:  # openvino-bf16: the file is the onnx method's, the precision is the method's own
-        settings["inference_precision"] = PRECISIONS[method]
     settings["example_size"] = list(example[0].shape[-2:])
     settings["transform"] = getattr(wrapper.model.transform, "export_name", "ExactResizeTransform (eager float64 resize)") + (
         "" if method == "scripting" else f"; {TRACE_SAFE}") + (f"; {EXPORT_SAFE}" if spec.symbolic else "") + (
