@@ -16,9 +16,9 @@ LIGHT = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn
 # (SLOW_METHODS, built only when asked) compiles for many minutes per model (docs/torch-export.md).
 from zoo.core.manifest import SLOW_METHODS  # noqa: E402
 
-# openvino: the light store proves it in CI (both light models, parity checked by their build); it reruns the onnx
-# entry's export for another runtime, so the full store would only repeat ten ONNX exports, and `zoo build` (the
-# documented full build, docs/openvino.md) builds it for every model whose manifest lists it.
+# openvino: the light store proves it in CI (both light models, parity checked by their build); its file is the onnx
+# entry's (copied by the build), so the full store would only repeat the same graphs' parity on another runtime, and
+# `zoo build` (the documented full build, docs/openvino.md) builds it for every model whose manifest lists it.
 FULL_STORE_SKIPS = {"export", "openvino", *SLOW_METHODS}
 # The heavy models the full store builds in CI: one for each part of torchvision's detectors the light models lack
 # (ResNet-50 FPN v1 with frozen BatchNorm and the mask head; the keypoint head; the v2 backbone and conv box head;
