@@ -15,43 +15,20 @@ from zoo.core import cpu
 
 NAME = "my_detector"
 TESTS = REPO / "tests"
-INT8 = """
-[[export]]
-method = "onnx-int8"
-runtime = "onnxruntime"
-format = "onnx"
-opset = 17
-batch = 1
-resolution = "dynamic"
-devices = ["cpu"]
-min_agreement_ap50 = 0.95
-min_agreement_ap = 0.8
-max_map_loss = 1.0
-""" + "".join(f"""
-[[export]]
-method = "{method}"
-runtime = "openvino"
-format = "onnx"
-opset = 18
-exporter = "dynamo"
-batch = 1
-resolution = "dynamic"
-devices = ["cpu"]
-min_agreement_ap50 = 0.95
-min_agreement_ap = 0.8
-max_map_loss = 1.0
-""" for method in ("openvino-int8", "openvino-bf16")) + """
-[[export]]
-method = "openvino"
-runtime = "openvino"
-format = "onnx"
-opset = 18
-exporter = "dynamo"
-batch = 1
-resolution = "dynamic"
-devices = ["cpu"]
-tolerance = { min_matched = 0.95, box_atol = 1.0, score_atol = 0.05 }
-"""  # dynamo: OpenVINO sizes the legacy graph's resize wrongly (docs/int8.md)
+
+
+def entry(method: str, runtime: str, gate: str, opset: int = 18) -> str:
+    """An [[export]] entry of the trained detector's ONNX file for ``method``: dynamo exporter at opset 18 (OpenVINO
+    sizes the legacy graph's resize wrongly: docs/int8.md), legacy at 17."""
+    exporter = 'exporter = "dynamo"\n' if opset == 18 else ""
+    return (f'\n[[export]]\nmethod = "{method}"\nruntime = "{runtime}"\nformat = "onnx"\nopset = {opset}\n{exporter}'
+            f'batch = 1\nresolution = "dynamic"\ndevices = ["cpu"]\n{gate}')
+
+
+BOUNDS = "min_agreement_ap50 = 0.95\nmin_agreement_ap = 0.8\nmax_map_loss = 1.0\n"
+INT8 = (entry("onnx-int8", "onnxruntime", BOUNDS, opset=17) + entry("openvino-int8", "openvino", BOUNDS)
+        + entry("openvino-bf16", "openvino", BOUNDS)
+        + entry("openvino", "openvino", "tolerance = { min_matched = 0.95, box_atol = 1.0, score_atol = 0.05 }\n"))
 APPROXIMATE = ("onnx-int8", "openvino-int8", "openvino-bf16")
 EXPORTS = {}  # method -> how many export children int8_store's build ran for it
 
