@@ -12,8 +12,10 @@ from zoo.core import settings
 PACKAGE = Path(__file__).resolve().parent.parent / "zoo"
 # still read where they are used, in code other open work is rewriting (see docs/architecture.md)
 # export/ hands the export child its environment and the parent's pid (and export/run.py checks it before it imports
-# anything): the only reads outside zoo/core/settings.py
-ELSEWHERE = {"zoo/export/__init__.py": {"environ"}, "zoo/export/run.py": {"ZOO_EXPORT_PARENT"}}
+# anything): the only reads outside zoo/core/settings.py; export/int8.py writes NNCF's telemetry switch (NNCF_CI) in the
+# export child before it imports NNCF, and reads nothing
+ELSEWHERE = {"zoo/export/__init__.py": {"environ"}, "zoo/export/run.py": {"ZOO_EXPORT_PARENT"},
+             "zoo/export/int8.py": {"environ"}}
 
 
 def environment_reads(path: Path) -> set[str]:
