@@ -337,14 +337,14 @@ def _export(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -
     """The export child's settings; a quantizing (approximate) method gets calibration_images in an .npz. A plain ONNX
     file another method of this build exported with the same settings (openvino's is onnx's) is copied, not made
     again: the exporter is deterministic, so the bytes are the same, and the export takes a minute on a large model."""
-    from ..export import export_in_child, share_key
+    from ..export import share_key
     from ..load.runtimes.openvino import PRECISIONS
     key = share_key(spec)
     if key in ref.exported and (out / ref.exported[key][0]).is_file():
         shutil.copyfile(out / ref.exported[key][0], out / art_rel)
         settings = copy.deepcopy(ref.exported[key][1])
     else:
-        settings = _export_in_child(manifest, out, ref, spec, art_rel, export_in_child)
+        settings = _export_in_child(manifest, out, ref, spec, art_rel)
         if key is not None:
             ref.exported[key] = (art_rel, copy.deepcopy(settings))
     if spec.method in PRECISIONS:  # openvino-bf16: the file is the onnx method's, the precision is the method's own
@@ -352,7 +352,8 @@ def _export(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -
     return settings
 
 
-def _export_in_child(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str, export_in_child) -> dict:
+def _export_in_child(manifest: Manifest, out: Path, ref: Reference, spec, art_rel: str) -> dict:
+    from ..export import export_in_child
     args = (manifest.path, str(out / ref.weights_rel), spec.method, str(out / art_rel))
     if not spec.approximate:
         return export_in_child(*args)

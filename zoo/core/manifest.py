@@ -122,14 +122,17 @@ class Manifest:
         """The iou types of ``diffs`` (an artifact's COCO mAP minus eager's, in points) beyond what ``method`` is
         allowed: an approximate method with ``max_map_loss`` may lose up to that much (and gain any); every other
         artifact must stay within ``map_tolerance`` of eager either way."""
-        loss = next((e.max_map_loss for e in self.exports if e.method == method), None)
+        loss = self._map_loss(method)
         if loss is not None:
             return {t: d for t, d in diffs.items() if -d > loss}
         return {t: d for t, d in diffs.items() if abs(d) > self.map_tolerance}
 
+    def _map_loss(self, method: str) -> float | None:
+        return next((e.max_map_loss for e in self.exports if e.method == method), None)
+
     def map_bound(self, method: str) -> str:
         """``map_off``'s bound for ``method``, in words."""
-        loss = next((e.max_map_loss for e in self.exports if e.method == method), None)
+        loss = self._map_loss(method)
         return (f"its {MAP_LOSS_KEY} {loss} points" if loss is not None
                 else f"eval.map_tolerance {self.map_tolerance} points")
 
