@@ -21,9 +21,11 @@ FIXTURES = REPO / "tests" / "fixtures" / "d2"
 FASTER, MASK, RETINA = "small_faster_rcnn_R_50_FPN", "small_mask_rcnn_R_50_FPN", "small_retinanet_R_50_FPN"  # STEM.yaml, .pkl, .npz
 X101 = "small_faster_rcnn_X_101_32x8d_FPN"  # ResNeXt: 32 groups, stride on the 3x3, torchvision's pixel std
 KEYPOINT = "small_keypoint_rcnn_R_50_FPN"
+CASCADE = "small_cascade_mask_rcnn_R_50_FPN"  # three box stages, class-agnostic boxes, masks on the last stage's
 NAMES = {FASTER: "d2_small", MASK: "d2_small_mask", RETINA: "d2_small_retina", X101: "d2_small_x101",
-         KEYPOINT: "d2_small_keypoint"}  # the converted models' names
-BUILT = [FASTER, MASK, RETINA]  # the slow tests build each head once (the X-101 differs in its backbone only)
+         KEYPOINT: "d2_small_keypoint", CASCADE: "d2_small_cascade"}  # the converted models' names
+MASKED = (MASK, CASCADE)
+BUILT = [FASTER, MASK, RETINA, CASCADE]  # the slow tests build each head once (the X-101 differs in its backbone only)
 CHECKPOINT = FIXTURES / f"{FASTER}.pkl"
 CONFIG = FIXTURES / f"{FASTER}.yaml"
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -108,7 +110,7 @@ def test_eager_gives_detectron2s_detections(models, recorded, photos, stem, name
     detectron2 was recorded), <= 1.2e-4 px with two; every mask pixel equal with one thread."""
     ours = _detect(models[stem], photos[f"{name}/image"])
     pairs = _assert_all_matched(recorded[stem], name, ours)
-    if stem == MASK:
+    if stem in MASKED:
         h, w = photos[f"{name}/image"].shape[:2]
         d2_masks = np.unpackbits(recorded[stem][f"{name}/masks"], axis=-1)[:, :, :w].astype(bool)
         assert ours["masks"].shape == (len(d2_masks), 1, h, w)
@@ -243,6 +245,44 @@ def test_detectron2s_interface(models, recorded, photos, stem):
         model([bgr])
 
 
+def test_a_cascade_manifest(conversions):
+    """The cascade builder with detectron2's three stages' box-regression weights (ROI_BOX_CASCADE_HEAD; no
+    ROI_BOX_HEAD.BBOX_REG_WEIGHTS, which detectron2 does not read for a cascade); one box head and one class-agnostic
+    box predictor a stage; tracing, scripting and ONNX, as the other R-CNNs."""
+    from zoo.core.manifest import parse
+    from zoo.load.architecture import architecture
+    m = parse(conversions[CASCADE][0])
+    assert m.builder == "zoo.models.detectron2.cascade:cascade_mask_rcnn"
+    assert m.builder_args["cascade_bbox_reg_weights"] == [[10.0, 10.0, 5.0, 5.0], [20.0, 20.0, 10.0, 10.0],
+                                                           [30.0, 30.0, 15.0, 15.0]]
+    assert "bbox_reg_weights" not in m.builder_args and list(m.outputs) == ["boxes", "labels", "scores", "masks"]
+    assert [e.method for e in m.exports] == ["tracing", "scripting", "onnx"]
+    heads = architecture(m).roi_heads
+    assert len(heads.box_head) == len(heads.box_predictor) == 3
+    assert [p.bbox_pred.out_features for p in heads.box_predictor] == [4, 4, 4]
+    assert heads.mask_predictor.out_channels == 81
+
+
+def test_a_cascade_averages_its_stages_scores(models, photos):
+    """Each stage's class probabilities on the boxes the stage before it predicted, averaged: the detections' scores
+    are the mean of the three stages' (with one stage's predictor alone the scores differ)."""
+    import torch
+    model = models[CASCADE]
+    heads = model.roi_heads
+    seen = []
+    hooks = [p.register_forward_hook(lambda m, i, o: seen.append(torch.softmax(o[0], -1))) for p in heads.box_predictor]
+    try:
+        out = _detect(model, photos["astronaut/image"])
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(seen) == 3 and len(out["scores"]) > 0
+    mean = (seen[0] + seen[1] + seen[2]) / 3
+    assert all(np.isclose(mean[:, label].numpy(), s, atol=1e-6).any() for s, label in zip(out["scores"], out["labels"]))
+    assert not all(np.isclose(seen[2][:, label].numpy(), s, atol=1e-6).any()
+                   for s, label in zip(out["scores"], out["labels"]))
+
+
 def test_a_keypoint_rcnn_manifest(conversions):
     """COCO's keypoint names and person; scripting only (on CPU; the keypoint decoding's loop over the detections,
     which a trace would freeze), the others each named; a keypoint may move to a near-tied peak under the artifact's
@@ -348,7 +388,11 @@ def _config(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("text, key", [
     ("MODEL:\n  RESNETS:\n    DEFORM_ON_PER_STAGE: [False, True, True, True]\n", "MODEL.RESNETS.DEFORM_ON_PER_STAGE"),
     ("MODEL:\n  ANCHOR_GENERATOR:\n    NAME: RotatedAnchorGenerator\n", "MODEL.ANCHOR_GENERATOR.NAME"),
-    ("MODEL:\n  ROI_HEADS:\n    NAME: CascadeROIHeads\n", "MODEL.ROI_HEADS.NAME"),
+    ("MODEL:\n  ROI_HEADS:\n    NAME: Res5ROIHeads\n", "MODEL.ROI_HEADS.NAME"),
+    # detectron2's CascadeROIHeads asserts class-agnostic boxes
+    ("MODEL:\n  ROI_HEADS:\n    NAME: CascadeROIHeads\n", "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG"),
+    ("MODEL:\n  ROI_HEADS:\n    NAME: CascadeROIHeads\n  ROI_BOX_HEAD:\n    CLS_AGNOSTIC_BBOX_REG: True\n"
+     "  ROI_BOX_CASCADE_HEAD:\n    IOUS: [0.5, 0.6]\n", "MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS"),
     ("MODEL:\n  ROI_BOX_HEAD:\n    NAME: MyHead\n", "MODEL.ROI_BOX_HEAD.NAME"),
     ("MODEL:\n  ROI_BOX_HEAD:\n    CLS_AGNOSTIC_BBOX_REG: True\n", "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG"),
     ("MODEL:\n  RESNETS:\n    NORM: GN\n", "MODEL.RESNETS.NORM"),
@@ -510,3 +554,30 @@ def test_zoo_load_with_detectron2s_interface(d2_store, recorded, photos):
         assert out.pred_masks.dtype == bool and (out.pred_masks[order] != d2_masks).mean() < 1e-3
     with pytest.raises(zoo.InputError, match="interface must be one of 'torchvision', 'detectron2', got 'd2'"):
         zoo.load(NAMES[MASK], source=str(d2_store), interface="d2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime, method", _METHODS)
+def test_cascade_artifacts_with_no_detection_and_in_a_batch(d2_store, conversions, models, photos, runtime, method):
+    """The Cascade Mask R-CNN's artifacts on a flat grey image, where every box scores under the threshold (empty
+    outputs of the right shapes, masks at the image's size), and, where the manifest gives the method a dynamic batch
+    (scripting), on two photos of different sizes in one call: the eager model's detections on the same batch (a
+    batch pads its images to one size, as detectron2's does, so they are not each photo's own)."""
+    import torch
+
+    import zoo
+    from zoo.core.manifest import parse
+    det = zoo.load(NAMES[CASCADE], runtime=runtime, method=method, source=str(d2_store), trust_code=True)
+    out = det([np.full((3, 240, 300), 0.5, np.float32)], score_thresh=0.05)[0]
+    assert {k: np.asarray(v).shape for k, v in out.items()} == {"boxes": (0, 4), "labels": (0,), "scores": (0,),
+                                                                "masks": (0, 1, 240, 300)}
+    entry = next(e for e in parse(conversions[CASCADE][0]).exports if e.method == method)
+    assert (entry.batch is None) == (method == "scripting")  # None: a dynamic batch
+    if entry.batch is None:
+        images = [photos[f"{n}/image"].transpose(2, 0, 1).astype(np.float32) / 255.0 for n in ("astronaut", "coffee")]
+        with torch.no_grad():
+            eager = models[CASCADE]([torch.from_numpy(x) for x in images])
+        for ours, ref in zip(det(images, score_thresh=0.05), eager):
+            pairs, p = match({k: v.numpy() for k, v in ref.items()}, {k: np.asarray(v) for k, v in ours.items()},
+                             EXACT)
+            assert p.n_candidate == p.n_reference == p.matched > 0 and p.max_box_diff <= 0.01, p

@@ -3,6 +3,7 @@
     /work/d2env/bin/python tools/d2_reference.py [--config tests/fixtures/d2/small_faster_rcnn_R_50_FPN.yaml]
         [--out tests/fixtures/d2] [--seed 0] [--target 25]
     /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_mask_rcnn_R_50_FPN.yaml
+    /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_cascade_mask_rcnn_R_50_FPN.yaml
 
 Run it with a Python where detectron2 is installed (a side environment: detectron2 is no dependency of the zoo, of its
 tests or of CI; docs/detectron2.md says how it was built here). It
@@ -215,16 +216,19 @@ def _calibrate_rcnn(cfg, model, rgb, gen, target: int) -> dict:
         layer.weight.mul_(std / have)
         layer.bias.mul_(std / have)
 
-    predictor = model.roi_heads.box_predictor
-    x = _inputs(cfg, model, rgb, predictor)
-    _spread(predictor.cls_score, x, 1.5, gen, jitter=0.5)
-    _spread(predictor.bbox_pred, x, 0.5, gen)
+    predictors = model.roi_heads.box_predictor  # a cascade's: one a stage, each spread on what the stages before give
+    predictors = list(predictors) if isinstance(predictors, torch.nn.ModuleList) else [predictors]
+    for predictor in predictors:
+        x = _inputs(cfg, model, rgb, predictor)
+        _spread(predictor.cls_score, x, 1.5, gen, jitter=0.5)
+        _spread(predictor.bbox_pred, x, 0.5, gen)
     mask_head = getattr(model.roi_heads, "mask_head", None)
     if mask_head is not None:  # mask logits with a spread (init: std 0.001, every pixel at 0.5)
         _spread(mask_head.predictor, _inputs(cfg, model, rgb, mask_head.predictor), 3.0, gen)
 
     def count(bias):
-        predictor.cls_score.bias[-1] = bias  # detectron2's background logit is the last
+        for predictor in predictors:  # a cascade averages its stages' probabilities: the same bias in each
+            predictor.cls_score.bias[-1] = bias  # detectron2's background logit is the last
         return len(predict(cfg, model, rgb)[0]["scores"])
 
     bias, found = _bisect(count, -10.0, 40.0, target, more_when_higher=False)

@@ -15,7 +15,9 @@ from . import checkpoint, config, spec, state
 TEMPLATE = "fasterrcnn_resnet50_fpn"  # the parity sizes and methods start from torchvision's R50-FPN
 TEMPLATES = {spec.RCNN_BUILDER: ("Faster R-CNN", TEMPLATE), spec.MASK_BUILDER: ("Mask R-CNN", "maskrcnn_resnet50_fpn"),
              spec.RETINA_BUILDER: ("RetinaNet", "retinanet_resnet50_fpn"),
-             spec.KEYPOINT_BUILDER: ("Keypoint R-CNN", "keypointrcnn_resnet50_fpn")}
+             spec.KEYPOINT_BUILDER: ("Keypoint R-CNN", "keypointrcnn_resnet50_fpn"),
+             spec.CASCADE_BUILDER: ("Cascade R-CNN", TEMPLATE),
+             spec.CASCADE_MASK_BUILDER: ("Cascade Mask R-CNN", "maskrcnn_resnet50_fpn")}
 
 
 @dataclass
@@ -114,7 +116,8 @@ def convert(checkpoint_path: str | Path, config_path: str | Path, out: str | Pat
     model = architecture(from_dict(doc, str(toml_path), ""))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     tensors = {k: torch.from_numpy(v) for k, v in
-               state.convert(weights, expected, str(checkpoint_path), s.num_classes, s.classes_key).items()}
+               state.convert(weights, expected, str(checkpoint_path), s.num_classes, s.classes_key,
+                             s.agnostic_boxes).items()}
     fit_state(model, tensors, str(checkpoint_path), name)  # strict: the converted dict loads as it will be built
     out.mkdir(parents=True, exist_ok=True)
     save_file(dict(sorted(tensors.items())), str(weights_path))

@@ -11,6 +11,9 @@ RCNN_BUILDER = "zoo.models.detectron2.rcnn:faster_rcnn"
 MASK_BUILDER = "zoo.models.detectron2.rcnn:mask_rcnn"
 RETINA_BUILDER = "zoo.models.detectron2.retinanet:retinanet"
 KEYPOINT_BUILDER = "zoo.models.detectron2.rcnn:keypoint_rcnn"
+CASCADE_BUILDER = "zoo.models.detectron2.cascade:cascade_rcnn"
+CASCADE_MASK_BUILDER = "zoo.models.detectron2.cascade:cascade_mask_rcnn"
+ROI_HEADS = ("StandardROIHeads", "CascadeROIHeads")
 FPN_LEVELS = ["p2", "p3", "p4", "p5", "p6"]
 RETINA_LEVELS = ["p3", "p4", "p5", "p6", "p7"]
 STAGES = ["res2", "res3", "res4", "res5"]
@@ -25,6 +28,7 @@ class Spec:
     num_classes: int = 80           # detectron2's NUM_CLASSES (no background)
     dataset: str = ""               # DATASETS.TEST[0], for the category names
     classes_key: str = "MODEL.ROI_HEADS.NUM_CLASSES"
+    agnostic_boxes: bool = False    # one box regression for every class (a cascade's)
 
 
 def _expect(cfg: Config, key: str, allowed, what: str) -> None:
@@ -90,23 +94,36 @@ def _rpn_args(cfg: Config) -> dict:
 
 
 def _box_args(cfg: Config) -> dict:
-    _expect(cfg, "MODEL.ROI_HEADS.NAME", "StandardROIHeads",
-            "StandardROIHeads (a cascade or custom RoI head is not supported)")
+    _expect(cfg, "MODEL.ROI_HEADS.NAME", ROI_HEADS, "StandardROIHeads and CascadeROIHeads (no custom RoI head)")
     _expect(cfg, "MODEL.ROI_HEADS.IN_FEATURES", FPN_LEVELS[:4], f"RoI heads over {FPN_LEVELS[:4]}")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "the FastRCNNConvFCHead box head (no custom head)")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.NORM", "", "a box head without a norm (NORM '')")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.POOLER_TYPE", ("ROIAlignV2", "ROIAlign"), "ROIAlignV2 and ROIAlign pooling")
-    _expect(cfg, "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG", False, "class-specific box regression")
+    cascade = cfg["MODEL.ROI_HEADS.NAME"] == "CascadeROIHeads"
+    _expect(cfg, "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG", cascade,
+            "class-agnostic box regression in a cascade (detectron2's CascadeROIHeads asserts it) and class-specific "
+            "box regression otherwise")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE", False, "softmax box scores")
+    stages = {}
+    if cascade:
+        weights = cfg["MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS"]
+        ious = cfg["MODEL.ROI_BOX_CASCADE_HEAD.IOUS"]
+        if not (isinstance(weights, list) and weights and all(isinstance(w, list) and len(w) == 4 for w in weights)
+                and isinstance(ious, list) and len(ious) == len(weights)):
+            raise ConversionError(f"{cfg.path}: MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS = {weights!r} (IOUS = "
+                                  f"{ious!r}): zoo convert-d2 reproduces cascades of four weights a stage, one stage per IoU "
+                                  "threshold, not this; give each stage its weights and its IoU")
+        stages = {"cascade_bbox_reg_weights": [[float(v) for v in w] for w in weights]}
+    # (a cascade's stages have weights of their own: detectron2 reads no ROI_BOX_HEAD.BBOX_REG_WEIGHTS for it)
+    regression = stages or {"bbox_reg_weights": [float(v) for v in cfg["MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS"]]}
     return {"box_num_conv": cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"], "box_conv_dim": cfg["MODEL.ROI_BOX_HEAD.CONV_DIM"],
             "box_num_fc": cfg["MODEL.ROI_BOX_HEAD.NUM_FC"], "box_fc_dim": cfg["MODEL.ROI_BOX_HEAD.FC_DIM"],
             "pooler_resolution": cfg["MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION"],
             "pooler_sampling_ratio": cfg["MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO"],
             "pooler_aligned": cfg["MODEL.ROI_BOX_HEAD.POOLER_TYPE"] == "ROIAlignV2",
-            "bbox_reg_weights": [float(v) for v in cfg["MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS"]],
             "box_score_thresh": float(cfg["MODEL.ROI_HEADS.SCORE_THRESH_TEST"]),
             "box_nms_thresh": float(cfg["MODEL.ROI_HEADS.NMS_THRESH_TEST"]),
-            "box_detections_per_img": cfg["TEST.DETECTIONS_PER_IMAGE"]}
+            "box_detections_per_img": cfg["TEST.DETECTIONS_PER_IMAGE"], **regression}
 
 
 def _mask_args(cfg: Config) -> dict:
@@ -162,7 +179,7 @@ def _retinanet(cfg: Config) -> Spec:
 def from_config(cfg: Config) -> Spec:
     if cfg["MODEL.META_ARCHITECTURE"] == "RetinaNet":
         return _retinanet(cfg)
-    _expect(cfg, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "GeneralizedRCNN (Faster, Mask and Keypoint R-CNN) and RetinaNet")
+    _expect(cfg, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "GeneralizedRCNN (Faster, Mask, Keypoint and Cascade R-CNN) and RetinaNet")
     num_classes = _classes(cfg, "MODEL.ROI_HEADS.NUM_CLASSES")
     args = {"num_classes": num_classes + 1, **_resnet_args(cfg), **_rpn_args(cfg), **_box_args(cfg), **_input_args(cfg)}
     masks, keypoints = cfg["MODEL.MASK_ON"], cfg["MODEL.KEYPOINT_ON"]
@@ -173,5 +190,12 @@ def from_config(cfg: Config) -> Spec:
         args.update(_mask_args(cfg))
     if keypoints:
         args.update(_keypoint_args(cfg))
+    cascade = "cascade_bbox_reg_weights" in args
+    if cascade and keypoints:
+        raise ConversionError(f"{cfg.path}: MODEL.KEYPOINT_ON with MODEL.ROI_HEADS.NAME = CascadeROIHeads: zoo "
+                              "convert-d2 reproduces a cascade with or without masks, not with keypoints")
+    if cascade:
+        return Spec(CASCADE_MASK_BUILDER if masks else CASCADE_BUILDER, args, num_classes, _dataset(cfg),
+                    agnostic_boxes=True)
     builder = MASK_BUILDER if masks else KEYPOINT_BUILDER if keypoints else RCNN_BUILDER
     return Spec(builder, args, num_classes, _dataset(cfg))

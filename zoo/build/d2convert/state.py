@@ -23,8 +23,9 @@ RULES = [(r"proposal_generator\.rpn_head\.conv\.", "rpn.head.conv.0.0."),
 # in detectron2's checkpoints but not parameters of its model: its loader ignores them too
 IGNORED = ("pixel_mean", "pixel_std")
 IGNORED_PARTS = ("cell_anchors", "num_batches_tracked")
-CLS_SCORE, BBOX_PRED = "roi_heads.box_predictor.cls_score.", "roi_heads.box_predictor.bbox_pred."
-MASK_PRED, RETINA_CLS = "roi_heads.mask_head.predictor.", "head.cls_score."
+# (a cascade's stage K: roi_heads.box_predictor.K.cls_score.)
+CLS_SCORE, BBOX_PRED = r"roi_heads\.box_predictor\.(\d+\.)?cls_score\.", r"roi_heads\.box_predictor\.(\d+\.)?bbox_pred\."
+MASK_PRED, RETINA_CLS = r"roi_heads\.mask_head\.predictor\.", r"head\.cls_score\."
 NEVER = -1e4  # the bias of RetinaNet's background channel: sigmoid(-1e4) is 0 in float32
 
 
@@ -45,15 +46,15 @@ def d2_name(name: str) -> str:
     return name
 
 
-def _reordered(name: str, v: np.ndarray, num_classes: int) -> np.ndarray:
+def _reordered(name: str, v: np.ndarray, num_classes: int, agnostic_boxes: bool) -> np.ndarray:
     """The class rows in torchvision's order (``num_classes``: detectron2's, no background)."""
-    if name.startswith(CLS_SCORE):  # (K + 1, ...): background last -> first
+    if re.match(CLS_SCORE, name):  # (K + 1, ...): background last -> first
         return np.concatenate([v[-1:], v[:-1]])
-    if name.startswith(BBOX_PRED):  # (4K, ...): the background's 4 rows (zero) first
+    if re.match(BBOX_PRED, name) and not agnostic_boxes:  # (4K, ...): the background's 4 rows (zero) first
         return np.concatenate([np.zeros((4,) + v.shape[1:], v.dtype), v])
-    if name.startswith(MASK_PRED):  # (K, ...): the background's channel (zero) first
+    if re.match(MASK_PRED, name):  # (K, ...): the background's channel (zero) first
         return np.concatenate([np.zeros((1,) + v.shape[1:], v.dtype), v])
-    if name.startswith(RETINA_CLS):  # (A * K, ...): per anchor, a background channel first that never scores
+    if re.match(RETINA_CLS, name):  # (A * K, ...): per anchor, a background channel first that never scores
         per_anchor = v.reshape((-1, num_classes) + v.shape[1:])
         fill = np.full if name.endswith("bias") else lambda shape, _, dtype: np.zeros(shape, dtype)
         background = fill((per_anchor.shape[0], 1) + v.shape[1:], NEVER, v.dtype)
@@ -61,11 +62,11 @@ def _reordered(name: str, v: np.ndarray, num_classes: int) -> np.ndarray:
     return v
 
 
-def _d2_shape(name: str, shape: tuple, num_classes: int) -> tuple:
+def _d2_shape(name: str, shape: tuple, num_classes: int, agnostic_boxes: bool) -> tuple:
     """A zoo shape in detectron2's terms (without torchvision's background rows)."""
-    rows = {BBOX_PRED: shape[0] - 4, MASK_PRED: shape[0] - 1,
+    rows = {BBOX_PRED: shape[0] - (0 if agnostic_boxes else 4), MASK_PRED: shape[0] - 1,
             RETINA_CLS: shape[0] // (num_classes + 1) * num_classes}
-    return next(((n,) + tuple(shape[1:]) for prefix, n in rows.items() if name.startswith(prefix)), tuple(shape))
+    return next(((n,) + tuple(shape[1:]) for prefix, n in rows.items() if re.match(prefix, name)), tuple(shape))
 
 
 def _listed(keys: list[str]) -> str:
@@ -74,7 +75,8 @@ def _listed(keys: list[str]) -> str:
 
 def _check_classes(state: dict, expected: dict, origin: str, num_classes: int, classes_key: str) -> None:
     """A classifier of another class count, named with the config key (before the shapes are listed)."""
-    for name, per_class in ((CLS_SCORE + "weight", 1), (RETINA_CLS + "weight", None)):
+    classifiers = [(n, 1) for n in state if re.fullmatch(CLS_SCORE + "weight", n)]
+    for name, per_class in classifiers + [("head.cls_score.weight", None)]:
         if name not in state or zoo_name(name) not in expected:
             continue
         rows = state[name].shape[0]
@@ -89,15 +91,17 @@ def _check_classes(state: dict, expected: dict, origin: str, num_classes: int, c
 
 
 def convert(state: dict[str, np.ndarray], expected: dict[str, tuple], origin: str, num_classes: int,
-            classes_key: str = "MODEL.ROI_HEADS.NUM_CLASSES") -> dict:
+            classes_key: str = "MODEL.ROI_HEADS.NUM_CLASSES", agnostic_boxes: bool = False) -> dict:
     """``expected``: the zoo model's state dict shapes; ``num_classes``: detectron2's (no background), read from
-    ``classes_key``. Returns name -> float32 numpy array."""
+    ``classes_key``; ``agnostic_boxes``: the box predictors regress one box for every class. Returns name -> float32
+    numpy array."""
     state = {k: v for k, v in state.items() if k not in IGNORED and not any(p in k for p in IGNORED_PARTS)}
     _check_classes(state, expected, origin, num_classes, classes_key)
-    out = {zoo_name(k): _reordered(k, v, num_classes) for k, v in state.items()}
+    out = {zoo_name(k): _reordered(k, v, num_classes, agnostic_boxes) for k, v in state.items()}
     missing = [d2_name(k) for k in expected if k not in out]
     unexpected = [k for k in state if zoo_name(k) not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} (config: {_d2_shape(k, expected[zoo_name(k)], num_classes)})"
+    shapes = [f"{k} {tuple(state[k].shape)} "
+              f"(config: {_d2_shape(k, expected[zoo_name(k)], num_classes, agnostic_boxes)})"
               for k in state if zoo_name(k) in expected and tuple(out[zoo_name(k)].shape) != tuple(expected[zoo_name(k)])]
     if missing or unexpected or shapes:
         parts = [f"{label} {_listed(keys)}" for label, keys in

@@ -7,4 +7,5 @@ predictor. Needs torch."""
 # the builders a manifest (a store's index too) may name: zoo convert-d2 writes these
 BUILDERS = ("zoo.models.detectron2.rcnn:faster_rcnn", "zoo.models.detectron2.rcnn:mask_rcnn",
             "zoo.models.detectron2.rcnn:keypoint_rcnn",
-            "zoo.models.detectron2.retinanet:retinanet")
+            "zoo.models.detectron2.retinanet:retinanet", "zoo.models.detectron2.cascade:cascade_rcnn",
+            "zoo.models.detectron2.cascade:cascade_mask_rcnn")

@@ -38,18 +38,28 @@ class D2RoIHeads(RoIHeads):
     ``scores > SCORE_THRESH_TEST``, NMS per class, the first ``DETECTIONS_PER_IMAGE``; no small-box removal
     (torchvision drops boxes under 1e-2 px)."""
 
+    def num_classes(self) -> int:
+        """Classes with the background (the classifier's outputs)."""
+        return self.box_predictor.cls_score.out_features
+
     def postprocess_detections(self, class_logits: Tensor, box_regression: Tensor, proposals: List[Tensor],
                                image_shapes: List[Tuple[int, int]]) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
-        num_classes = class_logits.shape[-1]
         boxes_per_image = [b.shape[0] for b in proposals]
         pred_boxes = self.box_coder.decode(box_regression, proposals).split(boxes_per_image, 0)
         pred_scores = F.softmax(class_logits, -1).split(boxes_per_image, 0)
+        return self.select(list(pred_boxes), list(pred_scores), image_shapes)
+
+    def select(self, pred_boxes: List[Tensor], pred_scores: List[Tensor], image_shapes: List[Tuple[int, int]]
+               ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """detectron2's ``fast_rcnn_inference`` on each image's boxes (R, K, 4), or (R, 1, 4) class-agnostic, and
+        class probabilities (R, K), the background's first."""
         all_boxes: List[Tensor] = []
         all_scores: List[Tensor] = []
         all_labels: List[Tensor] = []
         for boxes, scores, image_shape in zip(pred_boxes, pred_scores, image_shapes):
-            boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
-            labels = torch.arange(num_classes, device=class_logits.device).view(1, -1).expand_as(scores)
+            num_classes = scores.shape[-1]
+            boxes = box_ops.clip_boxes_to_image(boxes, image_shape).expand(-1, num_classes, -1)
+            labels = torch.arange(num_classes, device=scores.device).view(1, -1).expand_as(scores)
             boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
             inds = torch.where(scores > self.score_thresh)[0]
             boxes, scores, labels = boxes[inds], scores[inds], labels[inds]
@@ -59,5 +69,3 @@ class D2RoIHeads(RoIHeads):
             all_scores.append(scores[keep])
             all_labels.append(labels[keep])
         return all_boxes, all_scores, all_labels
-
-

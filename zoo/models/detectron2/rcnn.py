@@ -76,13 +76,20 @@ def mask_rcnn(mask_num_conv: int = 4, mask_conv_dim: int = 256, mask_pooler_reso
               mask_pooler_sampling_ratio: int = 0, mask_pooler_aligned: bool = True, **faster) -> GeneralizedRCNN:
     """detectron2's Mask R-CNN: ``faster_rcnn(**faster)`` with its mask branch (class-specific masks; the predictor's
     channel 0 is the background's, never selected)."""
-    model = faster_rcnn(**faster)
+    return with_masks(faster_rcnn(**faster), mask_num_conv, mask_conv_dim, mask_pooler_resolution,
+                      mask_pooler_sampling_ratio, mask_pooler_aligned)
+
+
+def with_masks(model: GeneralizedRCNN, num_conv: int, conv_dim: int, pooler_resolution: int, pooler_sampling_ratio: int,
+               pooler_aligned: bool) -> GeneralizedRCNN:
+    """``model`` with detectron2's mask branch on its RoI heads' detections, one mask channel per class (its
+    classifier's)."""
     heads = model.roi_heads
     channels = model.backbone.out_channels
-    heads.mask_roi_pool = D2RoIPooler(["p2", "p3", "p4", "p5"], FPN_STRIDES[:4], mask_pooler_resolution,
-                                      mask_pooler_sampling_ratio, mask_pooler_aligned)
-    heads.mask_head = mask_head(channels, mask_num_conv, mask_conv_dim)
-    heads.mask_predictor = nn.Conv2d(mask_conv_dim, heads.box_predictor.cls_score.out_features, 1)
+    heads.mask_roi_pool = D2RoIPooler(["p2", "p3", "p4", "p5"], FPN_STRIDES[:4], pooler_resolution,
+                                      pooler_sampling_ratio, pooler_aligned)
+    heads.mask_head = mask_head(channels, num_conv, conv_dim)
+    heads.mask_predictor = nn.Conv2d(conv_dim, heads.num_classes(), 1)
     return model.eval()
 
 
