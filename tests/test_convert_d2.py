@@ -22,10 +22,11 @@ FASTER, MASK, RETINA = "small_faster_rcnn_R_50_FPN", "small_mask_rcnn_R_50_FPN",
 X101 = "small_faster_rcnn_X_101_32x8d_FPN"  # ResNeXt: 32 groups, stride on the 3x3, torchvision's pixel std
 KEYPOINT = "small_keypoint_rcnn_R_50_FPN"
 CASCADE = "small_cascade_mask_rcnn_R_50_FPN"  # three box stages, class-agnostic boxes, masks on the last stage's
+POINTREND = "small_pointrend_rcnn_R_50_FPN"  # coarse and point heads, 3 subdivision steps from 28x28 to 224x224
 NAMES = {FASTER: "d2_small", MASK: "d2_small_mask", RETINA: "d2_small_retina", X101: "d2_small_x101",
-         KEYPOINT: "d2_small_keypoint", CASCADE: "d2_small_cascade"}  # the converted models' names
-MASKED = (MASK, CASCADE)
-BUILT = [FASTER, MASK, RETINA, CASCADE]  # the slow tests build each head once (the X-101 differs in its backbone only)
+         KEYPOINT: "d2_small_keypoint", CASCADE: "d2_small_cascade", POINTREND: "d2_small_pointrend"}  # converted
+MASKED = (MASK, CASCADE, POINTREND)
+BUILT = [FASTER, MASK, RETINA, CASCADE, POINTREND]  # the slow tests build each head once (the X-101 differs in its backbone only)
 CHECKPOINT = FIXTURES / f"{FASTER}.pkl"
 CONFIG = FIXTURES / f"{FASTER}.yaml"
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -283,6 +284,42 @@ def test_a_cascade_averages_its_stages_scores(models, photos):
                    for s, label in zip(out["scores"], out["labels"]))
 
 
+def test_a_pointrend_manifest(conversions):
+    """PointRend's builder with its heads' config values; its coarse head has the channel-reducing convolution (the
+    fixture's CONV_DIM 16 under the FPN's 32 channels) and subdivides from 28x28 in 3 steps (detectron2's adjustment
+    of 7 and 5 steps to 784 points); tracing, scripting and ONNX."""
+    from zoo.core.manifest import parse
+    from zoo.load.architecture import architecture
+    m = parse(conversions[POINTREND][0])
+    assert m.builder == "zoo.models.detectron2.pointrend:pointrend_rcnn"
+    args = m.builder_args
+    assert (args["mask_conv_dim"], args["mask_output_side_resolution"], args["subdivision_steps"],
+            args["subdivision_num_points"], args["point_num_fc"]) == (16, 7, 5, 784, 3)
+    assert [e.method for e in m.exports] == ["tracing", "scripting", "onnx"]
+    head = architecture(m).roi_heads.mask_head
+    assert (head.side, head.steps) == (28, 3) and head.coarse_head.reduce_channel_dim_conv.in_channels == 32
+
+
+def test_pointrends_older_weight_names_convert_as_detectron2_renames_them(tmp_path, conversions):
+    """A PointRend checkpoint of its first weight format (``roi_heads.mask_point_head.*``,
+    ``roi_heads.mask_coarse_head.coarse_mask_fc1.*``) gives the same weights, as detectron2's loader renames them."""
+    from safetensors.numpy import load_file
+
+    from zoo.build.d2convert.checkpoint import read_pkl
+    state = {k.replace("roi_heads.mask_head.point_head.", "roi_heads.mask_point_head.")
+             .replace("roi_heads.mask_head.coarse_head.fc", "roi_heads.mask_coarse_head.coarse_mask_fc")
+             .replace("roi_heads.mask_head.coarse_head.", "roi_heads.mask_coarse_head."): v
+             for k, v in read_pkl(FIXTURES / f"{POINTREND}.pkl").items()}
+    assert "roi_heads.mask_coarse_head.coarse_mask_fc1.weight" in state and "roi_heads.mask_point_head.fc1.weight" in state
+    old = tmp_path / "old.pkl"
+    with open(old, "wb") as f:
+        pickle.dump({"model": state, "__author__": "test"}, f)
+    assert main(["convert-d2", str(old), "--config", str(FIXTURES / f"{POINTREND}.yaml"), "--out", str(tmp_path),
+                 "--name", "old"]) == 0
+    a, b = load_file(str(tmp_path / "old.safetensors")), load_file(str(conversions[POINTREND][1]))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_a_keypoint_rcnn_manifest(conversions):
     """COCO's keypoint names and person; scripting only (on CPU; the keypoint decoding's loop over the detections,
     which a trace would freeze), the others each named; a keypoint may move to a near-tied peak under the artifact's
@@ -399,6 +436,12 @@ def _config(tmp_path: Path, text: str) -> Path:
     ("MODEL:\n  META_ARCHITECTURE: PanopticFPN\n", "MODEL.META_ARCHITECTURE"),
     ("MODEL:\n  MASK_ON: True\n  ROI_MASK_HEAD:\n    CLS_AGNOSTIC_MASK: True\n", "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK"),
     ("MODEL:\n  KEYPOINT_ON: True\n  ROI_KEYPOINT_HEAD:\n    NAME: MyHead\n", "MODEL.ROI_KEYPOINT_HEAD.NAME"),
+    ("MODEL:\n  MASK_ON: True\n  ROI_MASK_HEAD:\n    NAME: PointRendMaskHead\n    POINT_HEAD_ON: False\n",
+     "MODEL.ROI_MASK_HEAD.POINT_HEAD_ON"),
+    ("MODEL:\n  MASK_ON: True\n  ROI_MASK_HEAD:\n    NAME: PointRendMaskHead\n    POINT_HEAD_ON: True\n"
+     "  POINT_HEAD:\n    NAME: ImplicitPointHead\n", "MODEL.POINT_HEAD.NAME"),
+    ("MODEL:\n  MASK_ON: True\n  ROI_MASK_HEAD:\n    NAME: PointRendMaskHead\n    POINT_HEAD_ON: True\n"
+     "    CONV_DIM: 64\n", "MODEL.ROI_MASK_HEAD.CONV_DIM"),
 ])
 def test_an_unsupported_feature_is_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConversionError, match=rf"override\.yaml: {key} = .*(zoo convert-d2 .*not|not .*by zoo convert-d2)"):
@@ -523,7 +566,7 @@ def test_built_artifacts_give_detectron2s_detections(d2_store, recorded, photos,
         out = det([rgb.transpose(2, 0, 1).astype(np.float32) / 255.0], score_thresh=0.05)[0]
         out = {k: np.asarray(v) for k, v in out.items()}
         pairs = _assert_all_matched(recorded[stem], name, out)
-        if stem == MASK:
+        if stem in MASKED:
             h, w = rgb.shape[:2]
             d2_masks = np.unpackbits(recorded[stem][f"{name}/masks"], axis=-1)[:, :, :w].astype(bool)
             masks = out["masks"].reshape(len(out["masks"]), h, w)
@@ -556,10 +599,15 @@ def test_zoo_load_with_detectron2s_interface(d2_store, recorded, photos):
         zoo.load(NAMES[MASK], source=str(d2_store), interface="d2")
 
 
+# a flat image (this grey level) where the seeded model scores every box under the threshold (others give 1-75 boxes)
+FLAT = {CASCADE: 0.5, POINTREND: 1.0}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("stem", [CASCADE, POINTREND])
 @pytest.mark.parametrize("runtime, method", _METHODS)
-def test_cascade_artifacts_with_no_detection_and_in_a_batch(d2_store, conversions, models, photos, runtime, method):
-    """The Cascade Mask R-CNN's artifacts on a flat grey image, where every box scores under the threshold (empty
+def test_artifacts_with_no_detection_and_in_a_batch(d2_store, conversions, models, photos, stem, runtime, method):
+    """The Cascade Mask R-CNN's and PointRend's artifacts on a flat image, where every box scores under the threshold (empty
     outputs of the right shapes, masks at the image's size), and, where the manifest gives the method a dynamic batch
     (scripting), on two photos of different sizes in one call: the eager model's detections on the same batch (a
     batch pads its images to one size, as detectron2's does, so they are not each photo's own)."""
@@ -567,16 +615,19 @@ def test_cascade_artifacts_with_no_detection_and_in_a_batch(d2_store, conversion
 
     import zoo
     from zoo.core.manifest import parse
-    det = zoo.load(NAMES[CASCADE], runtime=runtime, method=method, source=str(d2_store), trust_code=True)
-    out = det([np.full((3, 240, 300), 0.5, np.float32)], score_thresh=0.05)[0]
+    det = zoo.load(NAMES[stem], runtime=runtime, method=method, source=str(d2_store), trust_code=True)
+    flat = np.full((3, 240, 300), FLAT[stem], np.float32)
+    with torch.no_grad():
+        assert len(models[stem]([torch.from_numpy(flat)])[0]["boxes"]) == 0  # (eager finds nothing either)
+    out = det([flat], score_thresh=0.05)[0]
     assert {k: np.asarray(v).shape for k, v in out.items()} == {"boxes": (0, 4), "labels": (0,), "scores": (0,),
                                                                 "masks": (0, 1, 240, 300)}
-    entry = next(e for e in parse(conversions[CASCADE][0]).exports if e.method == method)
+    entry = next(e for e in parse(conversions[stem][0]).exports if e.method == method)
     assert (entry.batch is None) == (method == "scripting")  # None: a dynamic batch
     if entry.batch is None:
         images = [photos[f"{n}/image"].transpose(2, 0, 1).astype(np.float32) / 255.0 for n in ("astronaut", "coffee")]
         with torch.no_grad():
-            eager = models[CASCADE]([torch.from_numpy(x) for x in images])
+            eager = models[stem]([torch.from_numpy(x) for x in images])
         for ours, ref in zip(det(images, score_thresh=0.05), eager):
             pairs, p = match({k: v.numpy() for k, v in ref.items()}, {k: np.asarray(v) for k, v in ours.items()},
                              EXACT)

@@ -4,6 +4,8 @@
         [--out tests/fixtures/d2] [--seed 0] [--target 25]
     /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_mask_rcnn_R_50_FPN.yaml
     /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_cascade_mask_rcnn_R_50_FPN.yaml
+    /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_pointrend_rcnn_R_50_FPN.yaml \
+        --pointrend DETECTRON2_SOURCE/projects/PointRend
 
 Run it with a Python where detectron2 is installed (a side environment: detectron2 is no dependency of the zoo, of its
 tests or of CI; docs/detectron2.md says how it was built here). It
@@ -55,10 +57,17 @@ def photo(name: str, h: int, w: int) -> np.ndarray:
     return np.asarray(Image.open(DATA / f"{name}.jpg").convert("RGB").resize((w, h), Image.BILINEAR))
 
 
-def build(config: Path, seed: int):
+def build(config: Path, seed: int, pointrend: Path | None = None):
+    """``pointrend``: detectron2's ``projects/PointRend`` (its source tree's; not installed with detectron2), for a
+    PointRend config."""
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
     cfg = get_cfg()
+    if pointrend is not None:
+        import sys
+        sys.path.insert(0, str(pointrend))
+        from point_rend import add_pointrend_config  # registers PointRend's heads too
+        add_pointrend_config(cfg)
     cfg.merge_from_file(str(config))
     cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
@@ -98,13 +107,12 @@ def _bisect(count, lo: float, hi: float, target: int, more_when_higher: bool) ->
 def _spread(layer, inputs: list, std: float, gen, jitter: float = 0.0) -> None:
     """Random weights whose outputs on ``inputs`` have ``std``, centred per output channel (no class wins everywhere),
     plus a random ``jitter`` of the biases."""
-    conv = layer.weight.dim() == 4
+    conv = {4: torch.nn.functional.conv2d, 3: torch.nn.functional.conv1d}.get(layer.weight.dim())
     layer.weight.normal_(0, 1, generator=gen)
 
     def outputs():
-        if conv:
-            pad = layer.padding if isinstance(layer.padding, tuple) else (layer.padding,) * 2
-            return torch.cat([torch.nn.functional.conv2d(x, layer.weight, padding=pad).transpose(0, 1).flatten(1)
+        if conv is not None:
+            return torch.cat([conv(x, layer.weight, padding=layer.padding).transpose(0, 1).flatten(1)
                               for x in inputs], dim=1).T
         return torch.cat([x.flatten(1) for x in inputs]) @ layer.weight.T
 
@@ -223,8 +231,12 @@ def _calibrate_rcnn(cfg, model, rgb, gen, target: int) -> dict:
         _spread(predictor.cls_score, x, 1.5, gen, jitter=0.5)
         _spread(predictor.bbox_pred, x, 0.5, gen)
     mask_head = getattr(model.roi_heads, "mask_head", None)
-    if mask_head is not None:  # mask logits with a spread (init: std 0.001, every pixel at 0.5)
-        _spread(mask_head.predictor, _inputs(cfg, model, rgb, mask_head.predictor), 3.0, gen)
+    # mask logits with a spread (init: std 0.001, every pixel at 0.5); PointRend's coarse head first, then its point
+    # head (which also sees the coarse logits)
+    mask_layers = [mask_head.coarse_head.prediction, mask_head.point_head.predictor] if hasattr(
+        mask_head, "point_head") else [mask_head.predictor] if mask_head is not None else []
+    for layer in mask_layers:
+        _spread(layer, _inputs(cfg, model, rgb, layer), 3.0, gen)
 
     def count(bias):
         for predictor in predictors:  # a cascade averages its stages' probabilities: the same bias in each
@@ -266,6 +278,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=ROOT / "tests/fixtures/d2/small_faster_rcnn_R_50_FPN.yaml")
     p.add_argument("--out", type=Path, default=ROOT / "tests/fixtures/d2")
+    p.add_argument("--pointrend", type=Path, default=None,
+                   help="detectron2's projects/PointRend directory (its source tree's), for a PointRend config")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target", type=int, default=None,
                    help="detections to calibrate to: on the astronaut for an R-CNN (default 25), on the three photos "
@@ -274,7 +288,7 @@ def main() -> int:
                    "1 for a full-size model, where each costs minutes")
     a = p.parse_args()
     torch.set_num_threads(1)
-    cfg, model = build(a.config, a.seed)
+    cfg, model = build(a.config, a.seed, a.pointrend)
     images = {name: photo(name, h, w) for name, h, w in PHOTOS}
     calib = calibrate(cfg, model, images, a.seed, a.target, a.draws)
     a.out.mkdir(parents=True, exist_ok=True)

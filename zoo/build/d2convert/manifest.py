@@ -17,7 +17,8 @@ TEMPLATES = {spec.RCNN_BUILDER: ("Faster R-CNN", TEMPLATE), spec.MASK_BUILDER: (
              spec.RETINA_BUILDER: ("RetinaNet", "retinanet_resnet50_fpn"),
              spec.KEYPOINT_BUILDER: ("Keypoint R-CNN", "keypointrcnn_resnet50_fpn"),
              spec.CASCADE_BUILDER: ("Cascade R-CNN", TEMPLATE),
-             spec.CASCADE_MASK_BUILDER: ("Cascade Mask R-CNN", "maskrcnn_resnet50_fpn")}
+             spec.CASCADE_MASK_BUILDER: ("Cascade Mask R-CNN", "maskrcnn_resnet50_fpn"),
+             spec.POINTREND_BUILDER: ("PointRend R-CNN", "maskrcnn_resnet50_fpn")}
 
 
 @dataclass

@@ -13,7 +13,10 @@ RETINA_BUILDER = "zoo.models.detectron2.retinanet:retinanet"
 KEYPOINT_BUILDER = "zoo.models.detectron2.rcnn:keypoint_rcnn"
 CASCADE_BUILDER = "zoo.models.detectron2.cascade:cascade_rcnn"
 CASCADE_MASK_BUILDER = "zoo.models.detectron2.cascade:cascade_mask_rcnn"
-ROI_HEADS = ("StandardROIHeads", "CascadeROIHeads")
+POINTREND_BUILDER = "zoo.models.detectron2.pointrend:pointrend_rcnn"
+MASK_HEADS = ("MaskRCNNConvUpsampleHead", "PointRendMaskHead")
+ROI_HEADS = ("StandardROIHeads", "CascadeROIHeads", "PointRendROIHeads")  # (PointRend's: StandardROIHeads'
+# inference, with its checkpoint renames)
 FPN_LEVELS = ["p2", "p3", "p4", "p5", "p6"]
 RETINA_LEVELS = ["p3", "p4", "p5", "p6", "p7"]
 STAGES = ["res2", "res3", "res4", "res5"]
@@ -94,7 +97,8 @@ def _rpn_args(cfg: Config) -> dict:
 
 
 def _box_args(cfg: Config) -> dict:
-    _expect(cfg, "MODEL.ROI_HEADS.NAME", ROI_HEADS, "StandardROIHeads and CascadeROIHeads (no custom RoI head)")
+    _expect(cfg, "MODEL.ROI_HEADS.NAME", ROI_HEADS,
+            "StandardROIHeads, CascadeROIHeads and PointRendROIHeads (no custom RoI head)")
     _expect(cfg, "MODEL.ROI_HEADS.IN_FEATURES", FPN_LEVELS[:4], f"RoI heads over {FPN_LEVELS[:4]}")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "the FastRCNNConvFCHead box head (no custom head)")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.NORM", "", "a box head without a norm (NORM '')")
@@ -127,8 +131,10 @@ def _box_args(cfg: Config) -> dict:
 
 
 def _mask_args(cfg: Config) -> dict:
-    _expect(cfg, "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead",
-            "the MaskRCNNConvUpsampleHead mask head (no custom head)")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.NAME", MASK_HEADS,
+            "the MaskRCNNConvUpsampleHead and PointRendMaskHead mask heads (no custom head)")
+    if cfg["MODEL.ROI_MASK_HEAD.NAME"] == "PointRendMaskHead":
+        return _pointrend_args(cfg)
     _expect(cfg, "MODEL.ROI_MASK_HEAD.NORM", "", "a mask head without a norm (NORM '')")
     _expect(cfg, "MODEL.ROI_MASK_HEAD.POOLER_TYPE", ("ROIAlignV2", "ROIAlign"), "ROIAlignV2 and ROIAlign pooling")
     _expect(cfg, "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", False, "class-specific masks")
@@ -136,6 +142,31 @@ def _mask_args(cfg: Config) -> dict:
             "mask_pooler_resolution": cfg["MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION"],
             "mask_pooler_sampling_ratio": cfg["MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO"],
             "mask_pooler_aligned": cfg["MODEL.ROI_MASK_HEAD.POOLER_TYPE"] == "ROIAlignV2"}
+
+
+def _pointrend_args(cfg: Config) -> dict:
+    """PointRend's coarse and point heads (projects/PointRend: PointRendMaskHead, StandardPointHead)."""
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.POINT_HEAD_ON", True, "PointRend with its point head (POINT_HEAD_ON True)")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.IN_FEATURES", ["p2"], "a coarse mask head on p2")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK", False, "class-specific masks")
+    _expect(cfg, "MODEL.POINT_HEAD.NAME", "StandardPointHead", "the StandardPointHead point head (not the implicit one)")
+    _expect(cfg, "MODEL.POINT_HEAD.IN_FEATURES", ["p2"], "a point head on p2")
+    _expect(cfg, "MODEL.POINT_HEAD.CLS_AGNOSTIC_MASK", False, "class-specific point predictions")
+    _expect(cfg, "MODEL.POINT_HEAD.NUM_CLASSES", cfg["MODEL.ROI_HEADS.NUM_CLASSES"],
+            "a point head of the RoI heads' classes (detectron2 asserts it)")
+    conv_dim, channels = cfg["MODEL.ROI_MASK_HEAD.CONV_DIM"], cfg["MODEL.FPN.OUT_CHANNELS"]
+    if not isinstance(conv_dim, int) or conv_dim > channels:
+        raise ConversionError(f"{cfg.path}: MODEL.ROI_MASK_HEAD.CONV_DIM = {conv_dim!r}: zoo convert-d2 reproduces "
+                              f"PointRend's coarse head with at most the FPN's {channels} channels "
+                              "(MODEL.FPN.OUT_CHANNELS), not this; detectron2's ConvFCHead only reduces them")
+    return {"mask_conv_dim": conv_dim, "mask_fc_dim": cfg["MODEL.ROI_MASK_HEAD.FC_DIM"],
+            "mask_num_fc": cfg["MODEL.ROI_MASK_HEAD.NUM_FC"],
+            "mask_pooler_resolution": cfg["MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION"],
+            "mask_output_side_resolution": cfg["MODEL.ROI_MASK_HEAD.OUTPUT_SIDE_RESOLUTION"],
+            "point_fc_dim": cfg["MODEL.POINT_HEAD.FC_DIM"], "point_num_fc": cfg["MODEL.POINT_HEAD.NUM_FC"],
+            "point_coarse_pred_each_layer": cfg["MODEL.POINT_HEAD.COARSE_PRED_EACH_LAYER"],
+            "subdivision_steps": cfg["MODEL.POINT_HEAD.SUBDIVISION_STEPS"],
+            "subdivision_num_points": cfg["MODEL.POINT_HEAD.SUBDIVISION_NUM_POINTS"]}
 
 
 def _keypoint_args(cfg: Config) -> dict:
@@ -179,7 +210,8 @@ def _retinanet(cfg: Config) -> Spec:
 def from_config(cfg: Config) -> Spec:
     if cfg["MODEL.META_ARCHITECTURE"] == "RetinaNet":
         return _retinanet(cfg)
-    _expect(cfg, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "GeneralizedRCNN (Faster, Mask, Keypoint and Cascade R-CNN) and RetinaNet")
+    _expect(cfg, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN",
+            "GeneralizedRCNN (Faster, Mask, Keypoint, Cascade R-CNN and PointRend) and RetinaNet")
     num_classes = _classes(cfg, "MODEL.ROI_HEADS.NUM_CLASSES")
     args = {"num_classes": num_classes + 1, **_resnet_args(cfg), **_rpn_args(cfg), **_box_args(cfg), **_input_args(cfg)}
     masks, keypoints = cfg["MODEL.MASK_ON"], cfg["MODEL.KEYPOINT_ON"]
@@ -194,8 +226,13 @@ def from_config(cfg: Config) -> Spec:
     if cascade and keypoints:
         raise ConversionError(f"{cfg.path}: MODEL.KEYPOINT_ON with MODEL.ROI_HEADS.NAME = CascadeROIHeads: zoo "
                               "convert-d2 reproduces a cascade with or without masks, not with keypoints")
+    if cascade and "point_fc_dim" in args:
+        raise ConversionError(f"{cfg.path}: MODEL.ROI_MASK_HEAD.NAME = PointRendMaskHead with MODEL.ROI_HEADS.NAME "
+                              "= CascadeROIHeads: zoo convert-d2 reproduces PointRend on the standard RoI heads, not "
+                              "on a cascade")
     if cascade:
         return Spec(CASCADE_MASK_BUILDER if masks else CASCADE_BUILDER, args, num_classes, _dataset(cfg),
                     agnostic_boxes=True)
-    builder = MASK_BUILDER if masks else KEYPOINT_BUILDER if keypoints else RCNN_BUILDER
+    builder = POINTREND_BUILDER if "point_fc_dim" in args else MASK_BUILDER if masks else \
+        KEYPOINT_BUILDER if keypoints else RCNN_BUILDER
     return Spec(builder, args, num_classes, _dataset(cfg))

@@ -20,6 +20,11 @@ RULES = [(r"proposal_generator\.rpn_head\.conv\.", "rpn.head.conv.0.0."),
          (r"head\.bbox_subnet\.(\d+)\.", "head.regression_head.conv.{}.0."),
          (r"head\.cls_score\.", "head.classification_head.cls_logits."),
          (r"head\.bbox_pred\.", "head.regression_head.bbox_reg.")]
+# PointRend's checkpoints of its first weight format, renamed as its loader renames them (PointRendROIHeads and
+# ConvFCHead._load_from_state_dict)
+LEGACY = [(r"roi_heads\.mask_point_head\.", "roi_heads.mask_head.point_head."),
+          (r"roi_heads\.mask_coarse_head\.", "roi_heads.mask_head.coarse_head."),
+          (r"(roi_heads\.mask_head\.coarse_head\.)coarse_mask_fc", r"\1fc")]
 # in detectron2's checkpoints but not parameters of its model: its loader ignores them too
 IGNORED = ("pixel_mean", "pixel_std")
 IGNORED_PARTS = ("cell_anchors", "num_batches_tracked")
@@ -27,6 +32,13 @@ IGNORED_PARTS = ("cell_anchors", "num_batches_tracked")
 CLS_SCORE, BBOX_PRED = r"roi_heads\.box_predictor\.(\d+\.)?cls_score\.", r"roi_heads\.box_predictor\.(\d+\.)?bbox_pred\."
 MASK_PRED, RETINA_CLS = r"roi_heads\.mask_head\.predictor\.", r"head\.cls_score\."
 NEVER = -1e4  # the bias of RetinaNet's background channel: sigmoid(-1e4) is 0 in float32
+
+
+def _current(name: str) -> str:
+    """A name of an older detectron2 weight format as detectron2 renames it on loading."""
+    for pattern, new in LEGACY:
+        name = re.sub("^" + pattern, new, name)
+    return name
 
 
 def zoo_name(name: str) -> str:
@@ -95,7 +107,7 @@ def convert(state: dict[str, np.ndarray], expected: dict[str, tuple], origin: st
     """``expected``: the zoo model's state dict shapes; ``num_classes``: detectron2's (no background), read from
     ``classes_key``; ``agnostic_boxes``: the box predictors regress one box for every class. Returns name -> float32
     numpy array."""
-    state = {k: v for k, v in state.items() if k not in IGNORED and not any(p in k for p in IGNORED_PARTS)}
+    state = {_current(k): v for k, v in state.items() if k not in IGNORED and not any(p in k for p in IGNORED_PARTS)}
     _check_classes(state, expected, origin, num_classes, classes_key)
     out = {zoo_name(k): _reordered(k, v, num_classes, agnostic_boxes) for k, v in state.items()}
     missing = [d2_name(k) for k in expected if k not in out]

@@ -45,7 +45,7 @@ class D2CascadeRoIHeads(D2RoIHeads):
     def cascade(self, features: Dict[str, Tensor], proposals: List[Tensor], image_shapes: List[Tuple[int, int]]
                 ) -> Tuple[List[Tensor], List[Tensor]]:
         """Each image's last-stage boxes (R, 1, 4) and its class probabilities averaged over the stages (R, K)."""
-        per_image = [len(p) for p in proposals]
+        per_image = [p.shape[0] for p in proposals]  # (traced sizes: not len())
         boxes = proposals
         total = torch.zeros(0)
         decoded = torch.zeros(0)

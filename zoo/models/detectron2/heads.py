@@ -2,7 +2,7 @@
 (``fast_rcnn_inference``) in torchvision's RoI heads."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,15 @@ class D2RoIHeads(RoIHeads):
     def num_classes(self) -> int:
         """Classes with the background (the classifier's outputs)."""
         return self.box_predictor.cls_score.out_features
+
+    def detect(self, features: Dict[str, Tensor], proposals: List[Tensor], image_shapes: List[Tuple[int, int]]
+               ) -> List[Dict[str, Tensor]]:
+        """The box branch at inference: each image's ``boxes``, ``labels`` and ``scores`` (for the heads that add a
+        branch of their own after it; TorchScript compiles no ``super().forward``)."""
+        class_logits, box_regression = self.box_predictor(self.box_head(self.box_roi_pool(features, proposals,
+                                                                                          image_shapes)))
+        boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+        return [{"boxes": b, "labels": lab, "scores": s} for b, lab, s in zip(boxes, labels, scores)]
 
     def postprocess_detections(self, class_logits: Tensor, box_regression: Tensor, proposals: List[Tensor],
                                image_shapes: List[Tuple[int, int]]) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
