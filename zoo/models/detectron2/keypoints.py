@@ -3,7 +3,7 @@ stride-2 ``score_lowres`` deconvolution, then 2x bilinear upsampling) and ``heat
 resized bicubically to its box's ceiled size, the peak's pixel centre scaled back into the box, its logit and its
 score: the peak's probability under a softmax over the heatmap's own resolution). The decoding loops over the
 detections, each at its own size: TorchScript compiles the loop (scripting), a trace would freeze it at the example's
-count."""
+count. The heads run the box branch (``D2RoIHeads.detect``), then this one: TorchScript compiles no ``super()`` call."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -71,44 +71,15 @@ def with_keypoints(result: List[Dict[str, Tensor]], logits: Tensor) -> List[Dict
 class D2KeypointRoIHeads(D2RoIHeads):
     """The RoI heads with detectron2's keypoint branch (torchvision's own keypoint branch stays off: its
     ``keypoint_roi_pool`` is None). Each detection gets ``keypoints`` (K, 3): x, y and detectron2's keypoint score
-    (``pred_keypoints``), and ``keypoints_scores`` (K): the heatmap logit at the peak. Under ``torch.jit.script`` it
-    becomes a ``ScriptableKeypointRoIHeads`` (``__prepare_scriptable__``; TorchScript compiles no super() call)."""
+    (``pred_keypoints``), and ``keypoints_scores`` (K): the heatmap logit at the peak. Inference only."""
 
     def has_keypoint(self) -> bool:
         return self._modules.get("d2_keypoint_pool") is not None  # set by the keypoint builder
 
     def forward(self, features: Dict[str, Tensor], proposals: List[Tensor], image_shapes: List[Tuple[int, int]],
-                targets: Optional[List[Dict[str, Tensor]]] = None):
-        result, losses = super().forward(features, proposals, image_shapes, targets)
-        if self.training or not self.has_keypoint():
-            return result, losses
+                targets: Optional[List[Dict[str, Tensor]]] = None
+                ) -> Tuple[List[Dict[str, Tensor]], Dict[str, Tensor]]:
+        torch._assert(targets is None and not self.training, "the detectron2 keypoint heads are for inference only")
+        result = self.detect(features, proposals, image_shapes)
         logits = self.keypoint_head(self.d2_keypoint_pool(features, [r["boxes"] for r in result], image_shapes))
-        return with_keypoints(result, logits), losses
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        return ScriptableKeypointRoIHeads(self) if self.has_keypoint() else self
-
-
-class ScriptableKeypointRoIHeads(nn.Module):
-    """What ``torch.jit.script`` compiles for a ``D2KeypointRoIHeads``: the box branch as a ``D2RoIHeads`` of the same
-    modules and settings (whose ``forward`` the eager class calls by super()), then the same keypoint branch."""
-
-    def __init__(self, heads: D2KeypointRoIHeads):
-        super().__init__()
-        self.boxes = D2RoIHeads(heads.box_roi_pool, heads.box_head, heads.box_predictor,
-                                heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
-                                heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
-                                heads.box_coder.weights, heads.score_thresh, heads.nms_thresh,
-                                heads.detections_per_img)
-        self.boxes.box_coder = heads.box_coder  # (its clip value too)
-        self.d2_keypoint_pool = heads.d2_keypoint_pool
-        self.keypoint_head = heads.keypoint_head
-        self.train(heads.training)
-
-    def forward(self, features: Dict[str, Tensor], proposals: List[Tensor], image_shapes: List[Tuple[int, int]],
-                targets: Optional[List[Dict[str, Tensor]]] = None):
-        result, losses = self.boxes(features, proposals, image_shapes, targets)
-        if self.training:
-            return result, losses
-        logits = self.keypoint_head(self.d2_keypoint_pool(features, [r["boxes"] for r in result], image_shapes))
-        return with_keypoints(result, logits), losses
+        return with_keypoints(result, logits), {}
