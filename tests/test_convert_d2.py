@@ -210,6 +210,7 @@ def test_the_manifest(converted):
     assert list(m.categories[:3]) == ["__background__", "person", "bicycle"] and m.categories[-1] == "toothbrush"
     assert "N/A" not in m.categories
     assert [e.method for e in m.exports] == ["tracing", "scripting", "onnx"]
+    assert all(tuple(e.devices) == ("cpu",) for e in m.exports)  # what was measured (no GPU run of these models)
     assert {u.method for u in m.unsupported} == {"export", "aoti"}
 
 

@@ -81,7 +81,7 @@ def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]
         return [scripting], [{"method": m, "runtime": runtime, "reason": UNSUPPORTED.get(m, KEYPOINTS_TRACED)}
                              for m, (runtime, _) in METHODS.items() if m != "scripting"]
     onnx = {k: v for k, v in by_method["onnx"].items() if k != "exporter"}
-    onnx["opset"] = 17
+    onnx["opset"], onnx["devices"] = 17, ["cpu"]  # (likewise: never run on CUDA here)
     done = [by_method["tracing"], scripting, onnx]
     left = [{"method": e["method"], "runtime": e["runtime"], "reason": UNSUPPORTED[e["method"]]}
             for e in template if e["method"] in UNSUPPORTED]
