@@ -113,12 +113,25 @@ def test_eager_gives_detectron2s_detections(models, recorded, photos, stem, name
     pairs = _assert_all_matched(recorded[stem], name, ours)
     if stem in MASKED:
         h, w = photos[f"{name}/image"].shape[:2]
-        d2_masks = np.unpackbits(recorded[stem][f"{name}/masks"], axis=-1)[:, :, :w].astype(bool)
-        assert ours["masks"].shape == (len(d2_masks), 1, h, w)
-        wrong = max(int(((ours["masks"][j, 0] >= 0.5) != d2_masks[i]).sum()) for i, j in pairs)
-        assert wrong <= 0.001 * h * w, f"{name}: a mask has {wrong} pixels unlike detectron2's"
+        assert ours["masks"].shape == (len(recorded[stem][f"{name}/scores"]), 1, h, w)
+        _assert_masks_match(recorded[stem], name, ours["masks"], pairs)
     if stem == KEYPOINT:
         _assert_keypoints_match(recorded[stem][f"{name}/keypoints"], ours, pairs)
+
+
+def _d2_masks(reference, name: str, width: int) -> np.ndarray:
+    """detectron2's recorded ``pred_masks`` (N, H, W) of the photo, unpacked."""
+    return np.unpackbits(reference[f"{name}/masks"], axis=-1)[:, :, :width].astype(bool)
+
+
+def _assert_masks_match(reference, name: str, masks: np.ndarray, pairs: list) -> None:
+    """Each matched detection's mask (probabilities, (N, 1, H, W)) binarised at 0.5 against detectron2's
+    ``pred_masks``: within 0.1% of the image's pixels per mask."""
+    h, w = masks.shape[-2:]
+    d2_masks = _d2_masks(reference, name, w)
+    masks = masks.reshape(len(masks), h, w)
+    wrong = max(int(((masks[j] >= 0.5) != d2_masks[i]).sum()) for i, j in pairs)
+    assert wrong <= 0.001 * h * w, f"{name}: a mask has {wrong} pixels unlike detectron2's"
 
 
 def _assert_keypoints_match(d2_keypoints: np.ndarray, ours: dict, pairs: list) -> None:
@@ -235,7 +248,7 @@ def test_detectron2s_interface(models, recorded, photos, stem):
     assert np.array_equal(out.pred_classes.numpy()[order], ref["astronaut/classes"])
     assert np.abs(out.pred_boxes.tensor.numpy()[order] - ref["astronaut/boxes"]).max() < 0.01
     if stem == MASK:
-        d2_masks = np.unpackbits(ref["astronaut/masks"], axis=-1)[:, :, :w].astype(bool)
+        d2_masks = _d2_masks(ref, "astronaut", w)
         assert out.pred_masks.dtype == torch.bool and (out.pred_masks.numpy()[order] != d2_masks).mean() < 1e-4
         assert tuple(half.pred_masks.shape[1:]) == (h // 2, w // 2)
     else:
@@ -568,11 +581,7 @@ def test_built_artifacts_give_detectron2s_detections(d2_store, recorded, photos,
         out = {k: np.asarray(v) for k, v in out.items()}
         pairs = _assert_all_matched(recorded[stem], name, out)
         if stem in MASKED:
-            h, w = rgb.shape[:2]
-            d2_masks = np.unpackbits(recorded[stem][f"{name}/masks"], axis=-1)[:, :, :w].astype(bool)
-            masks = out["masks"].reshape(len(out["masks"]), h, w)
-            wrong = max(int(((masks[j] >= 0.5) != d2_masks[i]).sum()) for i, j in pairs)
-            assert wrong <= 0.001 * h * w, f"{name}: a mask has {wrong} pixels unlike detectron2's"
+            _assert_masks_match(recorded[stem], name, out["masks"], pairs)
         if stem == KEYPOINT:
             _assert_keypoints_match(recorded[stem][f"{name}/keypoints"], out, pairs)
 
@@ -594,7 +603,7 @@ def test_zoo_load_with_detectron2s_interface(d2_store, recorded, photos):
         order = np.argsort(-out.scores, kind="stable")
         assert np.array_equal(out.pred_classes[order], ref[f"{name}/classes"])
         assert np.abs(out.pred_boxes.tensor[order] - ref[f"{name}/boxes"]).max() < 0.01
-        d2_masks = np.unpackbits(ref[f"{name}/masks"], axis=-1)[:, :, :w].astype(bool)
+        d2_masks = _d2_masks(ref, name, w)
         assert out.pred_masks.dtype == bool and (out.pred_masks[order] != d2_masks).mean() < 1e-3
     with pytest.raises(zoo.InputError, match="interface must be one of 'torchvision', 'detectron2', got 'd2'"):
         zoo.load(NAMES[MASK], source=str(d2_store), interface="d2")

@@ -103,23 +103,14 @@ def _box_args(cfg: Config) -> dict:
     _expect(cfg, "MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", "the FastRCNNConvFCHead box head (no custom head)")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.NORM", "", "a box head without a norm (NORM '')")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.POOLER_TYPE", ("ROIAlignV2", "ROIAlign"), "ROIAlignV2 and ROIAlign pooling")
-    cascade = cfg["MODEL.ROI_HEADS.NAME"] == "CascadeROIHeads"
+    cascade = _cascade(cfg)
     _expect(cfg, "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG", cascade,
             "class-agnostic box regression in a cascade (detectron2's CascadeROIHeads asserts it) and class-specific "
             "box regression otherwise")
     _expect(cfg, "MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE", False, "softmax box scores")
-    stages = {}
-    if cascade:
-        weights = cfg["MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS"]
-        ious = cfg["MODEL.ROI_BOX_CASCADE_HEAD.IOUS"]
-        if not (isinstance(weights, list) and weights and all(isinstance(w, list) and len(w) == 4 for w in weights)
-                and isinstance(ious, list) and len(ious) == len(weights)):
-            raise ConversionError(f"{cfg.path}: MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS = {weights!r} (IOUS = "
-                                  f"{ious!r}): zoo convert-d2 reproduces cascades of four weights a stage, one stage per IoU "
-                                  "threshold, not this; give each stage its weights and its IoU")
-        stages = {"cascade_bbox_reg_weights": [[float(v) for v in w] for w in weights]}
     # (a cascade's stages have weights of their own: detectron2 reads no ROI_BOX_HEAD.BBOX_REG_WEIGHTS for it)
-    regression = stages or {"bbox_reg_weights": [float(v) for v in cfg["MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS"]]}
+    regression = {"cascade_bbox_reg_weights": _stage_weights(cfg)} if cascade else \
+        {"bbox_reg_weights": [float(v) for v in cfg["MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS"]]}
     return {"box_num_conv": cfg["MODEL.ROI_BOX_HEAD.NUM_CONV"], "box_conv_dim": cfg["MODEL.ROI_BOX_HEAD.CONV_DIM"],
             "box_num_fc": cfg["MODEL.ROI_BOX_HEAD.NUM_FC"], "box_fc_dim": cfg["MODEL.ROI_BOX_HEAD.FC_DIM"],
             "pooler_resolution": cfg["MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION"],
@@ -128,6 +119,22 @@ def _box_args(cfg: Config) -> dict:
             "box_score_thresh": float(cfg["MODEL.ROI_HEADS.SCORE_THRESH_TEST"]),
             "box_nms_thresh": float(cfg["MODEL.ROI_HEADS.NMS_THRESH_TEST"]),
             "box_detections_per_img": cfg["TEST.DETECTIONS_PER_IMAGE"], **regression}
+
+
+def _cascade(cfg: Config) -> bool:
+    return cfg["MODEL.ROI_HEADS.NAME"] == "CascadeROIHeads"
+
+
+def _stage_weights(cfg: Config) -> list:
+    """A cascade's box-regression weights, four a stage, one stage per IoU threshold."""
+    weights = cfg["MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS"]
+    ious = cfg["MODEL.ROI_BOX_CASCADE_HEAD.IOUS"]
+    if not (isinstance(weights, list) and weights and all(isinstance(w, list) and len(w) == 4 for w in weights)
+            and isinstance(ious, list) and len(ious) == len(weights)):
+        raise ConversionError(f"{cfg.path}: MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS = {weights!r} (IOUS = "
+                              f"{ious!r}): zoo convert-d2 reproduces cascades of four weights a stage, one stage per IoU "
+                              "threshold, not this; give each stage its weights and its IoU")
+    return [[float(v) for v in w] for w in weights]
 
 
 def _mask_args(cfg: Config) -> dict:
@@ -222,17 +229,18 @@ def from_config(cfg: Config) -> Spec:
         args.update(_mask_args(cfg))
     if keypoints:
         args.update(_keypoint_args(cfg))
-    cascade = "cascade_bbox_reg_weights" in args
+    cascade = _cascade(cfg)
+    pointrend = masks and cfg["MODEL.ROI_MASK_HEAD.NAME"] == "PointRendMaskHead"
     if cascade and keypoints:
         raise ConversionError(f"{cfg.path}: MODEL.KEYPOINT_ON with MODEL.ROI_HEADS.NAME = CascadeROIHeads: zoo "
                               "convert-d2 reproduces a cascade with or without masks, not with keypoints")
-    if cascade and "point_fc_dim" in args:
+    if cascade and pointrend:
         raise ConversionError(f"{cfg.path}: MODEL.ROI_MASK_HEAD.NAME = PointRendMaskHead with MODEL.ROI_HEADS.NAME "
                               "= CascadeROIHeads: zoo convert-d2 reproduces PointRend on the standard RoI heads, not "
                               "on a cascade")
     if cascade:
         return Spec(CASCADE_MASK_BUILDER if masks else CASCADE_BUILDER, args, num_classes, _dataset(cfg),
                     agnostic_boxes=True)
-    builder = POINTREND_BUILDER if "point_fc_dim" in args else MASK_BUILDER if masks else \
+    builder = POINTREND_BUILDER if pointrend else MASK_BUILDER if masks else \
         KEYPOINT_BUILDER if keypoints else RCNN_BUILDER
     return Spec(builder, args, num_classes, _dataset(cfg))

@@ -87,9 +87,10 @@ def _listed(keys: list[str]) -> str:
 
 def _check_classes(state: dict, expected: dict, origin: str, num_classes: int, classes_key: str) -> None:
     """A classifier of another class count, named with the config key (before the shapes are listed)."""
-    classifiers = [(n, 1) for n in state if re.fullmatch(CLS_SCORE + "weight", n)]
-    for name, per_class in classifiers + [("head.cls_score.weight", None)]:
-        if name not in state or zoo_name(name) not in expected:
+    classifiers = [(n, 1) for n in state if re.fullmatch(CLS_SCORE + "weight", n)] + \
+        [(n, None) for n in state if re.fullmatch(RETINA_CLS + "weight", n)]
+    for name, per_class in classifiers:
+        if zoo_name(name) not in expected:
             continue
         rows = state[name].shape[0]
         anchors = expected[zoo_name(name)][0] // (num_classes + 1) if per_class is None else 1
