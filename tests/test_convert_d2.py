@@ -13,7 +13,7 @@ import pytest
 
 import zoo
 from zoo.cli.main import main
-from zoo.core.parity import Tolerance, match
+from zoo.core.parity import Tolerance, match, panoptic_agreement
 from zoo.errors import ConversionError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,10 +23,12 @@ X101 = "small_faster_rcnn_X_101_32x8d_FPN"  # ResNeXt: 32 groups, stride on the 
 KEYPOINT = "small_keypoint_rcnn_R_50_FPN"
 CASCADE = "small_cascade_mask_rcnn_R_50_FPN"  # three box stages, class-agnostic boxes, masks on the last stage's
 POINTREND = "small_pointrend_rcnn_R_50_FPN"  # coarse and point heads, 3 subdivision steps from 28x28 to 224x224
+PANOPTIC = "small_panoptic_fpn_R_50"  # Mask R-CNN + the semantic FPN head (54 classes, GroupNorm), merged
 NAMES = {FASTER: "d2_small", MASK: "d2_small_mask", RETINA: "d2_small_retina", X101: "d2_small_x101",
-         KEYPOINT: "d2_small_keypoint", CASCADE: "d2_small_cascade", POINTREND: "d2_small_pointrend"}  # converted
-MASKED = (MASK, CASCADE, POINTREND)
-BUILT = [FASTER, MASK, RETINA, CASCADE, POINTREND]  # the slow tests build each head once (the X-101 differs in its backbone only)
+         KEYPOINT: "d2_small_keypoint", CASCADE: "d2_small_cascade", POINTREND: "d2_small_pointrend",
+         PANOPTIC: "d2_small_panoptic"}  # converted
+MASKED = (MASK, CASCADE, POINTREND, PANOPTIC)
+BUILT = [FASTER, MASK, RETINA, CASCADE, POINTREND, PANOPTIC]  # the slow tests build each head once (the X-101 differs in its backbone only)
 CHECKPOINT = FIXTURES / f"{FASTER}.pkl"
 CONFIG = FIXTURES / f"{FASTER}.yaml"
 PHOTOS = ("astronaut", "chelsea", "coffee")
@@ -117,6 +119,34 @@ def test_eager_gives_detectron2s_detections(models, recorded, photos, stem, name
         _assert_masks_match(recorded[stem], name, ours["masks"], pairs)
     if stem == KEYPOINT:
         _assert_keypoints_match(recorded[stem][f"{name}/keypoints"], ours, pairs)
+    if stem == PANOPTIC:
+        _assert_panoptic_match(recorded[stem], name, ours)
+
+
+def _d2_panoptic(reference, name: str) -> dict:
+    """detectron2's recorded panoptic output in the zoo's terms: a thing segment's category is its label (1 + the
+    class id)."""
+    info = reference[f"{name}/segments_info"].copy()
+    info[:, 1] += info[:, 2]
+    return {"panoptic_seg": reference[f"{name}/panoptic_seg"], "segments_info": info}
+
+
+def _assert_panoptic_match(reference, name: str, ours: dict, agree: float = 0.9999, sem_atol: float = 1e-4) -> None:
+    """``sem_seg`` at the recorded pixels within ``sem_atol`` (every channel) and its argmax on every pixel but 0.01%;
+    ``panoptic_seg`` and ``segments_info`` as detectron2's: the segments in its order with its ids, categories and
+    instances, and at least ``agree`` of the pixels in the same segment (parity's rule)."""
+    from zoo.core.parity import panoptic_agreement
+    sem = np.asarray(ours["sem_seg"])
+    h, w = reference[f"{name}/panoptic_seg"].shape
+    assert sem.shape == (54, h, w) and np.asarray(ours["panoptic_seg"]).dtype == np.int32
+    rows, cols = reference[f"{name}/sem_seg_pixels"].T
+    assert np.abs(sem[:, rows, cols] - reference[f"{name}/sem_seg_samples"]).max() <= sem_atol
+    assert (sem.argmax(0) != reference[f"{name}/sem_seg_argmax"]).mean() <= 1e-4
+    d2 = _d2_panoptic(reference, name)
+    segments = np.asarray(ours["segments_info"])
+    assert np.array_equal(segments[:, :4], d2["segments_info"][:, :4]), name
+    assert np.abs(segments[:, 4] - d2["segments_info"][:, 4]).max() <= 0.001 * h * w
+    assert panoptic_agreement(d2, {k: np.asarray(ours[k]) for k in d2}) >= agree
 
 
 def _d2_masks(reference, name: str, width: int) -> np.ndarray:
@@ -260,6 +290,35 @@ def test_detectron2s_interface(models, recorded, photos, stem):
         model([bgr])
 
 
+def test_detectron2s_interface_for_panoptic(models, recorded, photos):
+    """A panoptic model under detectron2's interface: ``sem_seg`` and ``panoptic_seg`` as detectron2's (ids,
+    segments_info dicts: a thing's 0-based class, score and instance, a stuff's area), the recorded segments; at
+    half the height and width, the maps at that size."""
+    import torch
+
+    from zoo.load.d2interface import Detectron2Interface
+    rgb = photos["coffee/image"]
+    bgr = torch.from_numpy(np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1)))
+    model = Detectron2Interface(models[PANOPTIC])
+    h, w = rgb.shape[:2]
+    with torch.no_grad():
+        out = model([{"image": bgr, "height": h, "width": w}])[0]
+        half = model([{"image": bgr, "height": h // 2, "width": w // 2}])[0]
+    ids, segments = out["panoptic_seg"]
+    assert tuple(out["sem_seg"].shape) == (54, h, w) and tuple(ids.shape) == (h, w)
+    table = recorded[PANOPTIC]["coffee/segments_info"]
+    assert [(s["id"], s["category_id"], s["isthing"]) for s in segments] == [(r[0], r[1], bool(r[2])) for r in table]
+    instances = out["instances"]
+    for s, row in zip(segments, table):
+        if s["isthing"]:
+            assert s["instance_id"] == row[3] and s["score"] == float(instances.scores[row[3]])
+            assert instances.pred_classes[row[3]] == s["category_id"] and "area" not in s
+        else:
+            assert s["area"] == row[4] and "score" not in s
+    assert tuple(half["sem_seg"].shape) == (54, h // 2, w // 2) and tuple(half["panoptic_seg"][0].shape) == (h // 2,
+                                                                                                           w // 2)
+
+
 def test_a_cascade_manifest(conversions):
     """The cascade builder with detectron2's three stages' box-regression weights (ROI_BOX_CASCADE_HEAD; no
     ROI_BOX_HEAD.BBOX_REG_WEIGHTS, which detectron2 does not read for a cascade); one box head and one class-agnostic
@@ -332,6 +391,58 @@ def test_pointrends_older_weight_names_convert_as_detectron2_renames_them(tmp_pa
                  "--name", "old"]) == 0
     a, b = load_file(str(tmp_path / "old.safetensors")), load_file(str(conversions[POINTREND][1]))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_panoptic_fpn_manifest(conversions):
+    """Panoptic FPN's builder with the semantic head's and the merge's config values (the small config's thresholds),
+    COCO panoptic's stuff names after detectron2's "things" channel, the panoptic outputs, and the panoptic parity
+    rule in every method's tolerance; tracing, scripting and ONNX."""
+    from zoo.core.manifest import parse
+    m = parse(conversions[PANOPTIC][0])
+    assert m.builder == "zoo.models.detectron2.panoptic:panoptic_fpn"
+    args = m.builder_args
+    assert (args["sem_seg_num_classes"], args["sem_seg_conv_dims"], args["sem_seg_common_stride"], args["sem_seg_norm"],
+            args["sem_seg_in_features"]) == (54, 32, 4, "GN", ["p2", "p3", "p4", "p5"])
+    assert (args["combine_overlap_thresh"], args["combine_stuff_area_thresh"],
+            args["combine_instances_score_thresh"]) == (0.5, 1024.0, 0.1)
+    stuff = m.weights["stuff_categories"]
+    assert len(stuff) == 54 and stuff[:2] == ["things", "banner"] and stuff[-1] == "rug-merged"
+    assert list(m.outputs) == ["boxes", "labels", "scores", "masks", "sem_seg", "panoptic_seg", "segments_info"]
+    assert [e.method for e in m.exports] == ["tracing", "scripting", "onnx"]
+    assert all(e.tolerance["panoptic_agree"] == 0.999 and e.tolerance["sem_seg_atol"] == 0.01 for e in m.exports)
+
+
+def _panoptic_model(conversions, **extra):
+    from zoo.core.manifest import parse
+    from zoo.load.architecture import architecture, fit_state
+    from safetensors.torch import load_file
+    manifest, weights = conversions[PANOPTIC]
+    model = architecture(parse(manifest), **extra)
+    fit_state(model, load_file(str(weights)), str(weights), "panoptic")
+    return model
+
+
+def test_panoptic_with_every_instance_under_the_merges_threshold(conversions, photos):
+    """The astronaut with the merge's instance threshold above its best detection (0.43): the detections are
+    returned as before, the panoptic output has stuff segments only, and they cover every pixel not left void."""
+    ours = _detect(_panoptic_model(conversions, combine_instances_score_thresh=0.9), photos["astronaut/image"])
+    assert len(ours["scores"]) == 26 and ours["scores"].max() < 0.9
+    segments = ours["segments_info"]
+    assert len(segments) > 5 and not segments[:, 2].any() and (segments[:, 3] == -1).all()
+    assert np.array_equal(np.unique(ours["panoptic_seg"][ours["panoptic_seg"] > 0]), segments[:, 0])
+    assert segments[:, 4].sum() == (ours["panoptic_seg"] > 0).sum()
+
+
+def test_panoptic_of_an_empty_image_is_all_stuff(models):
+    """A white image (no detection at all): the panoptic output is the semantic argmax's stuff, each segment
+    its class's free pixels, ids 1.. in ascending class order."""
+    ours = _detect(models[PANOPTIC], np.full((240, 300, 3), 255, np.uint8))
+    assert len(ours["scores"]) == 0 and ours["masks"].shape == (0, 1, 240, 300)
+    segments = ours["segments_info"]
+    assert len(segments) >= 1 and not segments[:, 2].any()
+    assert list(segments[:, 0]) == list(range(1, len(segments) + 1)) and (np.diff(segments[:, 1]) > 0).all()
+    for seg_id, category, _, _, area in segments:
+        assert (ours["panoptic_seg"] == seg_id).sum() == area == (ours["sem_seg"].argmax(0) == category).sum()
 
 
 def test_a_keypoint_rcnn_manifest(conversions):
@@ -447,7 +558,8 @@ def _config(tmp_path: Path, text: str) -> Path:
     ("MODEL:\n  ROI_BOX_HEAD:\n    NAME: MyHead\n", "MODEL.ROI_BOX_HEAD.NAME"),
     ("MODEL:\n  ROI_BOX_HEAD:\n    CLS_AGNOSTIC_BBOX_REG: True\n", "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG"),
     ("MODEL:\n  RESNETS:\n    NORM: GN\n", "MODEL.RESNETS.NORM"),
-    ("MODEL:\n  META_ARCHITECTURE: PanopticFPN\n", "MODEL.META_ARCHITECTURE"),
+    ("MODEL:\n  META_ARCHITECTURE: SemanticSegmentor\n", "MODEL.META_ARCHITECTURE"),
+    ("MODEL:\n  META_ARCHITECTURE: PanopticFPN\n", "MODEL.MASK_ON"),  # (the Faster R-CNN config's)
     ("MODEL:\n  MASK_ON: True\n  ROI_MASK_HEAD:\n    CLS_AGNOSTIC_MASK: True\n", "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK"),
     ("MODEL:\n  KEYPOINT_ON: True\n  ROI_KEYPOINT_HEAD:\n    NAME: MyHead\n", "MODEL.ROI_KEYPOINT_HEAD.NAME"),
     ("MODEL:\n  MASK_ON: True\n  ROI_MASK_HEAD:\n    NAME: PointRendMaskHead\n    POINT_HEAD_ON: False\n",
@@ -460,6 +572,22 @@ def _config(tmp_path: Path, text: str) -> Path:
 def test_an_unsupported_feature_is_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConversionError, match=rf"override\.yaml: {key} = .*(zoo convert-d2 .*not|not .*by zoo convert-d2)"):
         _convert(CHECKPOINT, _config(tmp_path, text), tmp_path)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("MODEL:\n  SEM_SEG_HEAD:\n    CONVS_DIM: 48\n", "MODEL.SEM_SEG_HEAD.CONVS_DIM"),  # GN's 32 groups
+    ("MODEL:\n  SEM_SEG_HEAD:\n    IN_FEATURES: [p2, p6]\n", "MODEL.SEM_SEG_HEAD.IN_FEATURES"),
+    ("MODEL:\n  SEM_SEG_HEAD:\n    IN_FEATURES: [p3, p4]\n    COMMON_STRIDE: 16\n", "MODEL.SEM_SEG_HEAD.COMMON_STRIDE"),
+    ("MODEL:\n  SEM_SEG_HEAD:\n    NORM: BN\n", "MODEL.SEM_SEG_HEAD.NORM"),
+    ("MODEL:\n  SEM_SEG_HEAD:\n    NAME: MyHead\n", "MODEL.SEM_SEG_HEAD.NAME"),
+    ("MODEL:\n  ROI_HEADS:\n    NAME: CascadeROIHeads\n  ROI_BOX_HEAD:\n    CLS_AGNOSTIC_BBOX_REG: True\n",
+     "MODEL.ROI_HEADS.NAME"),
+])
+def test_an_unsupported_panoptic_fpn_is_refused_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "override.yaml"
+    path.write_text(f'_BASE_: "{FIXTURES / f"{PANOPTIC}.yaml"}"\n{text}')
+    with pytest.raises(ConversionError, match=rf"override\.yaml: {key} = .*zoo convert-d2 reproduces .*not"):
+        _convert(FIXTURES / f"{PANOPTIC}.pkl", path, tmp_path)
 
 
 def test_retinanets_eval_of_anchor_sizes_is_read_without_evaluating_anything(tmp_path):
@@ -584,6 +712,76 @@ def test_built_artifacts_give_detectron2s_detections(d2_store, recorded, photos,
             _assert_masks_match(recorded[stem], name, out["masks"], pairs)
         if stem == KEYPOINT:
             _assert_keypoints_match(recorded[stem][f"{name}/keypoints"], out, pairs)
+        if stem == PANOPTIC:  # (the artifacts' rounding: ONNX's sem_seg within 2e-4 of eager's)
+            _assert_panoptic_match(recorded[stem], name, out, agree=0.999, sem_atol=1e-3)
+
+
+@pytest.mark.slow
+def test_panoptic_artifact_limits_renumber_its_segments(d2_store, recorded, photos):
+    """A loaded panoptic artifact under a higher score_thresh (at most the merge's 0.1): fewer detections, the same
+    panoptic output, each thing segment's instance renumbered to the same detection; above the merge's threshold
+    (its panoptic output was merged from detections that would be dropped) refused, saying what to do."""
+    import zoo
+    det = zoo.load(NAMES[PANOPTIC], runtime="onnxruntime", source=str(d2_store))
+    image = photos["astronaut/image"].transpose(2, 0, 1).astype(np.float32) / 255.0
+    full, fewer = det([image])[0], det([image], score_thresh=0.08)[0]
+    assert 0 < len(fewer["scores"]) < len(full["scores"])
+    assert np.array_equal(full["panoptic_seg"], fewer["panoptic_seg"])
+    a, b = full["segments_info"], fewer["segments_info"]
+    assert np.array_equal(np.delete(a, 3, axis=1), np.delete(b, 3, axis=1))
+    things = a[:, 2] == 1
+    assert things.sum() > 0 and np.array_equal(full["scores"][a[things, 3]], fewer["scores"][b[things, 3]])
+    with pytest.raises(zoo.UnsupportedError, match=r"the limits drop \d+ detection\(s\) its panoptic_seg was merged "
+                                                   r"from .* combine_instances_score_thresh"):
+        det([image], score_thresh=0.2)
+
+
+def _panoptic_ground_truth(root: Path, model, manifest, photos) -> None:
+    """The eager model's panoptic output on the photos written as a COCO panoptic dataset (panoptic.json, its PNGs
+    in panoptic/, the photos as PNGs in images/): things by their label names, stuff by their channels'."""
+    import json
+
+    import torch
+    from PIL import Image
+    for sub in ("images", "panoptic"):
+        (root / sub).mkdir(parents=True)
+    things = [{"id": k, "name": n, "isthing": 1} for k, n in enumerate(manifest.categories) if k > 0]
+    stuff = [{"id": 100 + k, "name": n, "isthing": 0} for k, n in enumerate(manifest.weights["stuff_categories"])
+             if k > 0]
+    images, annotations = [], []
+    for k, name in enumerate(PHOTOS, start=1):
+        rgb = photos[f"{name}/image"]
+        Image.fromarray(rgb).save(root / "images" / f"{name}.png")
+        with torch.no_grad():
+            out = model([torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0])[0]
+        ids = out["panoptic_seg"].numpy().astype(np.int64)
+        Image.fromarray(np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)).save(
+            root / "panoptic" / f"{name}.png")
+        segments = [{"id": i, "category_id": c if thing else 100 + c, "iscrowd": 0, "area": a}
+                    for i, c, thing, _, a in out["segments_info"].tolist()]
+        images.append({"id": k, "file_name": f"{name}.png", "height": rgb.shape[0], "width": rgb.shape[1]})
+        annotations.append({"image_id": k, "file_name": f"{name}.png", "segments_info": segments})
+    (root / "panoptic.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                    "categories": things + stuff}))
+
+
+@pytest.mark.slow
+def test_zoo_eval_pq_of_the_eager_model_against_its_own_output_is_100(d2_store, conversions, models, photos,
+                                                                       tmp_path, capsys):
+    """`zoo eval` on a COCO panoptic dataset made of the eager model's own panoptic output on the photos: eager's
+    PQ, SQ and RQ are 100; each artifact's PQ within the manifest's tolerance of it (0.1 points)."""
+    from zoo.core.manifest import parse
+    _panoptic_ground_truth(tmp_path / "data", models[PANOPTIC], parse(conversions[PANOPTIC][0]), photos)
+    capsys.readouterr()
+    assert main(["eval", NAMES[PANOPTIC], "--data", str(tmp_path / "data"), "--source", str(d2_store),
+                 "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["artifact", "PQ", "SQ", "RQ", "PQ", "vs", "eager"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line.startswith(("py", "onnx"))}
+    assert set(rows) == {"pytorch/eager", "pytorch/tracing", "pytorch/scripting", "onnxruntime/onnx"}
+    assert rows["pytorch/eager"] == ["100.00", "100.00", "100.00", "reference"]
+    assert all(float(r[0]) >= 99.9 for r in rows.values()), rows
+    assert "3 artifact(s) against eager" in lines[-1] and "OUTSIDE" not in lines[-1]
 
 
 @pytest.mark.slow
@@ -610,11 +808,12 @@ def test_zoo_load_with_detectron2s_interface(d2_store, recorded, photos):
 
 
 # a flat image (this grey level) where the seeded model scores every box under the threshold (others give 1-75 boxes)
-FLAT = {CASCADE: 0.5, POINTREND: 1.0}
+FLAT = {CASCADE: 0.5, POINTREND: 1.0, PANOPTIC: 1.0}
+PANOPTIC_SHAPES = {"sem_seg": (54, 240, 300), "panoptic_seg": (240, 300)}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stem", [CASCADE, POINTREND])
+@pytest.mark.parametrize("stem", [CASCADE, POINTREND, PANOPTIC])
 @pytest.mark.parametrize("runtime, method", _METHODS)
 def test_artifacts_with_no_detection_and_in_a_batch(d2_store, conversions, models, photos, stem, runtime, method):
     """The Cascade Mask R-CNN's and PointRend's artifacts on a flat image, where every box scores under the threshold (empty
@@ -630,8 +829,13 @@ def test_artifacts_with_no_detection_and_in_a_batch(d2_store, conversions, model
     with torch.no_grad():
         assert len(models[stem]([torch.from_numpy(flat)])[0]["boxes"]) == 0  # (eager finds nothing either)
     out = det([flat], score_thresh=0.05)[0]
-    assert {k: np.asarray(v).shape for k, v in out.items()} == {"boxes": (0, 4), "labels": (0,), "scores": (0,),
-                                                                "masks": (0, 1, 240, 300)}
+    shapes = {k: np.asarray(v).shape for k, v in out.items()}
+    if stem == PANOPTIC:  # all stuff: as the eager model's (test_panoptic_of_an_empty_image_is_all_stuff)
+        segments = np.asarray(out["segments_info"])
+        assert {k: shapes.pop(k) for k in (*PANOPTIC_SHAPES, "segments_info")} == {**PANOPTIC_SHAPES,
+                                                                                   "segments_info": segments.shape}
+        assert len(segments) >= 1 and not segments[:, 2].any()
+    assert shapes == {"boxes": (0, 4), "labels": (0,), "scores": (0,), "masks": (0, 1, 240, 300)}
     entry = next(e for e in parse(conversions[stem][0]).exports if e.method == method)
     assert (entry.batch is None) == (method == "scripting")  # None: a dynamic batch
     if entry.batch is None:
@@ -639,6 +843,8 @@ def test_artifacts_with_no_detection_and_in_a_batch(d2_store, conversions, model
         with torch.no_grad():
             eager = models[stem]([torch.from_numpy(x) for x in images])
         for ours, ref in zip(det(images, score_thresh=0.05), eager):
-            pairs, p = match({k: v.numpy() for k, v in ref.items()}, {k: np.asarray(v) for k, v in ours.items()},
-                             EXACT)
+            ours, ref = {k: np.asarray(v) for k, v in ours.items()}, {k: v.numpy() for k, v in ref.items()}
+            pairs, p = match(ref, ours, EXACT)
             assert p.n_candidate == p.n_reference == p.matched > 0 and p.max_box_diff <= 0.01, p
+            if stem == PANOPTIC:
+                assert panoptic_agreement(ref, ours) >= 0.999 and np.abs(ref["sem_seg"] - ours["sem_seg"]).max() < 0.01

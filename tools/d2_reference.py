@@ -4,6 +4,7 @@
         [--out tests/fixtures/d2] [--seed 0] [--target 25]
     /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_mask_rcnn_R_50_FPN.yaml
     /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_cascade_mask_rcnn_R_50_FPN.yaml
+    /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_panoptic_fpn_R_50.yaml
     /work/d2env/bin/python tools/d2_reference.py --config tests/fixtures/d2/small_pointrend_rcnn_R_50_FPN.yaml \
         --pointrend DETECTRON2_SOURCE/projects/PointRend
 
@@ -17,7 +18,8 @@ tests or of CI; docs/detectron2.md says how it was built here). It
    every frozen batch norm's statistics from its input on the calibration photo (the astronaut), the RPN's logits and
    deltas and the box predictor's logits and deltas rescaled to a spread, and the background logit's bias chosen so
    the calibration photo gets about ``--target`` detections (and a Mask R-CNN's mask logits spread, centred; a
-   RetinaNet's classifier and box logits spread and shifted together so the three photos get about ``--target``);
+   RetinaNet's classifier and box logits spread and shifted together so the three photos get about ``--target``; a
+   Panoptic FPN's semantic predictor spread, with its biases jittered so a few stuff classes cover most pixels);
 3. saves the checkpoint as detectron2's model zoo stores it (``CONFIG_STEM.pkl``: a pickled
    ``{"model": {name: numpy array}, "__author__": ...}``; the weights rounded to float16 values and stored as
    float16 arrays, to keep the committed files small: detectron2's loader copies them into its float32 model),
@@ -28,7 +30,9 @@ tests or of CI; docs/detectron2.md says how it was built here). It
    BGR, the resized image detectron2's model saw at ``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST``) and
    ``CONFIG_STEM.npz``: per photo ``NAME/boxes``, ``NAME/scores``, ``NAME/classes`` (detectron2's 0-based class
    ids), ``NAME/masks`` (Mask R-CNN: its boolean masks at the input size, ``np.packbits`` along the rows),
-   ``NAME/keypoints`` (Keypoint R-CNN: x, y, score), ``NAME/proposals`` (R-CNNs: the RPN's first 50); and
+   ``NAME/keypoints`` (Keypoint R-CNN: x, y, score), ``NAME/proposals`` (R-CNNs: the RPN's first 50), a Panoptic
+   FPN's ``NAME/sem_seg_argmax``, ``NAME/sem_seg_samples``, ``NAME/panoptic_seg``, ``NAME/segments_info``
+   (``panoptic_arrays``); and
    ``CONFIG_STEM.json`` (sizes, counts, the detectron2 and torch versions, the seed and calibration figures).
 
 To re-record after changing the config or the calibration: run the command above and commit the changed files under
@@ -83,13 +87,41 @@ def predict(cfg, model, rgb: np.ndarray) -> tuple[dict, np.ndarray]:
     resized = aug.get_transform(bgr).apply_image(bgr)
     image = torch.as_tensor(np.ascontiguousarray(resized.astype("float32").transpose(2, 0, 1)))
     with torch.no_grad():
-        out = model([{"image": image, "height": rgb.shape[0], "width": rgb.shape[1]}])[0]["instances"]
+        result = model([{"image": image, "height": rgb.shape[0], "width": rgb.shape[1]}])[0]
+    out = result["instances"]
     found = {"boxes": out.pred_boxes.tensor.numpy(), "scores": out.scores.numpy(), "classes": out.pred_classes.numpy()}
+    if "panoptic_seg" in result:
+        found.update(panoptic_arrays(result))
     if out.has("pred_masks"):  # bool (N, H, W) at the input size, packed 8 pixels a byte
         found["masks"] = np.packbits(out.pred_masks.numpy(), axis=-1)
     if out.has("pred_keypoints"):  # (N, K, 3): x, y, score at the input size
         found["keypoints"] = out.pred_keypoints.numpy()
     return found, resized
+
+
+SEM_SEG_SAMPLES = 128  # pixels whose every sem_seg logit is recorded (the whole (C, H, W) map would be megabytes)
+
+
+def sem_seg_pixels(h: int, w: int) -> np.ndarray:
+    """The recorded sem_seg pixels: (SEM_SEG_SAMPLES, 2) row, column, seeded by the size."""
+    gen = np.random.default_rng(h * 10007 + w)
+    return np.stack([gen.integers(0, h, SEM_SEG_SAMPLES), gen.integers(0, w, SEM_SEG_SAMPLES)], axis=1)
+
+
+def panoptic_arrays(result: dict) -> dict:
+    """A Panoptic FPN's outputs: ``sem_seg_argmax`` (H, W) uint8, ``sem_seg_samples`` (C, SEM_SEG_SAMPLES) float32
+    logits at ``sem_seg_pixels`` (SEM_SEG_SAMPLES, 2: row, column), ``panoptic_seg`` (H, W) int32 and
+    ``segments_info`` (S, 5) int64 rows of id, category_id (detectron2's: a thing's 0-based class or a stuff's
+    sem_seg channel), isthing, instance_id (-1 for stuff), area (pixels of the segment in panoptic_seg)."""
+    sem = result["sem_seg"]
+    panoptic, info = result["panoptic_seg"]
+    pixels = sem_seg_pixels(*sem.shape[1:])
+    rows, cols = pixels.T
+    table = [[s["id"], s["category_id"], int(s["isthing"]), s.get("instance_id", -1), int((panoptic == s["id"]).sum())]
+             for s in info]
+    return {"sem_seg_argmax": sem.argmax(0).numpy().astype(np.uint8), "sem_seg_samples": sem[:, rows, cols].numpy(),
+            "sem_seg_pixels": pixels,
+            "panoptic_seg": panoptic.numpy().astype(np.int32), "segments_info": np.asarray(table, np.int64).reshape(-1, 5)}
 
 
 def _bisect(count, lo: float, hi: float, target: int, more_when_higher: bool) -> tuple[float, int]:
@@ -238,6 +270,10 @@ def _calibrate_rcnn(cfg, model, rgb, gen, target: int) -> dict:
     for layer in mask_layers:
         _spread(layer, _inputs(cfg, model, rgb, layer), 3.0, gen)
 
+    sem_seg_head = getattr(model, "sem_seg_head", None)
+    if sem_seg_head is not None:  # Panoptic FPN: several stuff classes win somewhere (init: std 0.001)
+        _spread(sem_seg_head.predictor, _inputs(cfg, model, rgb, sem_seg_head.predictor), 2.0, gen, jitter=3.0)
+
     def count(bias):
         for predictor in predictors:  # a cascade averages its stages' probabilities: the same bias in each
             predictor.cls_score.bias[-1] = bias  # detectron2's background logit is the last
@@ -317,6 +353,9 @@ def main() -> int:
                         "detections": len(out["scores"]), "classes": len(set(out["classes"].tolist())),
                         "score_range": [float(out["scores"].min()), float(out["scores"].max())] if len(out["scores"])
                         else None}
+        if "segments_info" in out:
+            record[name]["segments"] = {"things": int(out["segments_info"][:, 2].sum()),
+                                        "stuff": int((out["segments_info"][:, 2] == 0).sum())}
         print(name, record[name])
     np.savez_compressed(shared, **inputs)
     np.savez_compressed(a.out / f"{stem}.npz", **arrays)

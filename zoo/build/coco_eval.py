@@ -1,4 +1,5 @@
-"""COCO-style mAP of a loaded detector on a COCO-format dataset directory; pycocotools does the scoring.
+"""COCO-style mAP of a loaded detector on a COCO-format dataset directory; pycocotools does the scoring (and
+panoptic quality where the directory has a COCO panoptic JSON: panoptic_eval.py).
 
 A dataset directory holds the instances JSON (``annotations.json``, or one ``annotations/instances*.json`` or one
 ``*.json``) and the images it names (``file_name`` relative to ``images/`` or to the directory). Model labels are
@@ -12,12 +13,13 @@ import io
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from ..core import schema
 from ..errors import DataError
+from .dataset_files import image_files
 
 IOU_TYPES = {"bbox": "boxes", "segm": "masks", "keypoints": "keypoints"}  # pycocotools' name -> the output needed
 
@@ -34,15 +36,23 @@ class Dataset:
         return {c["name"]: c["id"] for c in self.doc["categories"]}
 
 
-def _annotations_file(root: Path) -> Path:
+def _find_annotations(root: Path) -> Path | None:
     for pattern in ("annotations.json", "annotations/instances*.json", "*.json"):
-        found = sorted(root.glob(pattern))
+        found = sorted(p for p in root.glob(pattern) if not p.name.startswith("panoptic"))  # (panoptic_eval's)
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
             raise DataError(f"{root}: several annotation files match {pattern} ({', '.join(f.name for f in found)}); "
                             f"keep one, or name it annotations.json")
-    raise DataError(f"{root}: no COCO instances JSON (expected annotations.json, annotations/instances*.json or *.json)")
+    return None
+
+
+def _annotations_file(root: Path) -> Path:
+    found = _find_annotations(root)
+    if found is None:
+        raise DataError(f"{root}: no COCO instances JSON (expected annotations.json, annotations/instances*.json or "
+                        "*.json)")
+    return found
 
 
 def open_dataset(directory: str | Path) -> Dataset:
@@ -64,21 +74,8 @@ def open_dataset(directory: str | Path) -> Dataset:
             raise DataError(f"{path}: key {key!r}: expected a list (COCO instances format), got {type(doc.get(key)).__name__}")
     schema.check("coco", doc, str(path), DataError, "fix the annotations (COCO instances format)")
     _check_ids(doc, path)
-    files, missing = {}, []
-    for n, im in enumerate(doc["images"]):
-        name = PurePosixPath(im["file_name"])
-        if name.is_absolute() or ".." in name.parts or "\\" in im["file_name"]:
-            raise DataError(f"{path}: images[{n}].file_name: expected a file name inside {root} (relative, no '..'), "
-                            f"got {im['file_name']!r}")
-        found = [p for p in (root / "images" / im["file_name"], root / im["file_name"]) if p.is_file()]
-        if found:
-            files[im["id"]] = found[0]
-        else:
-            missing.append(im["file_name"])
-    if missing:
-        raise DataError(f"{path}: {len(missing)} image(s) missing under {root / 'images'} or {root}: "
-                        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    return Dataset(root, path, doc, files)
+    return Dataset(root, path, doc, image_files(root, doc, path))
+
 
 
 def _check_ids(doc: dict, path: Path) -> None:
@@ -133,17 +130,45 @@ def _results(image_id: int, det: dict, mapping: dict[int, int], types: list[str]
     return out
 
 
-def evaluate(detector, dataset: Dataset, desc: str = "eval", progress: bool = True) -> dict[str, dict[str, float]]:
-    """{iou type: {"map": mAP@[.5:.95], "map50": mAP@.5}} in points, over every image of ``dataset``."""
+def open_datasets(directory: str | Path):
+    """The directory's COCO instances dataset and COCO panoptic dataset (``panoptic_eval``): either may be absent
+    (None), not both."""
+    from .panoptic_eval import find, open_panoptic
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(f"--data {root}: not a directory (expected images and a COCO instances or panoptic JSON)")
+    panoptic_json = find(root)
+    panoptic = None if panoptic_json is None else open_panoptic(root, panoptic_json)
+    if panoptic is not None and _find_annotations(root) is None:
+        return None, panoptic
+    return open_dataset(root), panoptic
+
+
+def evaluate(detector, dataset: Dataset | None, desc: str = "eval", progress: bool = True, panoptic=None,
+             stuff: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """{iou type: {"map": mAP@[.5:.95], "map50": mAP@.5}} in points, over every image of ``dataset``; with a
+    ``panoptic`` dataset (panoptic_eval) and a panoptic model (``stuff``: its sem_seg channels' names), also
+    {"panoptic": {"pq", "sq", "rq", "pq_th", ...}}. Each image file is run once."""
     from tqdm.auto import tqdm
 
     from ..ops.viz import read_image
 
-    label_map(detector.categories, dataset)  # no common category: say so before running the model
-    detections = {image_id: detector([read_image(file)])[0] for image_id, file in
-                  tqdm(sorted(dataset.files.items()), desc=desc, unit="img", disable=not progress, file=sys.stderr,
-                       leave=False)}
-    return score(dataset, detections, detector.categories, detector.keys)
+    if dataset is not None:
+        label_map(detector.categories, dataset)  # no common category: say so before running the model
+    panoptic = panoptic if panoptic is not None and "panoptic_seg" in detector.keys else None
+    if dataset is None and panoptic is None:
+        raise DataError(f"{detector.name} has no panoptic output and the data has no COCO instances JSON: give "
+                        "annotations.json (COCO instances) to score its detections")
+    files = sorted({f for d in (dataset, panoptic) if d is not None for f in d.files.values()})
+    outputs = {f: detector([read_image(f)])[0] for f in tqdm(files, desc=desc, unit="img", disable=not progress,
+                                                              file=sys.stderr, leave=False)}
+    scores = {} if dataset is None else score(dataset, {i: outputs[f] for i, f in dataset.files.items()},
+                                              detector.categories, detector.keys)
+    if panoptic is not None:
+        from .panoptic_eval import score as pq
+        scores["panoptic"] = pq(panoptic, {i: outputs[f] for i, f in panoptic.files.items()}, detector.categories,
+                                stuff or [])
+    return scores
 
 
 def score(dataset: Dataset, detections: dict[int, dict], categories: list[str], keys: list[str]) -> dict[str, dict[str, float]]:
@@ -172,9 +197,18 @@ def score(dataset: Dataset, detections: dict[int, dict], categories: list[str], 
     return scores
 
 
+HEADLINE = {"panoptic": "pq"}  # the figure an artifact is held to, per type (mAP for the others)
+
+
 def differences(eager: dict, other: dict) -> dict[str, float]:
-    """Per iou type: the artifact's mAP minus eager's, in points."""
-    return {t: round(other[t]["map"] - eager[t]["map"], 3) for t in eager}
+    """Per iou type: the artifact's mAP (PQ for panoptic) minus eager's, in points."""
+    return {t: round(other[t][HEADLINE.get(t, "map")] - eager[t][HEADLINE.get(t, "map")], 3) for t in eager}
+
+
+def _columns(t: str, v: dict, diff: str) -> dict:
+    if t == "panoptic":
+        return {"PQ": f"{v['pq']:.2f}", "SQ": f"{v['sq']:.2f}", "RQ": f"{v['rq']:.2f}", "PQ vs eager": diff}
+    return {f"{t} mAP": f"{v['map']:.2f}", f"{t} mAP50": f"{v['map50']:.2f}", f"{t} vs eager": diff}
 
 
 def evaluate_store(name: str, data: str | Path, source=None, runtime: str | None = None, method: str | None = None,
@@ -184,7 +218,7 @@ def evaluate_store(name: str, data: str | Path, source=None, runtime: str | None
     from ..load.loader import load, manifest_for
     from ..load.sources import open_source
 
-    dataset = open_dataset(data)  # a broken dataset fails before any model loads
+    dataset, panoptic = open_datasets(data)  # a broken dataset fails before any model loads
     src = open_source(source)
     index = src.index(revision)
     manifest = manifest_for(name, index, src.description)
@@ -197,14 +231,13 @@ def evaluate_store(name: str, data: str | Path, source=None, runtime: str | None
     rows, eager = [], None
     for rt, m in [("pytorch", "eager")] + [(a["runtime"], a["method"]) for a in chosen]:
         detector = load(manifest.name, runtime=rt, method=m, source=source, revision=revision)
-        scores = evaluate(detector, dataset, desc=f"{manifest.name} {rt}/{m}", progress=progress)
+        scores = evaluate(detector, dataset, desc=f"{manifest.name} {rt}/{m}", progress=progress, panoptic=panoptic,
+                          stuff=manifest.weights.get("stuff_categories"))
         eager = eager or scores
         diffs = differences(eager, scores)
         row = {"artifact": f"{rt}/{m}"}
         for t, v in scores.items():
-            row[f"{t} mAP"] = f"{v['map']:.2f}"
-            row[f"{t} mAP50"] = f"{v['map50']:.2f}"
-            row[f"{t} vs eager"] = "reference" if m == "eager" else f"{diffs[t]:+.2f}"
+            row.update(_columns(t, v, "reference" if m == "eager" else f"{diffs[t]:+.2f}"))
         row["ok"] = not manifest.map_off(m, diffs)
         rows.append(row)
     return manifest, rows

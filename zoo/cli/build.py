@@ -85,9 +85,11 @@ def _weights_words(weights: str) -> str:
 
 
 def add_eval(sub) -> None:
-    s = sub.add_parser("eval", help="COCO mAP of eager and each stored artifact on a COCO-format dataset")
+    s = sub.add_parser("eval", help="COCO mAP (and a panoptic model's PQ) of eager and each stored artifact on a "
+                       "COCO-format dataset")
     s.add_argument("name")
-    s.add_argument("--data", required=True, help="directory with images and a COCO instances JSON")
+    s.add_argument("--data", required=True, help="directory with images and a COCO instances JSON, a COCO panoptic "
+                   "JSON (panoptic.json and its PNGs in panoptic/), or both")
     s.add_argument("--source", default=None, help="store dir, mirror URL or hf://ORG/REPO (default $ZOO_SOURCE)")
     s.add_argument("--runtime", choices=RUNTIMES, help="only this runtime's artifacts")
     s.add_argument("--method", choices=EXPORTED, help="only this method's artifact")
@@ -101,7 +103,7 @@ def cmd_eval(a) -> int:
     manifest, rows = evaluate_store(a.name, a.data, a.source, a.runtime, a.method, a.revision, progress=not a.quiet)
     print(table(rows, ["artifact", *(k for k in rows[0] if k not in ("artifact", "ok"))]))
     bad = [r["artifact"] for r in rows if not r["ok"]]
-    print(f"{len(rows) - 1} artifact(s) against eager on {a.data}; tolerance {manifest.map_tolerance} mAP points"
+    print(f"{len(rows) - 1} artifact(s) against eager on {a.data}; tolerance {manifest.map_tolerance} points (mAP, PQ)"
           + (f"; OUTSIDE it: {', '.join(bad)}" if bad else ""))
     return 1 if bad else 0
 

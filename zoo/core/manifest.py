@@ -35,10 +35,11 @@ APPROXIMATE_METHODS = tuple(EXACT_OF)
 ACCURACY_KEYS = ("min_agreement_ap50", "min_agreement_ap")
 MAP_LOSS_KEY = "max_map_loss"  # APPROXIMATE_METHODS: COCO mAP points the artifact may lose against eager under --eval
 RUNTIMES = ("onnxruntime", "pytorch", "openvino", "tensorrt")
-OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores")
+OUTPUT_KEYS = ("boxes", "labels", "scores", "masks", "keypoints", "keypoints_scores",
+               "sem_seg", "panoptic_seg", "segments_info")  # the last three: a panoptic model's (docs/detectron2.md)
 DEVICES = ("cpu", "cuda")
 TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "mask_iou", "keypoint_atol",
-                  "max_borderline")
+                  "max_borderline", "panoptic_agree", "sem_seg_atol")
 MAP_TOLERANCE = 0.1  # points of COCO mAP an artifact may differ from eager under `zoo build --eval` ([eval] map_tolerance)
 BUILDER = r"[A-Za-z_][\w.]*(\.|:)[A-Za-z_]\w*"  # module.function or package.module:function
 # [random_weights]: layer name -> number tables of the seeded recipe (see zoo/build/seeded.py), `spread` first
@@ -263,7 +264,8 @@ def _eval(c: _Checker, doc: dict) -> float | None:
 
 def _weights(c: _Checker, doc: dict) -> dict:
     w = c.get(doc, "weights", "", dict, "a [weights] table")
-    c.no_unknown(w, {"enum", "url", "sha256", "license", "recipe", "num_params", "categories", "keypoint_names", "metrics"}, "weights")
+    c.no_unknown(w, {"enum", "url", "sha256", "license", "recipe", "num_params", "categories", "keypoint_names", "metrics",
+                      "stuff_categories"}, "weights")
     # url/sha256 name official weights (`--weights official`); a model of your own has none and builds from a file
     url = c.get(w, "url", "weights", str, "the official weights' URL", required=False)
     sha = c.get(w, "sha256", "weights", str, "the weights' sha256: 64 hex digits, or the 8+ digit prefix torchvision checks",
@@ -274,6 +276,8 @@ def _weights(c: _Checker, doc: dict) -> dict:
     if not c.strings(w, "categories", "weights"):
         c.fail("weights.categories", "the label names, index 0 first (usually '__background__')", [])
     c.get(w, "metrics", "weights", dict, "a table of COCO metrics", required=False)
+    if "stuff_categories" in w and not c.strings(w, "stuff_categories", "weights"):
+        c.fail("weights.stuff_categories", "the sem_seg channels' names (a panoptic model's), channel 0 first", [])
     return w
 
 

@@ -10,6 +10,10 @@ keypoints) are measured on matched pairs only, on what a user sees: a mask insid
 box, rounded outwards), binarised at 0.5 (the pair's IoU must be at least ``mask_iou``) and as probabilities (mean
 absolute difference inside the box at most ``mask_atol``; over the whole image, noise confined to a small box would
 average out); a keypoint by its distance, each visible keypoint on its own (at most ``keypoint_atol``).
+A panoptic model's outputs are compared per image: ``sem_seg`` by its largest logit difference (at most
+``sem_seg_atol``), ``panoptic_seg`` by the share of pixels whose segment agrees (at least ``panoptic_agree``) once the
+segments are matched one to one, most shared pixels first, a candidate segment only to a reference segment of its
+category and kind (thing or stuff; ``segments_info``); pixels in no segment agree with pixels in none.
 An image whose ranking ties has no meaningful matching: only its output
 shapes and dtypes are checked, and it is reported as tied. That is an image whose reference scores tie, or one the
 caller names as unranked: a constant image, whose translation-invariant features give thousands of anchors the same
@@ -32,6 +36,8 @@ class Tolerance:
     mask_iou: float = 0.9          # IoU of a matched pair's masks binarised at 0.5 inside the box, worst mask
     keypoint_atol: float = 2.0     # pixels, distance of a matched visible keypoint, worst keypoint
     max_borderline: float = 0.05   # borderline misses / n_reference
+    panoptic_agree: float = 0.999  # share of pixels in the matched segment (panoptic_seg), worst image
+    sem_seg_atol: float = 0.01     # max abs difference of the sem_seg logits
 
     @classmethod
     def from_dict(cls, d: dict) -> "Tolerance":
@@ -49,6 +55,8 @@ class ImageParity:
     max_mask_diff: float = 0.0
     min_mask_iou: float = 1.0
     max_keypoint_diff: float = 0.0
+    panoptic_agree: float = 1.0
+    max_sem_seg_diff: float = 0.0
     tied: bool = False             # the ranking ties: matching is meaningless there (reported, not enforced)
     constant: bool = False         # named unranked by the caller (a constant input): checked like a tied one
 
@@ -81,6 +89,8 @@ class Report:
             "max_mask_diff": _r(worst("max_mask_diff")),
             "min_mask_iou": _r(min((p.min_mask_iou for p in self.images), default=1.0)),
             "max_keypoint_diff": _r(worst("max_keypoint_diff")),
+            "min_panoptic_agree": _r(min((p.panoptic_agree for p in self.images), default=1.0)),
+            "max_sem_seg_diff": _r(worst("max_sem_seg_diff")),
             "failures": list(self.failures),
         }
 
@@ -99,7 +109,9 @@ class Report:
                 + (f"; {s['borderline']} borderline swap{plural(s['borderline'])} allowed" if s["borderline"] else "")
                 + f"; max diff box {s['max_box_diff']:.3g}px score {s['max_score_diff']:.3g}"
                 + (f" mask {s['max_mask_diff']:.3g} (IoU >= {s['min_mask_iou']:.3g})" if s["max_mask_diff"] else "")
-                + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else ""))
+                + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else "")
+                + (f" sem_seg {s['max_sem_seg_diff']:.3g}; panoptic pixels agree >= {s['min_panoptic_agree']:.6g}"
+                   if s["max_sem_seg_diff"] or s["min_panoptic_agree"] < 1 else ""))
 
 
 def _r(x: float) -> float:
@@ -175,6 +187,25 @@ def mask_figures(ref_mask: np.ndarray, cand_mask: np.ndarray, box) -> tuple[floa
     return float(np.abs(r - c).mean()), iou
 
 
+def panoptic_agreement(ref: dict, cand: dict) -> float:
+    """The share of pixels whose ``panoptic_seg`` segments agree (the rule in the module's docstring)."""
+    rp, cp = np.asarray(ref["panoptic_seg"], np.int64), np.asarray(cand["panoptic_seg"], np.int64)
+    if rp.shape != cp.shape:
+        return 0.0
+    kind = lambda info: {int(r[0]): (int(r[1]), int(r[2])) for r in np.asarray(info).reshape(-1, 5)}  # noqa: E731
+    rk, ck = kind(ref["segments_info"]), kind(cand["segments_info"])
+    pairs, counts = np.unique(np.stack([rp.ravel(), cp.ravel()]), axis=1, return_counts=True)
+    agree, used_ref, used_cand = 0, set(), set()
+    for k in np.argsort(-counts, kind="stable"):
+        r, c = int(pairs[0, k]), int(pairs[1, k])
+        if r in used_ref or c in used_cand or (r == 0) != (c == 0) or (r and rk.get(r) != ck.get(c)):
+            continue
+        used_ref.add(r)
+        used_cand.add(c)
+        agree += int(counts[k])
+    return agree / rp.size if rp.size else 1.0
+
+
 def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unranked: frozenset = frozenset()) -> Report:
     """Compare per-image outputs (dicts of arrays or tensors) of a reference and a candidate detector; the images whose
     indices are in ``unranked`` (constant inputs) are checked like tied ones."""
@@ -188,6 +219,10 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unrank
             report.failures.append(f"image {k}: outputs {', '.join(sorted(set(ref) - set(cand)))} are missing")
             continue
         _, p = match(ref, cand, tol)
+        if "panoptic_seg" in ref:
+            p.panoptic_agree = panoptic_agreement(ref, cand)
+            rs, cs = np.asarray(ref["sem_seg"], np.float64), np.asarray(cand["sem_seg"], np.float64)
+            p.max_sem_seg_diff = float(np.abs(rs - cs).max()) if rs.shape == cs.shape and rs.size else 0.0
         p.constant = k in unranked
         p.tied = p.constant or is_tied(ref["scores"])
         report.images.append(p)
@@ -206,6 +241,9 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unrank
             (p.min_mask_iou >= tol.mask_iou, f"mask IoU at 0.5 inside the box {p.min_mask_iou:.4g} < {tol.mask_iou}"),
             (p.max_keypoint_diff <= tol.keypoint_atol,
              f"keypoint distance {p.max_keypoint_diff:.4g}px > {tol.keypoint_atol}"),
+            (p.panoptic_agree >= tol.panoptic_agree,
+             f"panoptic pixels agree {p.panoptic_agree:.6f} < {tol.panoptic_agree}"),
+            (p.max_sem_seg_diff <= tol.sem_seg_atol, f"sem_seg diff {p.max_sem_seg_diff:.4g} > {tol.sem_seg_atol}"),
         ]
         report.failures += [f"image {k}: {msg}" for good, msg in checks if not good]
     return report

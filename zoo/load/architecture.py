@@ -88,10 +88,12 @@ def builder(manifest: Manifest):
 
 def returned_outputs(model: torch.nn.Module) -> list[str]:
     """The keys a torchvision detection model returns per image: boxes, labels, scores, and masks (a Mask R-CNN: its
-    RoI heads have a mask head) or keypoints and keypoints_scores (a Keypoint R-CNN)."""
+    RoI heads have a mask head) or keypoints and keypoints_scores (a Keypoint R-CNN); a panoptic model's (it has a
+    semantic head) sem_seg, panoptic_seg and segments_info."""
     heads = getattr(model, "roi_heads", None)
     return (["boxes", "labels", "scores"] + (["masks"] if heads is not None and heads.has_mask() else [])
-            + (["keypoints", "keypoints_scores"] if heads is not None and heads.has_keypoint() else []))
+            + (["keypoints", "keypoints_scores"] if heads is not None and heads.has_keypoint() else [])
+            + (["sem_seg", "panoptic_seg", "segments_info"] if hasattr(model, "sem_seg_head") else []))
 
 
 def check_outputs(manifest: Manifest, model: torch.nn.Module) -> None:

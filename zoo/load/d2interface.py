@@ -1,7 +1,10 @@
 """detectron2's model interface over a zoo detector (what detectron2's Caffe2Model wrapper gave its exported models):
 ``[{"image": CHW uint8 in the model's input format, "height": h, "width": w}]`` in, ``[{"instances": Instances}]``
 out, with ``pred_boxes`` (``.tensor``), ``scores``, ``pred_classes`` (detectron2's 0-based ids), ``pred_masks``
-(boolean, ``>= 0.5``) and ``pred_keypoints`` (x, y, score) where the model has them. ``Instances`` here is an object
+(boolean, ``>= 0.5``) and ``pred_keypoints`` (x, y, score) where the model has them; a panoptic model's
+``sem_seg`` (C, H, W) logits and ``panoptic_seg``: its (H, W) segment ids and ``segments_info``, detectron2's dicts
+(``id``, ``isthing``, ``category_id``: a thing's 0-based class or a stuff's sem_seg channel; a thing's ``score`` and
+``instance_id``, a stuff's ``area``). ``Instances`` here is an object
 with detectron2's fields, ``len()``, ``has()`` and ``get_fields()``; detectron2 is not imported.
 
     import zoo
@@ -11,8 +14,8 @@ with detectron2's fields, ``len()``, ``has()`` and ``get_fields()``; detectron2 
 
 The zoo's detectron2 models resize the image themselves, as detectron2's ``DefaultPredictor`` does before its model:
 pass the image as read (``height``/``width`` its own size, or left out). Where they name another size (detectron2's
-convention for an image already resized), boxes and keypoints are scaled to it and masks resized (nearest), which
-detectron2 computes from its own resized image instead."""
+convention for an image already resized), boxes and keypoints are scaled to it and masks, sem_seg and panoptic_seg
+resized (nearest), which detectron2 computes from its own resized image instead."""
 from __future__ import annotations
 
 import numpy as np
@@ -91,27 +94,54 @@ class Detectron2Interface:
             raise InputError("expected detectron2's inputs: a non-empty list of dicts {'image', 'height', 'width'}")
         images = [self._image(item) for item in inputs]
         outputs = self.detector(images)
-        return [{"instances": self._instances(item, image, out)} for item, image, out in zip(inputs, images, outputs)]
+        return [{"instances": self._instances(item, image, out), **self._panoptic(item, image, out)}
+                for item, image, out in zip(inputs, images, outputs)]
+
+    @staticmethod
+    def _panoptic(item: dict, image, out: dict) -> dict:
+        """A panoptic model's ``sem_seg`` and ``panoptic_seg``: (ids, ``segments_info`` as detectron2's dicts)."""
+        if "panoptic_seg" not in out:
+            return {}
+        size = _output_size(item, image)
+        segments = []
+        for seg_id, category, isthing, instance, area in np.asarray(out["segments_info"]).tolist():
+            if isthing:
+                segments.append({"id": seg_id, "isthing": True, "score": float(out["scores"][instance]),
+                                 "category_id": category - 1, "instance_id": instance})
+            else:
+                segments.append({"id": seg_id, "isthing": False, "category_id": category, "area": area})
+        return {"sem_seg": _nearest(out["sem_seg"], *size), "panoptic_seg": (_nearest(out["panoptic_seg"], *size),
+                                                                            segments)}
 
     @staticmethod
     def _instances(item: dict, image, out: dict) -> Instances:
         h, w = int(image.shape[-2]), int(image.shape[-1])
-        height, width = int(item.get("height", h)), int(item.get("width", w))
+        height, width = _output_size(item, image)
         sx, sy = width / w, height / h
         fields = {"pred_boxes": Boxes(_scaled(out["boxes"], [sx, sy, sx, sy])), "scores": out["scores"],
                   "pred_classes": out["labels"] - 1}
         if "masks" in out:
-            masks = out["masks"][:, 0] >= 0.5
-            if (height, width) != (h, w):  # nearest
-                rows, cols = np.arange(height) * h // height, np.arange(width) * w // width
-                if _is_torch(masks):
-                    import torch
-                    rows, cols = torch.as_tensor(rows, device=masks.device), torch.as_tensor(cols, device=masks.device)
-                masks = masks[:, rows][:, :, cols]
-            fields["pred_masks"] = masks
+            fields["pred_masks"] = _nearest(out["masks"][:, 0] >= 0.5, height, width)
         if "keypoints" in out:
             fields["pred_keypoints"] = _scaled(out["keypoints"], [sx, sy, 1.0])
         return Instances((height, width), **fields)
+
+
+def _output_size(item: dict, image) -> tuple[int, int]:
+    """detectron2's output size: the input's ``height`` and ``width``, by default the image's own."""
+    return int(item.get("height", image.shape[-2])), int(item.get("width", image.shape[-1]))
+
+
+def _nearest(x, height: int, width: int):
+    """``x`` (..., h, w) resized to (height, width) by the nearest pixel; as given where the size is the same."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if (height, width) == (h, w):
+        return x
+    rows, cols = np.arange(height) * h // height, np.arange(width) * w // width
+    if _is_torch(x):
+        import torch
+        rows, cols = torch.as_tensor(rows, device=x.device), torch.as_tensor(cols, device=x.device)
+    return x[..., rows, :][..., cols]
 
 
 def _scaled(x, factors: list):

@@ -18,7 +18,20 @@ TEMPLATES = {spec.RCNN_BUILDER: ("Faster R-CNN", TEMPLATE), spec.MASK_BUILDER: (
              spec.KEYPOINT_BUILDER: ("Keypoint R-CNN", "keypointrcnn_resnet50_fpn"),
              spec.CASCADE_BUILDER: ("Cascade R-CNN", TEMPLATE),
              spec.CASCADE_MASK_BUILDER: ("Cascade Mask R-CNN", "maskrcnn_resnet50_fpn"),
-             spec.POINTREND_BUILDER: ("PointRend R-CNN", "maskrcnn_resnet50_fpn")}
+             spec.POINTREND_BUILDER: ("PointRend R-CNN", "maskrcnn_resnet50_fpn"),
+             spec.PANOPTIC_BUILDER: ("Panoptic FPN", "maskrcnn_resnet50_fpn")}
+# COCO panoptic's 53 stuff categories (panoptic_coco_categories.json, id order), detectron2's sem_seg channels 1..53
+COCO_STUFF = (
+    "banner", "blanket", "bridge", "cardboard", "counter", "curtain", "door-stuff", "floor-wood", "flower", "fruit",
+    "gravel", "house", "light", "mirror-stuff", "net", "pillow", "platform", "playingfield", "railroad", "river", "road",
+    "roof", "sand", "sea", "shelf", "snow", "stairs", "tent", "towel", "wall-brick", "wall-stone", "wall-tile",
+    "wall-wood", "water-other", "window-blind", "window-other", "tree-merged", "fence-merged", "ceiling-merged",
+    "sky-other-merged", "cabinet-merged", "table-merged", "floor-other-merged", "pavement-merged", "mountain-merged",
+    "grass-merged", "dirt-merged", "paper-merged", "food-other-merged", "building-other-merged", "rock-merged",
+    "wall-other-merged", "rug-merged")
+# a panoptic artifact against eager: the share of pixels whose segment agrees (segments matched by their pixels), and
+# the sem_seg logits' largest difference (measured, docs/detectron2.md: <= 2e-4 and 99.99%+ for every method)
+PANOPTIC_TOLERANCE = {"panoptic_agree": 0.999, "sem_seg_atol": 0.01}
 
 
 @dataclass
@@ -46,6 +59,14 @@ def categories(s: spec.Spec) -> list[str]:
     return ["__background__"] + names
 
 
+def stuff_categories(s: spec.Spec) -> list[str]:
+    """The sem_seg channels' names: detectron2's "things" (every thing class) first, then the stuff classes."""
+    count = s.args["sem_seg_num_classes"]
+    if s.dataset.startswith("coco") and count == len(COCO_STUFF) + 1:
+        return ["things", *COCO_STUFF]
+    return ["things"] + [f"stuff{i}" for i in range(1, count)]
+
+
 def default_name(config_path: Path) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", config_path.stem.lower()).strip("_") or "detectron2_model"
 
@@ -63,6 +84,10 @@ def document(name: str, s: spec.Spec, source: str) -> dict:
     doc["input"] = {"min_size": args["min_size"], "max_size": args["max_size"], "image_mean": args["pixel_mean"],
                     "image_std": args["pixel_std"]}
     doc["export"], doc["unsupported"] = exports(doc["export"], s.builder)
+    if s.builder == spec.PANOPTIC_BUILDER:
+        doc["weights"]["stuff_categories"] = stuff_categories(s)
+        for entry in doc["export"]:
+            entry["tolerance"] = dict(entry["tolerance"], **PANOPTIC_TOLERANCE)
     names = all_manifests()[template].weights.get("keypoint_names", [])
     if s.builder == spec.KEYPOINT_BUILDER and args["num_keypoints"] == len(names):
         doc["weights"]["keypoint_names"] = list(names)  # COCO's 17

@@ -14,6 +14,7 @@ KEYPOINT_BUILDER = "zoo.models.detectron2.rcnn:keypoint_rcnn"
 CASCADE_BUILDER = "zoo.models.detectron2.cascade:cascade_rcnn"
 CASCADE_MASK_BUILDER = "zoo.models.detectron2.cascade:cascade_mask_rcnn"
 POINTREND_BUILDER = "zoo.models.detectron2.pointrend:pointrend_rcnn"
+PANOPTIC_BUILDER = "zoo.models.detectron2.panoptic:panoptic_fpn"
 MASK_HEADS = ("MaskRCNNConvUpsampleHead", "PointRendMaskHead")
 ROI_HEADS = ("StandardROIHeads", "CascadeROIHeads", "PointRendROIHeads")  # (PointRend's: StandardROIHeads'
 # inference, with its checkpoint renames)
@@ -214,11 +215,42 @@ def _retinanet(cfg: Config) -> Spec:
     return Spec(RETINA_BUILDER, args, num_classes, _dataset(cfg), "MODEL.RETINANET.NUM_CLASSES")
 
 
+def _panoptic_args(cfg: Config) -> dict:
+    """Panoptic FPN's semantic head (SemSegFPNHead) and its merge's thresholds, on a Mask R-CNN."""
+    _expect(cfg, "MODEL.MASK_ON", True, "Panoptic FPN with its mask head (MASK_ON True)")
+    _expect(cfg, "MODEL.KEYPOINT_ON", False, "Panoptic FPN without keypoints")
+    _expect(cfg, "MODEL.ROI_HEADS.NAME", "StandardROIHeads", "Panoptic FPN on the standard RoI heads")
+    _expect(cfg, "MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead", "Panoptic FPN with Mask R-CNN's mask head")
+    _expect(cfg, "MODEL.SEM_SEG_HEAD.NAME", "SemSegFPNHead", "detectron2's SemSegFPNHead semantic head")
+    _expect(cfg, "MODEL.SEM_SEG_HEAD.NORM", ("GN", ""), "a semantic head with GroupNorm (GN) or no norm ('')")
+    _expect(cfg, "MODEL.SEM_SEG_HEAD.COMMON_STRIDE", (4, 8, 16, 32), "a common stride of 4, 8, 16 or 32")
+    features = cfg["MODEL.SEM_SEG_HEAD.IN_FEATURES"]
+    levels = FPN_LEVELS[:4]
+    if not (isinstance(features, list) and features and features == [f for f in levels if f in features]):
+        raise ConversionError(f"{cfg.path}: MODEL.SEM_SEG_HEAD.IN_FEATURES = {features!r}: zoo convert-d2 reproduces a "
+                              f"semantic head over FPN levels among {levels} in that order, not this")
+    stride = cfg["MODEL.SEM_SEG_HEAD.COMMON_STRIDE"]
+    if stride > 4 * 2 ** levels.index(features[0]):
+        raise ConversionError(f"{cfg.path}: MODEL.SEM_SEG_HEAD.COMMON_STRIDE = {stride}: zoo convert-d2 reproduces a "
+                              f"common stride at most the finest level's ({features[0]}: "
+                              f"{4 * 2 ** levels.index(features[0])}), not this")
+    dims = cfg["MODEL.SEM_SEG_HEAD.CONVS_DIM"]
+    if not isinstance(dims, int) or dims < 1 or (cfg["MODEL.SEM_SEG_HEAD.NORM"] == "GN" and dims % 32):
+        raise ConversionError(f"{cfg.path}: MODEL.SEM_SEG_HEAD.CONVS_DIM = {dims!r}: zoo convert-d2 reproduces a "
+                              "positive number of channels, a multiple of 32 with NORM GN (its 32 groups), not this")
+    return {"sem_seg_num_classes": _classes(cfg, "MODEL.SEM_SEG_HEAD.NUM_CLASSES"), "sem_seg_conv_dims": dims,
+            "sem_seg_common_stride": cfg["MODEL.SEM_SEG_HEAD.COMMON_STRIDE"], "sem_seg_norm": cfg["MODEL.SEM_SEG_HEAD.NORM"],
+            "sem_seg_in_features": features,
+            "combine_overlap_thresh": float(cfg["MODEL.PANOPTIC_FPN.COMBINE.OVERLAP_THRESH"]),
+            "combine_stuff_area_thresh": float(cfg["MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT"]),
+            "combine_instances_score_thresh": float(cfg["MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH"])}
+
+
 def from_config(cfg: Config) -> Spec:
     if cfg["MODEL.META_ARCHITECTURE"] == "RetinaNet":
         return _retinanet(cfg)
-    _expect(cfg, "MODEL.META_ARCHITECTURE", "GeneralizedRCNN",
-            "GeneralizedRCNN (Faster, Mask, Keypoint, Cascade R-CNN and PointRend) and RetinaNet")
+    _expect(cfg, "MODEL.META_ARCHITECTURE", ("GeneralizedRCNN", "PanopticFPN"),
+            "GeneralizedRCNN (Faster, Mask, Keypoint, Cascade R-CNN and PointRend), PanopticFPN and RetinaNet")
     num_classes = _classes(cfg, "MODEL.ROI_HEADS.NUM_CLASSES")
     args = {"num_classes": num_classes + 1, **_resnet_args(cfg), **_rpn_args(cfg), **_box_args(cfg), **_input_args(cfg)}
     masks, keypoints = cfg["MODEL.MASK_ON"], cfg["MODEL.KEYPOINT_ON"]
@@ -238,6 +270,8 @@ def from_config(cfg: Config) -> Spec:
         raise ConversionError(f"{cfg.path}: MODEL.ROI_MASK_HEAD.NAME = PointRendMaskHead with MODEL.ROI_HEADS.NAME "
                               "= CascadeROIHeads: zoo convert-d2 reproduces PointRend on the standard RoI heads, not "
                               "on a cascade")
+    if cfg["MODEL.META_ARCHITECTURE"] == "PanopticFPN":
+        return Spec(PANOPTIC_BUILDER, {**args, **_panoptic_args(cfg)}, num_classes, _dataset(cfg))
     if cascade:
         return Spec(CASCADE_MASK_BUILDER if masks else CASCADE_BUILDER, args, num_classes, _dataset(cfg),
                     agnostic_boxes=True)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...errors import RuntimeFailure, UnsupportedError, first_line
 from .inputs import check_images
-from .thresholds import Limits, keep_indices, limits_for
+from .thresholds import IMAGE_OUTPUTS, Limits, keep_indices, limits_for, renumbered_segments
 
 
 class Backend(Protocol):
@@ -91,10 +91,15 @@ class Detector:
             convert = _to_numpy
         return [{k: convert(v) for k, v in self._limit(r, limits).items()} for r in results]
 
-    @staticmethod
-    def _limit(result: dict, limits: Limits) -> dict:
+    def _limit(self, result: dict, limits: Limits) -> dict:
         keep = keep_indices(_to_numpy(result["scores"]), limits) if limits != Limits() else None
-        return result if keep is None else {k: _take(v, keep) for k, v in result.items()}
+        if keep is None:
+            return result
+        out = {k: v if k in IMAGE_OUTPUTS else _take(v, keep) for k, v in result.items()}
+        if "segments_info" in result:
+            segments = renumbered_segments(_to_numpy(result["segments_info"]), keep, len(result["scores"]), self.name)
+            out["segments_info"] = segments if isinstance(result["segments_info"], np.ndarray) else _to_torch(segments)
+        return out
 
     # --- module-like ---
     def eval(self) -> "Detector":

@@ -6,6 +6,11 @@ it, highest score first (torchvision's roi_heads.py, retinanet.py, fcos.py, ssd.
 higher-scoring one, and the per-level candidate top-k keeps the highest scores, so dropping the detections at or below
 a *higher* threshold afterwards, then keeping the first k <= the baked count, gives exactly what the model built with
 those arguments gives. The opposite (a lower threshold, more detections) would need what the artifact already dropped.
+
+A panoptic model's ``sem_seg``, ``panoptic_seg`` and ``segments_info`` describe the image, not a detection: they are
+kept whole, the segments' instance column renumbered to the kept detections. Exact while every detection a thing
+segment was made from is kept (the merge's own instance threshold, ``combine_instances_score_thresh``, is at or above
+the new threshold); otherwise the panoptic output was merged from detections the new limits drop, and is refused.
 """
 from __future__ import annotations
 
@@ -87,6 +92,27 @@ def _not_ours(name: str, value, settings: dict, model: str) -> str:
     return (f"unknown argument {name}={value!r} for {model}: {changeable}"
             + (f" (torchvision's names: {', '.join(theirs)})" if theirs else "")
             + f"; baked into its artifact: {', '.join(fixed)}")
+
+
+IMAGE_OUTPUTS = ("sem_seg", "panoptic_seg", "segments_info")  # a panoptic model's: of the image, not per detection
+INSTANCE_COLUMN = 3  # segments_info: id, category, isthing, instance, area
+
+
+def renumbered_segments(segments: np.ndarray, keep: np.ndarray, n: int, model: str = "this model") -> np.ndarray:
+    """``segments_info`` (S, 5) with its instance column pointing into the ``keep`` subset of ``n`` detections."""
+    new = np.full(n + 1, -1, np.int64)  # (index n: the -1 of a stuff segment)
+    new[keep] = np.arange(keep.size)
+    instances = segments[:, INSTANCE_COLUMN]
+    lost = (instances >= 0) & (new[instances] < 0)
+    if lost.any():
+        raise UnsupportedError(
+            f"{model}: the limits drop {int(lost.sum())} detection(s) its panoptic_seg was merged from (segments "
+            f"{', '.join(str(int(i)) for i in segments[lost, 0])}); a panoptic model's limits keep at least what its "
+            "merge used: a score_thresh at or below its combine_instances_score_thresh, and enough detections_per_img. "
+            f"For a higher threshold, build the model with that combine_instances_score_thresh (see {DOC})")
+    out = segments.copy()
+    out[:, INSTANCE_COLUMN] = new[instances]
+    return out
 
 
 def keep_indices(scores: np.ndarray, limits: Limits) -> np.ndarray | None:

@@ -8,4 +8,5 @@ predictor. Needs torch."""
 BUILDERS = ("zoo.models.detectron2.rcnn:faster_rcnn", "zoo.models.detectron2.rcnn:mask_rcnn",
             "zoo.models.detectron2.rcnn:keypoint_rcnn",
             "zoo.models.detectron2.retinanet:retinanet", "zoo.models.detectron2.cascade:cascade_rcnn",
-            "zoo.models.detectron2.cascade:cascade_mask_rcnn", "zoo.models.detectron2.pointrend:pointrend_rcnn")
+            "zoo.models.detectron2.cascade:cascade_mask_rcnn", "zoo.models.detectron2.pointrend:pointrend_rcnn",
+            "zoo.models.detectron2.panoptic:panoptic_fpn")
