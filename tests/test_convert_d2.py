@@ -446,19 +446,37 @@ def test_panoptic_of_an_empty_image_is_all_stuff(models):
 
 
 def test_a_keypoint_rcnn_manifest(conversions):
-    """COCO's keypoint names and person; scripting only (on CPU; the keypoint decoding's loop over the detections,
-    which a trace would freeze), the others each named; a keypoint may move to a near-tied peak under the artifact's
-    rounding (keypoint_atol)."""
+    """COCO's keypoint names and person; tracing, scripting and ONNX (on CPU; the keypoint decoding's loop over the
+    detections is in the graph), a keypoint may move to a near-tied peak under the artifact's rounding
+    (keypoint_atol); export and aoti named."""
     from zoo.core.manifest import parse
     m = parse(conversions[KEYPOINT][0])
     assert m.builder == "zoo.models.detectron2.rcnn:keypoint_rcnn" and list(m.categories) == ["__background__", "person"]
     assert m.weights["keypoint_names"][:3] == ["nose", "left_eye", "right_eye"] and len(m.weights["keypoint_names"]) == 17
-    assert [(e.method, tuple(e.devices)) for e in m.exports] == [("scripting", ("cpu",))]
-    assert m.exports[0].tolerance["keypoint_atol"] == 8.0
-    unsupported = {u.method: u.reason for u in m.unsupported}
-    assert set(unsupported) >= {"tracing", "onnx", "export", "aoti"} and "scripting" not in unsupported
-    assert "freeze" in unsupported["tracing"] and "scripting compiles the loop" in unsupported["onnx"]
+    assert [(e.method, tuple(e.devices)) for e in m.exports] == [("tracing", ("cpu",)), ("scripting", ("cpu",)),
+                                                                  ("onnx", ("cpu",))]
+    assert all(e.tolerance["keypoint_atol"] == 8.0 for e in m.exports)
+    assert {u.method for u in m.unsupported} == {"export", "aoti"}
     assert list(m.outputs) == ["boxes", "labels", "scores", "keypoints", "keypoints_scores"]
+
+
+def test_keypoint_decoding_is_a_loop_in_the_trace(models, photos):
+    """The traced Keypoint R-CNN decodes as many detections as an image has (24 people in the astronaut, none in the
+    cat photo), each heatmap at its own box's size, as eager does: the loop is in the graph, not frozen at the
+    example's count."""
+    import torch
+
+    from zoo.export.patches import FlatOutputs
+    wrapper = FlatOutputs(models[KEYPOINT], ["boxes", "labels", "scores", "keypoints", "keypoints_scores"]).eval()
+    images = {n: torch.from_numpy(photos[f"{n}/image"]).permute(2, 0, 1).float() / 255.0 for n in PHOTOS}
+    counts = {}
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, ([images["coffee"]],), check_trace=False)
+        for name, image in images.items():
+            eager, ours = wrapper([image]), traced([image])
+            assert all(torch.equal(a, b) for a, b in zip(eager, ours)), name
+            counts[name] = len(eager[0])
+    assert counts == {"astronaut": 24, "chelsea": 0, "coffee": 29}
 
 
 def test_an_index_may_name_the_detectron2_builder(converted):
@@ -685,7 +703,7 @@ def d2_store(tmp_path_factory, conversions):
 
 
 _METHODS = [("onnxruntime", "onnx"), ("pytorch", "tracing"), ("pytorch", "scripting")]
-BUILT_METHODS = {**{stem: _METHODS for stem in BUILT}, KEYPOINT: [("pytorch", "scripting")]}  # what convert-d2 lists
+BUILT_METHODS = {stem: _METHODS for stem in [*BUILT, KEYPOINT]}  # what convert-d2 lists
 
 
 @pytest.mark.slow
@@ -782,6 +800,27 @@ def test_zoo_eval_pq_of_the_eager_model_against_its_own_output_is_100(d2_store, 
     assert rows["pytorch/eager"] == ["100.00", "100.00", "100.00", "reference"]
     assert all(float(r[0]) >= 99.9 for r in rows.values()), rows
     assert "3 artifact(s) against eager" in lines[-1] and "OUTSIDE" not in lines[-1]
+
+
+@pytest.mark.slow
+def test_zoo_predict_draws_the_panoptic_segments(d2_store, photos, tmp_path, capsys):
+    """`zoo predict --out` on a panoptic model: the segments counted, and beside the detections' picture a picture of
+    the segmentation: the photo tinted segment by segment (every pixel of a segment one colour over the photo),
+    segments outlined, a header above it."""
+    from PIL import Image
+    rgb = photos["coffee/image"]
+    Image.fromarray(rgb).save(tmp_path / "coffee.png")
+    assert main(["predict", str(tmp_path / "coffee.png"), "--model", NAMES[PANOPTIC], "--source", str(d2_store),
+                 "--runtime", "onnxruntime", "--out", str(tmp_path / "pic.png"), "--repeat", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "panoptic: 16 segments (2 things, 14 stuff)" in out and "panoptic picture: " in out
+    pic = np.asarray(Image.open(tmp_path / "pic.panoptic.png").convert("RGB")).astype(int)
+    h, w = rgb.shape[:2]
+    head = pic.shape[0] - h
+    assert pic.shape[1] >= w and head > 20
+    region = pic[head:, :w]
+    assert (region == 255).all(axis=-1).mean() > 0.01  # the outlines
+    assert np.abs(region - rgb).mean() > 20  # tinted
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ def add_predict(sub) -> None:
     s = sub.add_parser("predict", help="run a model on an image, print detections, draw a picture")
     s.add_argument("image")
     add_source_args(s)
-    s.add_argument("--out", help="write the picture here (PNG)")
+    s.add_argument("--out", help="write the picture here (PNG; a panoptic model's segments also to OUT.panoptic.png)")
     s.add_argument("--top", type=count_arg(1), default=10, help="list and draw at most this many detections, best "
                    "first (default 10)")
     s.add_argument("--threshold", type=score_arg, default=0.5, help="list and draw only detections with at least this "
@@ -58,10 +58,18 @@ def cmd_predict(a) -> int:
     for i in keep:
         box = ", ".join(f"{v:.1f}" for v in det["boxes"][i])
         print(f"  {viz.label_name(model.categories, int(det['labels'][i])):16s} {float(det['scores'][i]):.3f}  [{box}]")
+    stuff = model.info.get("manifest", {}).get("weights", {}).get("stuff_categories", [])
+    if "panoptic_seg" in det:
+        segments = det["segments_info"]
+        things = int(segments[:, 2].sum()) if len(segments) else 0
+        print(f"panoptic: {len(segments)} segments ({things} things, {len(segments) - things} stuff)")
     if a.out:
         title = f"{model.info['model']} {art['runtime']}/{art['method']}"
         banner = RANDOM_BANNER if weights["kind"] == "random" else ""
         print(f"picture: {viz.draw(image, det, model.categories, a.out, a.threshold, title, banner, a.top)}")
+        if "panoptic_seg" in det:
+            out = Path(a.out).with_suffix(".panoptic.png")
+            print(f"panoptic picture: {viz.draw_panoptic(image, det, model.categories, stuff, out, title, banner)}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Pictures of detections people can read: only detections at or above a display threshold, "N of M shown", labels
 that never cover one another nor sit under the header (a label inside its box when the box touches the top edge), a
-colour per class with a legend, masks as tinted overlays, keypoints as dots. Pillow only."""
+colour per class with a legend, masks as tinted overlays, keypoints as dots; a panoptic segmentation as tinted,
+outlined, named segments (``draw_panoptic``). Pillow only."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,10 +66,9 @@ def draw(image: np.ndarray, det: dict, categories: list[str], out: str | Path,
     """Write a PNG of ``image`` with the detections at or above ``threshold``. A header above the image holds the
     title, "N of M shown" and ``banner`` (red, e.g. "seeded random weights: the boxes are meaningless"); a legend
     below it names each class drawn; the picture itself holds only boxes, masks, keypoints and their labels."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=13)
-    big = ImageFont.load_default(size=16)
     base = (np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.uint8)
     height, width = base.shape[:2]
     keep = shown(det, threshold, max_boxes)
@@ -84,20 +84,8 @@ def draw(image: np.ndarray, det: dict, categories: list[str], out: str | Path,
 
     counts = (f"{len(keep)} of {total} detections shown (score >= {threshold:g})"
               + (f", the {max_boxes} best" if len(keep) == max_boxes and total > max_boxes else ""))
-    header = [(title, big, (255, 255, 255)), (counts, font, (255, 255, 255))]
-    if banner:
-        header.append((banner, big, (255, 80, 80)))
-    line_h = 20
-    head_h = line_h * len(header) + 6
-    legend_h = line_h + 8 if classes else 0
-    width_needed = max([width] + [int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(t, font=f)) + 12
-                                  for t, f, _ in header])
-    pic = Image.new("RGB", (width_needed, head_h + height + legend_h), (0, 0, 0))
-    pic.paste(Image.fromarray(canvas.astype(np.uint8)), (0, head_h))
+    pic, head_h = _framed(canvas, title, counts, banner, legend=bool(classes))
     d = ImageDraw.Draw(pic)
-    for k, (text, f, fill) in enumerate(header):
-        d.text((6, 3 + k * line_h), text, fill=fill, font=f)
-
     layout = _Layout([])
     text_h = 16
     bottom = head_h + height
@@ -130,7 +118,76 @@ def draw(image: np.ndarray, det: dict, categories: list[str], out: str | Path,
             d.rectangle([x, y + 2, x + 12, y + 14], fill=colour[c])
             d.text((x + 16, y), name, fill=(255, 255, 255), font=font)
             x += 16 + int(d.textlength(name, font=font)) + 14
+    return _save(pic, out)
+
+
+def _framed(canvas: np.ndarray, title: str, counts: str, banner: str, legend: bool):
+    """The picture: a header (the title, the counts line, the red banner) above ``canvas`` (H, W, 3) and room for a
+    legend line below it where ``legend``. Returns (the image, the header's height)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font, big = ImageFont.load_default(size=13), ImageFont.load_default(size=16)
+    header = [(title, big, (255, 255, 255)), (counts, font, (255, 255, 255))]
+    if banner:
+        header.append((banner, big, (255, 80, 80)))
+    line_h = 20
+    head_h = line_h * len(header) + 6
+    height, width = canvas.shape[:2]
+    width_needed = max([width] + [int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(t, font=f)) + 12
+                                  for t, f, _ in header])
+    pic = Image.new("RGB", (width_needed, head_h + height + (line_h + 8 if legend else 0)), (0, 0, 0))
+    pic.paste(Image.fromarray(canvas.astype(np.uint8)), (0, head_h))
+    d = ImageDraw.Draw(pic)
+    for k, (text, f, fill) in enumerate(header):
+        d.text((6, 3 + k * line_h), text, fill=fill, font=f)
+    return pic, head_h
+
+
+def _save(pic, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     pic.save(out)
     return out
+
+
+def draw_panoptic(image: np.ndarray, det: dict, categories: list[str], stuff: list[str], out: str | Path,
+                  title: str = "", banner: str = "") -> Path:
+    """Write a PNG of a panoptic model's ``panoptic_seg``: each segment tinted (a thing its own colour, a stuff class
+    one colour), outlined, and named where it is large enough (at the segment's pixel nearest its centre of mass;
+    "things" the thing's label name, stuff its ``stuff`` name); a header counts the segments and the void pixels."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=13)
+    ids = np.asarray(det["panoptic_seg"]).astype(np.int64)
+    segments = np.asarray(det["segments_info"]).reshape(-1, 5)
+    base = (np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255)
+    canvas = base.astype(np.float32)
+    names, spots = [], []
+    for k, (seg_id, category, isthing, _, _) in enumerate(segments.tolist()):
+        mask = ids == seg_id
+        colour = np.array(PALETTE[(k if isthing else category) % len(PALETTE)], np.float32)
+        canvas[mask] = canvas[mask] * 0.4 + colour * 0.6
+        ys, xs = np.nonzero(mask)
+        if ys.size >= 0.002 * ids.size:
+            nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+            names.append(label_name(categories, category) if isthing else
+                         (stuff[category] if 0 <= category < len(stuff) else f"stuff {category}"))
+            spots.append((float(xs[nearest]), float(ys[nearest]), tuple(int(c) for c in colour)))
+    edge = np.zeros(ids.shape, bool)
+    edge[:, 1:] |= ids[:, 1:] != ids[:, :-1]
+    edge[1:, :] |= ids[1:, :] != ids[:-1, :]
+    canvas[edge] = 255.0
+    things = int(segments[:, 2].sum())
+    counts = (f"{len(segments)} segments: {things} things, {len(segments) - things} stuff; "
+              f"{(ids == 0).mean():.1%} of the pixels in no segment")
+    pic, head_h = _framed(canvas, title, counts, banner, legend=False)
+    d = ImageDraw.Draw(pic)
+    layout = _Layout([])
+    for name, (x, y, colour) in zip(names, spots):
+        tw = d.textlength(name, font=font) + 6
+        x = min(max(0.0, x - tw / 2), max(0.0, ids.shape[1] - tw))
+        spot = layout.place([(x, head_h + y - 8, x + tw, head_h + y + 8)], 16, head_h + ids.shape[0])
+        if spot is not None:
+            d.rectangle(spot, fill=colour)
+            d.text((spot[0] + 3, spot[1] + 1), name, fill=(0, 0, 0), font=font)
+    return _save(pic, out)

@@ -96,27 +96,20 @@ def document(name: str, s: spec.Spec, source: str) -> dict:
 
 def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]:
     """The methods the detectron2 model exports with (tracing, scripting, ONNX by the legacy exporter, which traces),
-    from the template's tables, and why the others are left out (a Keypoint R-CNN: scripting only)."""
+    from the template's tables, and why the others are left out."""
     by_method = {e["method"]: e for e in template}
     scripting = dict(by_method["scripting"], devices=["cpu"])  # measured on CPU only (torchvision's also on CUDA)
-    if builder == spec.KEYPOINT_BUILDER:
-        # a keypoint is the argmax of its heatmap resized to its box: the frozen channels_last graph's rounding can
-        # swap two near-tied peaks (measured: 1 keypoint of 748 on a parity image, 5.8 px, logits within 1e-5)
-        scripting["tolerance"] = dict(scripting["tolerance"], keypoint_atol=KEYPOINT_ATOL)
-        return [scripting], [{"method": m, "runtime": runtime, "reason": UNSUPPORTED.get(m, KEYPOINTS_TRACED)}
-                             for m, (runtime, _) in METHODS.items() if m != "scripting"]
     onnx = {k: v for k, v in by_method["onnx"].items() if k != "exporter"}
     onnx["opset"], onnx["devices"] = 17, ["cpu"]  # (likewise: never run on CUDA here)
     done = [by_method["tracing"], scripting, onnx]
-    left = [{"method": e["method"], "runtime": e["runtime"], "reason": UNSUPPORTED[e["method"]]}
-            for e in template if e["method"] in UNSUPPORTED]
-    return done, left
+    if builder == spec.KEYPOINT_BUILDER:
+        # a keypoint is the argmax of its heatmap resized to its box: an artifact's rounding can swap two near-tied
+        # peaks (measured: 1 keypoint of 748 on a parity image, 5.8 px, logits within 1e-5)
+        done = [dict(e, tolerance=dict(e["tolerance"], keypoint_atol=KEYPOINT_ATOL)) for e in done]
+    return done, [{"method": m, "runtime": METHODS[m][0], "reason": why} for m, why in UNSUPPORTED.items()]
 
 
 KEYPOINT_ATOL = 8.0  # px, as torchvision's Keypoint R-CNN's ONNX entry (its template) allows for the same reason
-KEYPOINTS_TRACED = ("not made for detectron2's Keypoint R-CNN: its keypoint decoding (heatmaps_to_keypoints) loops "
-                    "over the detections, resizing each heatmap to its own box's size, which a trace would freeze at "
-                    "the example's count of detections (the ONNX exporter traces); scripting compiles the loop")
 UNSUPPORTED = {
     "export": "not made for detectron2 models yet: their transform computes detectron2's resize from the image's "
               "shape under tracing, not with torch.export's symbolic sizes",

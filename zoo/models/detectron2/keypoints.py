@@ -29,39 +29,42 @@ class KeypointHead(nn.Sequential):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
+@torch.jit._script_if_tracing
 def heatmaps_to_keypoints(maps: Tensor, rois: Tensor) -> Tensor:
-    """(#rois, K, 4): x, y, logit and score per keypoint (detectron2's ``heatmaps_to_keypoints``)."""
+    """(#rois, K, 4): x, y, logit and score per keypoint (detectron2's ``heatmaps_to_keypoints``). A loop over the
+    detections, each heatmap at its own box's size: eager runs it as Python, a trace records it as a TorchScript loop
+    (``torch.jit._script_if_tracing``; the ONNX exporter as a ``Loop``), scripting compiles it."""
     offset_x, offset_y = rois[:, 0], rois[:, 1]
     widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
     heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
     widths_ceil, heights_ceil = widths.ceil(), heights.ceil()
     num_keypoints = maps.shape[1]
-    out = maps.new_zeros(rois.shape[0], num_keypoints, 4)
     width_corrections, height_corrections = widths / widths_ceil, heights / heights_ceil
-    idx = torch.arange(num_keypoints, device=maps.device)
+    rows: List[Tensor] = [maps.new_zeros(0, num_keypoints, 4)]  # (no detection: the empty (0, K, 4))
     for i in range(rois.shape[0]):
         size = (int(heights_ceil[i]), int(widths_ceil[i]))
         roi_map = F.interpolate(maps[i:i + 1], size=size, mode="bicubic", align_corners=False)[0]
-        max_score = roi_map.view(num_keypoints, -1).max(1)[0].view(num_keypoints, 1, 1)
-        full = (roi_map - max_score).exp_()
-        pooled = (maps[i] - max_score).exp_()
+        max_score = roi_map.reshape(num_keypoints, -1).max(1)[0].reshape(num_keypoints, 1, 1)  # (K, 1, 1)
+        full = (roi_map - max_score).exp()
+        pooled = (maps[i] - max_score).exp()
         scores = full / pooled.sum((1, 2), keepdim=True)
         w = roi_map.shape[2]
-        pos = roi_map.view(num_keypoints, -1).argmax(1)
-        x_int = pos % w
-        y_int = (pos - x_int) // w
-        out[i, :, 0] = (x_int.float() + 0.5) * width_corrections[i] + offset_x[i]
-        out[i, :, 1] = (y_int.float() + 0.5) * height_corrections[i] + offset_y[i]
-        out[i, :, 2] = roi_map[idx, y_int, x_int]
-        out[i, :, 3] = scores[idx, y_int, x_int]
-    return out
+        flat = roi_map.reshape(num_keypoints, -1)
+        pos = flat.argmax(1, keepdim=True)  # the peak: (K, 1) in the flattened map
+        x_int = pos[:, 0] % w
+        y_int = torch.div(pos[:, 0] - x_int, w, rounding_mode="floor")
+        x = (x_int.to(maps.dtype) + 0.5) * width_corrections[i] + offset_x[i]
+        y = (y_int.to(maps.dtype) + 0.5) * height_corrections[i] + offset_y[i]
+        logit, score = flat.gather(1, pos)[:, 0], scores.reshape(num_keypoints, -1).gather(1, pos)[:, 0]
+        rows.append(torch.stack([x, y, logit, score], dim=1).unsqueeze(0))
+    return torch.cat(rows)
 
 
 def with_keypoints(result: List[Dict[str, Tensor]], logits: Tensor) -> List[Dict[str, Tensor]]:
     """Each image's detections with their ``keypoints`` and ``keypoints_scores``, decoded from the keypoint head's
     ``logits`` (one heatmap stack per detection, the images' detections in order)."""
     boxes = [r["boxes"] for r in result]
-    found = heatmaps_to_keypoints(logits.detach(), torch.cat(boxes)).split([len(b) for b in boxes])
+    found = heatmaps_to_keypoints(logits.detach(), torch.cat(boxes)).split([b.shape[0] for b in boxes])  # (not len())
     for r, k in zip(result, found):
         r["keypoints"] = k[:, :, [0, 1, 3]]
         r["keypoints_scores"] = k[:, :, 2]
