@@ -754,52 +754,66 @@ def test_panoptic_artifact_limits_renumber_its_segments(d2_store, recorded, phot
         det([image], score_thresh=0.2)
 
 
-def _panoptic_ground_truth(root: Path, model, manifest, photos) -> None:
-    """The eager model's panoptic output on the photos written as a COCO panoptic dataset (panoptic.json, its PNGs
-    in panoptic/, the photos as PNGs in images/): things by their label names, stuff by their channels'."""
+def _self_ground_truth(root: Path, model, manifest, photos) -> None:
+    """The eager model's outputs on the photos written as its own ground truth, in COCO formats: the photos as PNGs
+    in images/; every detection in annotations.json (COCO instances: boxes, masks as RLE, categories by label name);
+    a panoptic model's segmentation in panoptic.json with its PNGs in panoptic/ (things by their label names, stuff
+    by their channels')."""
     import json
 
     import torch
     from PIL import Image
+    from pycocotools import mask as mask_utils
     for sub in ("images", "panoptic"):
         (root / sub).mkdir(parents=True)
     things = [{"id": k, "name": n, "isthing": 1} for k, n in enumerate(manifest.categories) if k > 0]
-    stuff = [{"id": 100 + k, "name": n, "isthing": 0} for k, n in enumerate(manifest.weights["stuff_categories"])
-             if k > 0]
-    images, annotations = [], []
+    stuff = [{"id": 100 + k, "name": n, "isthing": 0}
+             for k, n in enumerate(manifest.weights.get("stuff_categories", [])) if k > 0]
+    images, instances, panoptic = [], [], []
     for k, name in enumerate(PHOTOS, start=1):
         rgb = photos[f"{name}/image"]
         Image.fromarray(rgb).save(root / "images" / f"{name}.png")
-        with torch.no_grad():
-            out = model([torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0])[0]
-        ids = out["panoptic_seg"].numpy().astype(np.int64)
-        Image.fromarray(np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)).save(
-            root / "panoptic" / f"{name}.png")
-        segments = [{"id": i, "category_id": c if thing else 100 + c, "iscrowd": 0, "area": a}
-                    for i, c, thing, _, a in out["segments_info"].tolist()]
         images.append({"id": k, "file_name": f"{name}.png", "height": rgb.shape[0], "width": rgb.shape[1]})
-        annotations.append({"image_id": k, "file_name": f"{name}.png", "segments_info": segments})
-    (root / "panoptic.json").write_text(json.dumps({"images": images, "annotations": annotations,
-                                                    "categories": things + stuff}))
+        with torch.no_grad():
+            out = {key: v.numpy() for key, v in model([torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0])[0].items()}
+        for box, label, mask in zip(out["boxes"].tolist(), out["labels"].tolist(), out["masks"][:, 0] >= 0.5):
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            instances.append({"id": len(instances) + 1, "image_id": k, "category_id": label, "iscrowd": 0,
+                              "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "area": float(mask.sum()),
+                              "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+        if "panoptic_seg" in out:
+            ids = out["panoptic_seg"].astype(np.int64)
+            Image.fromarray(np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8)).save(
+                root / "panoptic" / f"{name}.png")
+            segments = [{"id": i, "category_id": c if thing else 100 + c, "iscrowd": 0, "area": a}
+                        for i, c, thing, _, a in out["segments_info"].tolist()]
+            panoptic.append({"image_id": k, "file_name": f"{name}.png", "segments_info": segments})
+    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": instances,
+                                                       "categories": things}))
+    if panoptic:
+        (root / "panoptic.json").write_text(json.dumps({"images": images, "annotations": panoptic,
+                                                        "categories": things + stuff}))
 
 
 @pytest.mark.slow
-def test_zoo_eval_pq_of_the_eager_model_against_its_own_output_is_100(d2_store, conversions, models, photos,
-                                                                       tmp_path, capsys):
-    """`zoo eval` on a COCO panoptic dataset made of the eager model's own panoptic output on the photos: eager's
-    PQ, SQ and RQ are 100; each artifact's PQ within the manifest's tolerance of it (0.1 points)."""
+@pytest.mark.parametrize("stem", [CASCADE, POINTREND, PANOPTIC])
+def test_zoo_eval_of_the_eager_model_against_its_own_output_is_100(d2_store, conversions, models, photos, tmp_path,
+                                                                   capsys, stem):
+    """`zoo eval` on a dataset made of the eager model's own outputs on the photos: eager's box and mask AP are 100
+    (a Panoptic FPN's PQ, SQ and RQ too, from its COCO panoptic JSON beside the instances'); each artifact's within
+    the manifest's tolerance of eager (0.1 points), as the command reports."""
+    from zoo.build.coco_eval import evaluate_store
     from zoo.core.manifest import parse
-    _panoptic_ground_truth(tmp_path / "data", models[PANOPTIC], parse(conversions[PANOPTIC][0]), photos)
-    capsys.readouterr()
-    assert main(["eval", NAMES[PANOPTIC], "--data", str(tmp_path / "data"), "--source", str(d2_store),
-                 "--quiet"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["artifact", "PQ", "SQ", "RQ", "PQ", "vs", "eager"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line.startswith(("py", "onnx"))}
-    assert set(rows) == {"pytorch/eager", "pytorch/tracing", "pytorch/scripting", "onnxruntime/onnx"}
-    assert rows["pytorch/eager"] == ["100.00", "100.00", "100.00", "reference"]
-    assert all(float(r[0]) >= 99.9 for r in rows.values()), rows
-    assert "3 artifact(s) against eager" in lines[-1] and "OUTSIDE" not in lines[-1]
+    _self_ground_truth(tmp_path / "data", models[stem], parse(conversions[stem][0]), photos)
+    _, rows = evaluate_store(NAMES[stem], tmp_path / "data", str(d2_store), progress=False)
+    assert rows[0]["artifact"] == "pytorch/eager" and {r["artifact"] for r in rows[1:]} == {
+        "onnxruntime/onnx", "pytorch/tracing", "pytorch/scripting"}
+    figures = ["bbox mAP", "segm mAP"] + (["PQ", "SQ", "RQ"] if stem == PANOPTIC else [])
+    assert all(rows[0][f] == "100.00" for f in figures), rows[0]
+    assert all(r["ok"] and float(r[f]) >= 99.9 for r in rows for f in figures), rows
+    assert main(["eval", NAMES[stem], "--data", str(tmp_path / "data"), "--source", str(d2_store), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "3 artifact(s) against eager" in out and "OUTSIDE" not in out
 
 
 @pytest.mark.slow
