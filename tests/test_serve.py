@@ -206,6 +206,24 @@ def test_detections_become_json_with_names_and_masks_as_rle():
     assert np.array_equal(mask_utils.decode(rles).transpose(2, 0, 1), masks[:, 0] >= 0.5)
 
 
+def test_a_panoptic_segmentation_becomes_json_segments_with_rle():
+    """A panoptic model's outputs: each segment with its segments_info columns and its pixels as RLE; the sem_seg
+    logits not listed (megabytes); the instances as for any model."""
+    from pycocotools import mask as mask_utils
+    ids = np.zeros((4, 6), np.int32)
+    ids[:2, :3], ids[2:, :] = 1, 2
+    det = {"boxes": np.array([[0, 0, 3, 2]], np.float32), "labels": np.array([1]), "scores": np.array([0.9], np.float32),
+           "sem_seg": np.zeros((3, 4, 6), np.float32), "panoptic_seg": ids,
+           "segments_info": np.array([[1, 1, 1, 0, 6], [2, 2, 0, -1, 12]])}
+    out = json.loads(json.dumps(codec.to_json(det, ["__background__", "person"])))
+    assert "sem_seg" not in out and "panoptic_seg" not in out and "segments_info" not in out
+    assert [(s["id"], s["category"], s["isthing"], s["instance"], s["area"]) for s in out["segments"]] == [
+        (1, 1, True, 0, 6), (2, 2, False, -1, 12)]
+    for s in out["segments"]:
+        rle = {"size": s["rle"]["size"], "counts": s["rle"]["counts"].encode("ascii")}
+        assert np.array_equal(mask_utils.decode(rle), (ids == s["id"]).astype(np.uint8))
+
+
 def test_config_file_is_what_serve_deploy_accepts(tmp_path):
     """Checked against Serve's own schema when written; a relative store path is written absolute (nodes differ in
     their working directory)."""

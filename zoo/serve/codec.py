@@ -118,10 +118,29 @@ def encode_masks(masks: np.ndarray) -> list[dict]:
     return [{"size": r["size"], "counts": r["counts"].decode("ascii")} for r in mask_utils.encode(binary)]
 
 
+def encode_segments(panoptic: np.ndarray, segments: np.ndarray) -> list[dict]:
+    """A panoptic model's ``panoptic_seg`` (H, W) and ``segments_info`` rows -> one dict a segment: id, category,
+    isthing, instance, area (``segments_info``'s columns) and the segment's pixels as COCO RLE."""
+    from pycocotools import mask as mask_utils
+    out = []
+    for seg_id, category, isthing, instance, area in np.asarray(segments).reshape(-1, 5).tolist():
+        rle = mask_utils.encode(np.asfortranarray((np.asarray(panoptic) == seg_id).astype(np.uint8)))
+        out.append({"id": seg_id, "category": category, "isthing": bool(isthing), "instance": instance, "area": area,
+                    "rle": {"size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+    return out
+
+
+PER_IMAGE = ("masks", "sem_seg", "panoptic_seg", "segments_info")  # encoded (or left out), not listed pixel by pixel
+
+
 def to_json(det: dict, categories: list[str]) -> dict:
-    """Detections as JSON-ready lists: float32 values become the doubles that hold them exactly."""
-    out = {k: np.asarray(v).tolist() for k, v in det.items() if k != "masks"}
+    """Detections as JSON-ready lists: float32 values become the doubles that hold them exactly; masks as COCO RLE; a
+    panoptic model's segmentation as ``segments`` (each with its RLE), its ``sem_seg`` logits (C x H x W floats: tens
+    of megabytes of JSON) left out."""
+    out = {k: np.asarray(v).tolist() for k, v in det.items() if k not in PER_IMAGE}
     out["label_names"] = [categories[i] if 0 <= i < len(categories) else str(i) for i in out["labels"]]
     if "masks" in det:
         out["masks"] = encode_masks(det["masks"])
+    if "panoptic_seg" in det:
+        out["segments"] = encode_segments(det["panoptic_seg"], det["segments_info"])
     return out
