@@ -77,7 +77,6 @@ def open_dataset(directory: str | Path) -> Dataset:
     return Dataset(root, path, doc, image_files(root, doc, path))
 
 
-
 def _check_ids(doc: dict, path: Path) -> None:
     """Ids unique per list, and every annotation naming an image and a category the file has (pycocotools would
     silently keep one of two images with the same id, or fail deep inside with a KeyError)."""
