@@ -150,6 +150,25 @@ def _save(pic, out: str | Path) -> Path:
     return out
 
 
+def _tint_segments(canvas: np.ndarray, ids: np.ndarray, segments: np.ndarray, categories: list[str],
+                   stuff: list[str]) -> list:
+    """Tint ``canvas`` (H, W, 3 float) segment by segment (a thing its own colour, a stuff class one); returns the
+    labels to write, (name, (x, y, colour)), for segments of at least 0.2% of the pixels, at the segment's pixel
+    nearest its centre of mass."""
+    labels = []
+    for k, (seg_id, category, isthing, _, _) in enumerate(segments.tolist()):
+        mask = ids == seg_id
+        colour = np.array(PALETTE[(k if isthing else category) % len(PALETTE)], np.float32)
+        canvas[mask] = canvas[mask] * 0.4 + colour * 0.6
+        ys, xs = np.nonzero(mask)
+        if ys.size >= 0.002 * ids.size:
+            nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+            name = label_name(categories, category) if isthing else \
+                (stuff[category] if 0 <= category < len(stuff) else f"stuff {category}")
+            labels.append((name, (float(xs[nearest]), float(ys[nearest]), tuple(int(c) for c in colour))))
+    return labels
+
+
 def draw_panoptic(image: np.ndarray, det: dict, categories: list[str], stuff: list[str], out: str | Path,
                   title: str = "", banner: str = "") -> Path:
     """Write a PNG of a panoptic model's ``panoptic_seg``: each segment tinted (a thing its own colour, a stuff class
@@ -160,19 +179,8 @@ def draw_panoptic(image: np.ndarray, det: dict, categories: list[str], stuff: li
     font = ImageFont.load_default(size=13)
     ids = np.asarray(det["panoptic_seg"]).astype(np.int64)
     segments = np.asarray(det["segments_info"]).reshape(-1, 5)
-    base = (np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255)
-    canvas = base.astype(np.float32)
-    names, spots = [], []
-    for k, (seg_id, category, isthing, _, _) in enumerate(segments.tolist()):
-        mask = ids == seg_id
-        colour = np.array(PALETTE[(k if isthing else category) % len(PALETTE)], np.float32)
-        canvas[mask] = canvas[mask] * 0.4 + colour * 0.6
-        ys, xs = np.nonzero(mask)
-        if ys.size >= 0.002 * ids.size:
-            nearest = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
-            names.append(label_name(categories, category) if isthing else
-                         (stuff[category] if 0 <= category < len(stuff) else f"stuff {category}"))
-            spots.append((float(xs[nearest]), float(ys[nearest]), tuple(int(c) for c in colour)))
+    canvas = (np.asarray(image).transpose(1, 2, 0) * 255).clip(0, 255).astype(np.float32)
+    names = _tint_segments(canvas, ids, segments, categories, stuff)
     edge = np.zeros(ids.shape, bool)
     edge[:, 1:] |= ids[:, 1:] != ids[:, :-1]
     edge[1:, :] |= ids[1:, :] != ids[:-1, :]
@@ -183,7 +191,7 @@ def draw_panoptic(image: np.ndarray, det: dict, categories: list[str], stuff: li
     pic, head_h = _framed(canvas, title, counts, banner, legend=False)
     d = ImageDraw.Draw(pic)
     layout = _Layout([])
-    for name, (x, y, colour) in zip(names, spots):
+    for name, (x, y, colour) in names:
         tw = d.textlength(name, font=font) + 6
         x = min(max(0.0, x - tw / 2), max(0.0, ids.shape[1] - tw))
         spot = layout.place([(x, head_h + y - 8, x + tw, head_h + y + 8)], 16, head_h + ids.shape[0])
