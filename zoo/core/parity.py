@@ -55,8 +55,8 @@ class ImageParity:
     max_mask_diff: float = 0.0
     min_mask_iou: float = 1.0
     max_keypoint_diff: float = 0.0
-    panoptic_agree: float = 1.0
-    max_sem_seg_diff: float = 0.0
+    panoptic_agree: float | None = None    # a panoptic model's figures (None for the others)
+    max_sem_seg_diff: float | None = None
     tied: bool = False             # the ranking ties: matching is meaningless there (reported, not enforced)
     constant: bool = False         # named unranked by the caller (a constant input): checked like a tied one
 
@@ -77,6 +77,7 @@ class Report:
 
     def summary(self) -> dict:
         worst = lambda key: max((getattr(p, key) for p in self.images), default=0.0)  # noqa: E731
+        panoptic = [p for p in self.images if p.panoptic_agree is not None]
         return {
             "ok": self.ok,
             "images": len(self.images),
@@ -89,8 +90,8 @@ class Report:
             "max_mask_diff": _r(worst("max_mask_diff")),
             "min_mask_iou": _r(min((p.min_mask_iou for p in self.images), default=1.0)),
             "max_keypoint_diff": _r(worst("max_keypoint_diff")),
-            "min_panoptic_agree": _r(min((p.panoptic_agree for p in self.images), default=1.0)),
-            "max_sem_seg_diff": _r(worst("max_sem_seg_diff")),
+            **({"min_panoptic_agree": _r(min(p.panoptic_agree for p in panoptic)),
+                "max_sem_seg_diff": _r(max(p.max_sem_seg_diff for p in panoptic))} if panoptic else {}),
             "failures": list(self.failures),
         }
 
@@ -111,7 +112,7 @@ class Report:
                 + (f" mask {s['max_mask_diff']:.3g} (IoU >= {s['min_mask_iou']:.3g})" if s["max_mask_diff"] else "")
                 + (f" keypoint {s['max_keypoint_diff']:.3g}px" if s["max_keypoint_diff"] else "")
                 + (f" sem_seg {s['max_sem_seg_diff']:.3g}; panoptic pixels agree >= {s['min_panoptic_agree']:.6g}"
-                   if s["max_sem_seg_diff"] or s["min_panoptic_agree"] < 1 else ""))
+                   if "min_panoptic_agree" in s else ""))
 
 
 def _r(x: float) -> float:
@@ -241,10 +242,12 @@ def compare(reference: list[dict], candidate: list[dict], tol: Tolerance, unrank
             (p.min_mask_iou >= tol.mask_iou, f"mask IoU at 0.5 inside the box {p.min_mask_iou:.4g} < {tol.mask_iou}"),
             (p.max_keypoint_diff <= tol.keypoint_atol,
              f"keypoint distance {p.max_keypoint_diff:.4g}px > {tol.keypoint_atol}"),
-            (p.panoptic_agree >= tol.panoptic_agree,
-             f"panoptic pixels agree {p.panoptic_agree:.6f} < {tol.panoptic_agree}"),
-            (p.max_sem_seg_diff <= tol.sem_seg_atol, f"sem_seg diff {p.max_sem_seg_diff:.4g} > {tol.sem_seg_atol}"),
         ]
+        if p.panoptic_agree is not None and p.max_sem_seg_diff is not None:
+            checks += [(p.panoptic_agree >= tol.panoptic_agree,
+                        f"panoptic pixels agree {p.panoptic_agree:.6f} < {tol.panoptic_agree}"),
+                       (p.max_sem_seg_diff <= tol.sem_seg_atol,
+                        f"sem_seg diff {p.max_sem_seg_diff:.4g} > {tol.sem_seg_atol}")]
         report.failures += [f"image {k}: {msg}" for good, msg in checks if not good]
     return report
 
@@ -259,5 +262,10 @@ def _numpy(d: dict) -> dict:
     return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in d.items()}
 
 
-def tolerance_dict(tol: Tolerance) -> dict:
-    return asdict(tol)
+PANOPTIC_TOLERANCE = ("panoptic_agree", "sem_seg_atol")
+
+
+def tolerance_dict(tol: Tolerance, panoptic: bool = False) -> dict:
+    """The tolerance as recorded; a panoptic model's keys only for a panoptic model (what other models' records
+    hold stays as it was)."""
+    return {k: v for k, v in asdict(tol).items() if panoptic or k not in PANOPTIC_TOLERANCE}
