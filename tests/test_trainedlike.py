@@ -33,6 +33,21 @@ def test_trained_like_outputs_pass():
     assert check([detections(n, rng) for n in (3, 12, 40, 60)]) == []
 
 
+def test_a_panoptic_output_must_hold_things_and_stuff_somewhere():
+    """segments_info rows [id, category, isthing, instance, area]: detections only under the merge's threshold leave
+    stuff alone on every image, which fails naming the counts; things beside stuff on one image pass. A model
+    without segments_info records no such figures (torchvision's stores keep their bytes)."""
+    rng = np.random.default_rng(0)
+    stuff_only = np.asarray([[1, 3, 0, -1, 900], [2, 7, 0, -1, 400]], np.int64)
+    both = np.asarray([[1, 5, 1, 0, 300], [2, 3, 0, -1, 900]], np.int64)
+    plain = [detections(n, rng) for n in (3, 12)]
+    assert check([dict(out, segments_info=stuff_only) for out in plain]) == [
+        "no image's panoptic output holds both things and stuff (things [0, 0], stuff [2, 2]): "
+        + trainedlike.ADVICE["panoptic"]]
+    assert check([dict(plain[0], segments_info=stuff_only), dict(plain[1], segments_info=both)]) == []
+    assert "things" not in trainedlike.summary(plain)["images"][0]
+
+
 def test_saturated_outputs_fail_naming_counts_ties_and_the_setting():
     """What the seeded recipe 1 gave: the cap of detections, every score 1.0."""
     rng = np.random.default_rng(1)

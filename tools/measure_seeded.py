@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python3 tools/measure_seeded.py [NAME...] [--seed 0]
     PYTHONPATH=$PWD python3 tools/measure_seeded.py --store STORE     # the figures a seeded build recorded
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD python3 tools/measure_seeded.py --photos   # on the shipped photos instead
+    PYTHONPATH=$PWD python3 tools/measure_seeded.py mask_rcnn_R_50_FPN_3x   # a detectron2 model zoo entry (by name)
 
 One row per model: detections per image, distinct labels over the images, tied scores per image, score range, and
 what zoo.trainedlike finds missing (empty: the build accepts the weights). Eager only; takes a few minutes for all 12.
@@ -12,7 +13,7 @@ import json
 from pathlib import Path
 
 from zoo.build import trainedlike
-from zoo.core.manifest import all_manifests
+from zoo.core.manifest import all_manifests, resolve
 
 PHOTOS = ("astronaut", "chelsea", "coffee")  # zoo/data: public-domain / CC0 photos (zoo/data/README.md)
 
@@ -44,7 +45,7 @@ def main() -> None:
     print("| model | detections per image | distinct labels | tied scores per image | score range | criteria |")
     print("|---|---|---|---|---|---|")
     for name in a.names or sorted(index or manifests):
-        m = manifests[name]
+        m = manifests.get(name) or resolve(name)  # a detectron2 model zoo entry by name
         f = index[name]["score_spread"] if a.store else eager_figures(m, a.seed, a.photos)
         missed = trainedlike.failures(f, len(m.categories))
         print(f"| {name} | {', '.join(str(im['detections']) for im in f['images'])} | {len(f['labels'])} "

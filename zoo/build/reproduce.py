@@ -65,6 +65,9 @@ def compare(lock: dict, rebuilt: dict, names: list[str]) -> Comparison:
     problems, expected = [], []
     excusable = other_cpu(lock) is not None
     for name in names:
+        pinned, used = lock["models"][name].get("checkpoint_sha256"), rebuilt["models"].get(name, {}).get("checkpoint_sha256")
+        if pinned and used and pinned != used:  # the official file changed (detectron2 publishes no digest)
+            problems.append(f"differs   {name}'s official checkpoint: lock {pinned[:16]}..., rebuild {used[:16]}...")
         want, got = lock["models"][name]["files"], rebuilt["models"].get(name, {}).get("files", {})
         for path in sorted(set(want) | set(got)):
             if path not in got:

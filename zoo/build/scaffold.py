@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ManifestError
 from ..core import toml
-from ..core.manifest import all_manifests, from_dict
+from ..core.manifest import from_dict, templates
 
 GENERIC = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the template for builders that are not torchvision's
 COPIED = ("family", "outputs", "input", "parity", "export", "unsupported")
@@ -17,8 +17,8 @@ def manifest_doc(name: str, builder: str, num_classes: int | None = None, catego
                  builder_args: dict | None = None, template_name: str | None = None) -> dict:
     """``builder_args`` beyond num_classes; ``template_name``: the shipped manifest to start from (default: the one of
     the same builder, else the small Faster R-CNN's)."""
-    shipped = {m.builder: m for m in all_manifests().values()}
-    template = all_manifests()[template_name] if template_name else shipped.get(builder) or all_manifests()[GENERIC]
+    shipped = {m.builder: m for m in templates().values()}
+    template = templates()[template_name] if template_name else shipped.get(builder) or templates()[GENERIC]
     if categories is None:
         categories = ["__background__"] + [f"class{i}" for i in range(1, (num_classes or 2))]
     if num_classes is not None and num_classes != len(categories):

@@ -41,8 +41,14 @@ def calibration_images(seed: int, count: int = 4, size: tuple[int, int] = (320, 
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, images: list[torch.Tensor]) -> int:
-    """Re-estimate BatchNorm running statistics on ``images``; returns how many layers were recalibrated."""
+    """Re-estimate BatchNorm running statistics on ``images``; returns how many layers were recalibrated. A
+    detectron2 model's frozen batch norms (fixed statistics, no training mode) get their input's per-channel mean
+    and variance in the same pass, before they normalise it: what a BatchNorm in training mode computes."""
+    from ..models.detectron2.layers import FrozenBatchNorm2d
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    frozen = [m for m in model.modules() if isinstance(m, FrozenBatchNorm2d)]
+    if frozen:
+        return _recalibrate_frozen(model, frozen, images)
     if not bns:
         return 0
     model.eval()
@@ -56,6 +62,22 @@ def recalibrate_batchnorm(model: nn.Module, images: list[torch.Tensor]) -> int:
         bn.momentum = 0.1  # torchvision's default; eval mode does not use it
     model.eval()
     return len(bns)
+
+
+def _recalibrate_frozen(model: nn.Module, frozen: list, images: list[torch.Tensor]) -> int:
+    def measure(layer, inputs):
+        x = inputs[0]
+        layer.running_mean.copy_(x.mean(dim=(0, 2, 3)))
+        layer.running_var.copy_(x.var(dim=(0, 2, 3), unbiased=False))
+
+    hooks = [m.register_forward_pre_hook(measure) for m in frozen]
+    try:
+        model.eval()
+        model.backbone(model.transform(images)[0].tensors)
+    finally:
+        for h in hooks:
+            h.remove()
+    return len(frozen)
 
 
 @torch.no_grad()

@@ -10,7 +10,9 @@ content image of the parity set (not the constant grey one):
   decimals;
 - most boxes have plausible shapes (a side of ``MIN_SIDE`` px or more, aspect ratio at most ``MAX_ASPECT``);
 
-and, over all images, more than one label occurs (where the model has more than one class).
+and, over all images, more than one label occurs (where the model has more than one class); a panoptic model's
+output (``segments_info``) holds both things and stuff on at least one image (its detections reach the merge's
+instance threshold, and the semantic head leaves stuff beside them).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ ADVICE = {
     "labels": "lower random_weights.class_bias (one class dominates) or raise random_weights.spread of the "
               "classification layers",
     "boxes": "lower random_weights.spread of the box regression layers (boxes then stay near their anchors)",
+    "panoptic": "the merge keeps detections scoring over its instance threshold: raise random_weights.spread of the "
+                "classification layers (wider scores; raise their background_bias to keep the count)",
 }
 
 
@@ -47,8 +51,12 @@ def image_summary(out: dict) -> dict:
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     short, long = np.minimum(w, h), np.maximum(w, h)
     plausible = (short >= MIN_SIDE) & (long <= MAX_ASPECT * np.maximum(short, 1e-9))
+    segments = {}
+    if "segments_info" in out:  # a panoptic model's: [id, category, isthing, instance, area] per segment
+        isthing = np.asarray(out["segments_info"]).reshape(-1, 5)[:, 2]
+        segments = {"things": int((isthing == 1).sum()), "stuff": int((isthing == 0).sum())}
     return {"detections": int(scores.size),
-            "labels": sorted({int(x) for x in np.asarray(out["labels"]).reshape(-1)}),
+            "labels": sorted({int(x) for x in np.asarray(out["labels"]).reshape(-1)}), **segments,
             "tied": int(counts[counts > 1].sum()),
             "top_distinct": int(np.unique(np.round(top, DECIMALS)).size), "top": int(top.size),
             "plausible_boxes": int(plausible.sum()),
@@ -90,4 +98,8 @@ def failures(figures: dict, num_classes: int) -> list[str]:
     if num_classes > 2 and len(figures["labels"]) < 2:
         found.append(("labels", f"{len(figures['labels'])} distinct label(s) {figures['labels']} over all images, "
                                 f"expected more than one of the {num_classes - 1} classes"))
+    panoptic = [im for im in figures["images"] if "things" in im]
+    if panoptic and not any(im["things"] and im["stuff"] for im in panoptic):
+        found.append(("panoptic", "no image's panoptic output holds both things and stuff (things "
+                                  f"{[im['things'] for im in panoptic]}, stuff {[im['stuff'] for im in panoptic]})"))
     return [f"{msg}: {ADVICE[kind]}" for kind, msg in found]

@@ -10,6 +10,7 @@ import torch
 from . import seeded
 from ..core.manifest import Manifest
 from ..core.settings import default_home
+from ..core.store import sha256_file
 from ..errors import ZooError, first_line, plain
 from ..load.architecture import architecture, fit_state
 
@@ -79,14 +80,15 @@ def load_pth(path: str | Path, error: type[ZooError] = ZooError):
 
 def file_model(manifest: Manifest, path: str | Path) -> tuple[torch.nn.Module, dict]:
     """The manifest's architecture with the user's checkpoint (``--weights FILE``)."""
-    from ..core.store import sha256_file
     model = fit_state(architecture(manifest), read_checkpoint(path), str(path), manifest.name)
     return model, {"kind": "file", "file_name": Path(path).name, "source_sha256": sha256_file(path)}
 
 
 def random_model(manifest: Manifest, seed: int) -> tuple[torch.nn.Module, dict]:
     if not manifest.random_weights:
-        raise ZooError(f"{manifest.path} has no [random_weights] table: build it from a checkpoint (--weights FILE)")
+        official = " or its official weights (--weights official)" if "url" in manifest.weights else ""
+        raise ZooError(f"{manifest.path} has no [random_weights] table (no seeded-weights recipe is made for this "
+                       f"model): build it from a checkpoint (--weights FILE){official}")
     torch.manual_seed(seed)
     model = architecture(manifest)
     recipe = seeded.apply_recipe(model, seed, manifest.random_weights, len(manifest.categories))
@@ -98,10 +100,8 @@ def torch_hub_checkpoint(url: str, sha_prefix: str) -> tuple[Path | None, str | 
     """The checkpoint torchvision itself would have downloaded: ``torch.hub.get_dir()/checkpoints/<url basename>``,
     checked as torchvision checks it (the hash prefix in the file name, ``-<hex>.``, starts its sha256) and against
     the manifest's prefix. Returns (path, full sha256), or (None, None) when it is absent or does not pass."""
-    import re
     import warnings
 
-    from ..core.store import sha256_file
     name = url.rsplit("/", 1)[-1]
     path = Path(torch.hub.get_dir()) / "checkpoints" / name
     if not path.is_file():
@@ -117,33 +117,91 @@ def torch_hub_checkpoint(url: str, sha_prefix: str) -> tuple[Path | None, str | 
 
 def official_model(manifest: Manifest, cache_dir: str | Path | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """The manifest's official checkpoint: from torchvision's own download cache when it is there and passes
-    torchvision's check, else downloaded with a hash check; loaded with ``weights_only=True``. The full sha256 of the
-    file used is recorded (``checkpoint_sha256``)."""
-    from ..load.transport import download
-    from ..core.store import PART, sha256_file
-
+    torchvision's check, else downloaded with a hash check; loaded with ``weights_only=True``. A detectron2 checkpoint
+    (``weights.checkpoint = "detectron2"``) is read without unpickling code and converted (zoo.build.d2convert); its
+    digest, which detectron2 does not publish, is trusted on first use (detectron2_checkpoint). The full sha256 of the file
+    used is recorded (``checkpoint_sha256``)."""
     if "url" not in manifest.weights:
         raise ZooError(f"{manifest.path} names no official weights (weights.url): build it from a checkpoint "
                        f"(--weights FILE)")
-    url, sha = manifest.weights["url"], manifest.weights["sha256"]
-    filename = url.rsplit("/", 1)[-1]
-    if not PART.fullmatch(filename):  # it names a file in the cache: a plain name only
-        raise ZooError(f"{manifest.path}: weights url {url!r} must end in a plain file name (letters, digits, '_', "
-                       "'.', '+', '-'), as torchvision's checkpoint URLs do")
+    url = manifest.weights["url"]
+    if manifest.weights.get("checkpoint") == "detectron2":
+        from .d2convert.manifest import fit_official
+        path, digest, first = detectron2_checkpoint(manifest, cache_dir, progress)
+        model = architecture(manifest)
+        fit_official(model, manifest, path, url)
+        return model, {"kind": "official", "url": url, "sha256_expected": first, "checkpoint_sha256": digest,
+                       "checkpoint": "detectron2", "config": manifest.weights.get("config")}
+    sha = manifest.weights["sha256"]
     path, digest = torch_hub_checkpoint(url, sha)
     if path is None:
-        cache = default_home(cache_dir) / "official"
-        path = cache / filename
-        if path.exists() and not sha256_file(path).startswith(sha):
-            path.unlink()
-        if not path.exists():
-            from ..core.store import mark_home
-            mark_home(cache.parent)
-            download(url, path, sha, progress=progress)
+        path = cached_download(url, _file_name(manifest, url), sha, cache_dir, progress)
         digest = sha256_file(path)
     model = fit_state(architecture(manifest), torch.load(path, map_location="cpu", weights_only=True), url, manifest.name)
     return model, {"kind": "official", "url": url, "sha256_expected": sha, "checkpoint_sha256": digest,
                    "enum": manifest.weights.get("enum")}
+
+
+def _file_name(manifest: Manifest, url: str, parts: int = 1) -> str:
+    """The cache's name for the URL's file: its last ``parts`` path components joined by '_' (detectron2 names every
+    checkpoint model_final_*.pkl under a directory of its model id)."""
+    from ..core.store import PART
+    name = "_".join(url.rstrip("/").split("/")[-parts:])
+    if not PART.fullmatch(name):  # it names a file in the cache: a plain name only
+        raise ZooError(f"{manifest.path}: weights url {url!r} must end in a plain file name (letters, digits, '_', "
+                       "'.', '+', '-'), as torchvision's and detectron2's checkpoint URLs do")
+    return name
+
+
+def cached_download(url: str, filename: str, sha: str, cache_dir: str | Path | None, progress: bool) -> Path:
+    """``url`` in the cache's official/ folder as ``filename``, downloaded unless a copy with a digest starting
+    ``sha`` is there (a copy that does not match is replaced)."""
+    from ..core.store import mark_home
+    from ..load.transport import download
+    cache = default_home(cache_dir) / "official"
+    path = cache / filename
+    if path.exists() and not sha256_file(path).startswith(sha):
+        path.unlink()
+    if not path.exists():
+        mark_home(cache.parent)
+        download(url, path, sha, progress=progress)
+    return path
+
+
+FIRST_USE = "first-use.json"  # the cache's record of the digests trusted on first use: {url: sha256}
+
+
+def detectron2_checkpoint(manifest: Manifest, cache_dir: str | Path | None = None,
+                          progress: bool = True) -> tuple[Path, str, str | None]:
+    """A detectron2 model zoo checkpoint in the cache, its sha256, and the digest it was held to (None on first use).
+    The first download's digest is recorded in official/first-use.json; every later use, of the cached copy or of
+    a new download, must have it (a changed file on the server is refused, naming both digests). A manifest's own
+    weights.sha256, where it has one, is checked as torchvision's are."""
+    import json
+
+    from filelock import FileLock
+
+    from ..core.store import atomic_write, canonical_json
+    from ..errors import IntegrityError
+    url = manifest.weights["url"]
+    cache = default_home(cache_dir) / "official"
+    cache.mkdir(parents=True, exist_ok=True)
+    record = cache / FIRST_USE
+    with FileLock(str(cache / (FIRST_USE + ".lock"))):
+        trusted = json.loads(record.read_text()) if record.is_file() else {}
+        pinned = manifest.weights.get("sha256") or trusted.get(url)
+        try:
+            path = cached_download(url, _file_name(manifest, url, parts=2), pinned or "", cache_dir, progress)
+        except IntegrityError as e:
+            if manifest.weights.get("sha256"):
+                raise
+            raise IntegrityError(f"{e}. The expected digest is the one this cache trusted on first use ({record}): "
+                                 "the file at that URL has changed since. If detectron2 replaced it on purpose, "
+                                 f"remove its line from {record.name} to trust the new file") from None
+        digest = sha256_file(path)
+        if url not in trusted:
+            atomic_write(record, canonical_json({**trusted, url: digest}))
+    return path, digest, pinned
 
 
 def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:

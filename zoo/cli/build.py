@@ -61,7 +61,8 @@ def cmd_build(a) -> int:
                    eval_dir=a.eval, builder=builder, calibration=a.calibration)
     print("\n".join(result.lines + ([builder.summary()] if builder else [])))
     print(result.summary(a.out, time.perf_counter() - t0))
-    if weights == "official" and any("download.pytorch.org" in line and line.startswith("FAIL") for line in result.lines):
+    if weights == "official" and any(host in line and line.startswith("FAIL") for line in result.lines for host in
+                                     ("download.pytorch.org", "dl.fbaipublicfiles.com")):
         again = " ".join(["zoo build", *names, *(f"--method {m}" for m in a.method or []),
                           *([] if local else [f"--out {a.out}"]), "--weights random:0"])
         print(f"no network? `{again}` builds with seeded random weights "
@@ -78,7 +79,8 @@ def cmd_build(a) -> int:
 
 def _weights_words(weights: str) -> str:
     if weights == "official":
-        return "torchvision's official weights (downloaded once from download.pytorch.org, sha256-checked)"
+        return ("the official weights (downloaded once, sha256-checked: torchvision's from download.pytorch.org, "
+                "detectron2's from dl.fbaipublicfiles.com, converted)")
     if weights.startswith("random:"):
         return f"seeded random weights ({weights}: no download; the detections are meaningless)"
     return f"the checkpoint {weights}"

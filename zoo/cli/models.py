@@ -13,16 +13,20 @@ def add_list(sub) -> None:
     s.add_argument("--method", choices=LOADABLE, help="only this method")
     s.add_argument("--runtime", choices=RUNTIMES, help="only this runtime")
     s.add_argument("--markdown", action="store_true", help="the README's support table (every row, full reasons)")
+    s.add_argument("--detectron2", action="store_true",
+                   help="detectron2's model zoo entries instead (built by name: zoo build NAME --weights official)")
     s.set_defaults(fn=cmd_list)
 
 
 def cmd_list(a) -> int:
-    from ..core.manifest import resolve, support_markdown, support_rows
+    from ..core.manifest import D2_COLLECTION, resolve, support_markdown, support_rows
+    collection = D2_COLLECTION if a.detectron2 else None
     if a.markdown:
-        print(support_markdown())
+        print(support_markdown(collection=collection))
         return 0
     names = {resolve(n).name for n in a.models}  # a typo gets its "did you mean"
-    rows = [r for r in support_rows() if (not names or r["model"] in names) and (a.method is None or r["method"] == a.method)
+    every = support_rows(collection=collection) + (support_rows(collection=D2_COLLECTION) if names and not collection else [])
+    rows = [r for r in every if (not names or r["model"] in names) and (a.method is None or r["method"] == a.method)
             and (a.runtime is None or r["runtime"] == a.runtime)]
     if not rows:
         print("no combination matches (zoo list with no filter shows them all)")
@@ -58,7 +62,10 @@ def cmd_info(a) -> int:
     print(f"{m.name}  ({', '.join(m.aliases) or 'no alias'})  {m.description}")
     print(f"builder:  {m.builder}" + (f" {json.dumps(m.builder_args)}" if m.builder_args else ""))
     if "url" in w:
-        print(f"official weights: {w['url']}  sha256 {w['sha256']}...  license {w.get('license')}")
+        digest = f"sha256 {w['sha256']}..." if "sha256" in w else "sha256 trusted on first use (detectron2 publishes none)"
+        print(f"official weights: {w['url']}  {digest}  license {w.get('license')}")
+    if w.get("checkpoint") == "detectron2":
+        print(f"detectron2 config: {w.get('config')} (its checkpoint is converted when built)")
     if "metrics" in w:
         print(f"COCO val2017: {', '.join(f'{k} {v}' for k, v in w['metrics'].items())}   params {w.get('num_params')}")
     print(f"input:    {json.dumps(m.input)}")

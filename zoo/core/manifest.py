@@ -41,6 +41,7 @@ DEVICES = ("cpu", "cuda")
 TOLERANCE_KEYS = ("min_matched", "iou", "box_atol", "score_atol", "mask_atol", "mask_iou", "keypoint_atol",
                   "max_borderline", "panoptic_agree", "sem_seg_atol")
 MAP_TOLERANCE = 0.1  # points of COCO mAP an artifact may differ from eager under `zoo build --eval` ([eval] map_tolerance)
+CHECKPOINT_FORMATS = ("torchvision", "detectron2")  # what weights.url holds: a state dict, or a detectron2 checkpoint
 BUILDER = r"[A-Za-z_][\w.]*(\.|:)[A-Za-z_]\w*"  # module.function or package.module:function
 # [random_weights]: layer name -> number tables of the seeded recipe (see zoo/build/seeded.py), `spread` first
 RANDOM_WEIGHT_TABLES = ("spread", "weight_mean", "background_weight_mean", "bias", "class_bias", "background_bias")
@@ -265,11 +266,17 @@ def _eval(c: _Checker, doc: dict) -> float | None:
 def _weights(c: _Checker, doc: dict) -> dict:
     w = c.get(doc, "weights", "", dict, "a [weights] table")
     c.no_unknown(w, {"enum", "url", "sha256", "license", "recipe", "num_params", "categories", "keypoint_names", "metrics",
-                      "stuff_categories"}, "weights")
+                      "stuff_categories", "checkpoint", "config"}, "weights")
     # url/sha256 name official weights (`--weights official`); a model of your own has none and builds from a file
     url = c.get(w, "url", "weights", str, "the official weights' URL", required=False)
+    # checkpoint: what the URL holds: a torchvision state dict, or a detectron2 checkpoint converted at build time
+    # (detectron2 publishes no digest: its sha256 is the one of the first download, kept in the cache and the store)
+    form = c.get(w, "checkpoint", "weights", str, "'torchvision' or 'detectron2'", required=False) or "torchvision"
+    if form not in CHECKPOINT_FORMATS:
+        c.fail("weights.checkpoint", "'torchvision' or 'detectron2'", form)
+    c.get(w, "config", "weights", str, "the detectron2 config the checkpoint was trained with", required=False)
     sha = c.get(w, "sha256", "weights", str, "the weights' sha256: 64 hex digits, or the 8+ digit prefix torchvision checks",
-                required=url is not None)
+                required=url is not None and form == "torchvision")
     if sha is not None and not re.fullmatch(r"[0-9a-f]{8,64}", sha):
         c.fail("weights.sha256", "8 to 64 lower-case hex digits", sha)
     c.get(w, "license", "weights", str, "an SPDX license name", required=False)
@@ -465,14 +472,45 @@ def _load_all(directory: str) -> dict[str, Manifest]:
 
 
 def all_manifests(directory: str | Path | None = None) -> dict[str, Manifest]:
+    """torchvision's detectors (the manifest directory's own files): what `zoo build`, `zoo release` and `zoo bench`
+    take when no model is named, and the README's support table."""
     return dict(_load_all(str(directory or manifest_dir())))
+
+
+def templates() -> dict[str, Manifest]:
+    """The package's own torchvision manifests, whatever $ZOO_MANIFESTS says: what `zoo new-manifest` and `zoo
+    convert-d2` start a manifest from (parity sizes, methods, seeded-weights recipe, COCO's names)."""
+    return all_manifests(MANIFEST_DIR)
+
+
+D2_COLLECTION = "detectron2"  # manifests/detectron2/: detectron2's COCO model zoo, made by tools/d2_model_zoo.py
+
+
+def d2_manifests(directory: str | Path | None = None) -> dict[str, Manifest]:
+    """detectron2's model zoo entries (the ``detectron2/`` folder of the manifest directory): built by name only,
+    from detectron2's official checkpoints (converted at build time) or seeded weights."""
+    folder = Path(directory or manifest_dir()) / D2_COLLECTION
+    return dict(_load_all(str(folder))) if folder.is_dir() else {}
+
+
+@lru_cache(maxsize=8)
+def _every(directory: str) -> dict[str, Manifest]:
+    found, d2 = _load_all(directory), _load_all(str(Path(directory) / D2_COLLECTION)) \
+        if (Path(directory) / D2_COLLECTION).is_dir() else {}
+    names = {n for m in found.values() for n in (m.name, *m.aliases)}
+    for m in d2.values():
+        for n in (m.name, *m.aliases):
+            if n in names:
+                raise ManifestError(f"{m.path}: key {'name' if n == m.name else 'aliases'!r}: expected a name no "
+                                    f"manifest of {directory} uses, got {n!r}")
+    return {**found, **d2}
 
 
 def resolve(name: str, directory: str | Path | None = None) -> Manifest:
     """A manifest by name or alias; an unknown name lists close matches."""
     if not isinstance(name, str):
         raise UnknownModelError(f"model name must be a string, got {type(name).__name__}")
-    manifests = all_manifests(directory)
+    manifests = _every(str(directory or manifest_dir()))
     if name in manifests:
         return manifests[name]
     for m in manifests.values():
@@ -484,10 +522,12 @@ def resolve(name: str, directory: str | Path | None = None) -> Manifest:
     raise UnknownModelError(f"unknown model {name!r}{hint} (known: {', '.join(known)})")
 
 
-def support_rows(directory: str | Path | None = None) -> list[dict]:
-    """One row per model and method (eager included), for `zoo list` and the README table."""
+def support_rows(directory: str | Path | None = None, collection: str | None = None) -> list[dict]:
+    """One row per model and method (eager included), for `zoo list` and the README table (torchvision's models;
+    ``collection="detectron2"``: detectron2's model zoo entries)."""
     rows = []
-    for m in all_manifests(directory).values():
+    found = d2_manifests(directory) if collection == D2_COLLECTION else all_manifests(directory)
+    for m in found.values():
         rows.append(dict(model=m.name, alias=", ".join(m.aliases), method="eager", runtime="pytorch", format="state dict",
                          batch="dynamic", devices="cpu, cuda", kind=trust.kind("eager"), status="reference"))
         for e in m.exports:
@@ -502,11 +542,11 @@ def support_rows(directory: str | Path | None = None) -> list[dict]:
     return rows
 
 
-def support_markdown(directory: str | Path | None = None) -> str:
-    """The README's support table (kept in sync by a test)."""
+def support_markdown(directory: str | Path | None = None, collection: str | None = None) -> str:
+    """The README's support table (kept in sync by a test); detectron2's, docs/detectron2.md's."""
     lines = ["| model | alias | method | runtime | format | batch | resolution | devices | loads as | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in support_rows(directory):
+    for r in support_rows(directory, collection):
         res = "-" if r["status"].startswith("unsupported") else "dynamic"
         lines.append(f"| {r['model']} | {r['alias']} | {r['method']} | {r['runtime']} | {r['format']} | {r['batch']} | "
                      f"{res} | {r['devices']} | {r['kind']} | {r['status']} |")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...core.manifest import METHODS, all_manifests, from_dict
+from ...core.manifest import METHODS, from_dict, templates
 from ...errors import ConversionError
 from .. import scaffold
 from . import checkpoint, config, spec, state
@@ -46,7 +46,7 @@ class Converted:
 def coco_names() -> list[str]:
     """detectron2's COCO ``thing_classes`` (contiguous ids 0..79): COCO's category names in id order, which
     torchvision's list holds with "N/A" at the unused ids."""
-    return [c for c in all_manifests()[TEMPLATE].categories[1:] if c != "N/A"]
+    return [c for c in templates()[TEMPLATE].categories[1:] if c != "N/A"]
 
 
 def categories(s: spec.Spec) -> list[str]:
@@ -88,7 +88,7 @@ def document(name: str, s: spec.Spec, source: str) -> dict:
         doc["weights"]["stuff_categories"] = stuff_categories(s)
         for entry in doc["export"]:
             entry["tolerance"] = dict(entry["tolerance"], **PANOPTIC_TOLERANCE)
-    names = all_manifests()[template].weights.get("keypoint_names", [])
+    names = templates()[template].weights.get("keypoint_names", [])
     if s.builder == spec.KEYPOINT_BUILDER and args["num_keypoints"] == len(names):
         doc["weights"]["keypoint_names"] = list(names)  # COCO's 17
     return doc
@@ -120,9 +120,8 @@ UNSUPPORTED = {
 def convert(checkpoint_path: str | Path, config_path: str | Path, out: str | Path, name: str | None = None,
             force: bool = False) -> Converted:
     from safetensors.torch import save_file
-    import torch
 
-    from ...load.architecture import architecture, fit_state
+    from ...load.architecture import architecture
     checkpoint_path, config_path, out = Path(checkpoint_path), Path(config_path), Path(out)
     name = name or default_name(config_path)
     s = spec.from_config(config.load(config_path))
@@ -133,12 +132,29 @@ def convert(checkpoint_path: str | Path, config_path: str | Path, out: str | Pat
         if p.exists() and not force:
             raise ConversionError(f"{p} exists; pick another --out or --name, or pass --force")
     model = architecture(from_dict(doc, str(toml_path), ""))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    tensors = {k: torch.from_numpy(v) for k, v in
-               state.convert(weights, expected, str(checkpoint_path), s.num_classes, s.classes_key,
-                             s.agnostic_boxes).items()}
-    fit_state(model, tensors, str(checkpoint_path), name)  # strict: the converted dict loads as it will be built
+    tensors = fit(model, weights, str(checkpoint_path), name, s.num_classes, s.classes_key, s.agnostic_boxes)
     out.mkdir(parents=True, exist_ok=True)
     save_file(dict(sorted(tensors.items())), str(weights_path))
     scaffold.write_doc(doc, toml_path)
     return Converted(name, toml_path, weights_path, len(tensors), s.num_classes)
+
+
+def fit(model, weights: dict, source: str, name: str, num_classes: int, classes_key: str, agnostic_boxes: bool) -> dict:
+    """The detectron2 state dict ``weights`` converted for ``model`` (the config's architecture) and loaded into it,
+    strictly: the tensors, by the zoo's names."""
+    import torch
+
+    from ...load.architecture import fit_state
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    tensors = {k: torch.from_numpy(v) for k, v in
+               state.convert(weights, expected, source, num_classes, classes_key, agnostic_boxes).items()}
+    fit_state(model, tensors, source, name)
+    return tensors
+
+
+def fit_official(model, manifest, path: str | Path, source: str) -> None:
+    """A shipped detectron2 manifest's official checkpoint (``path``, downloaded from ``source``) into ``model``."""
+    retina = manifest.builder == spec.RETINA_BUILDER
+    fit(model, checkpoint.read(path), source, manifest.name, len(manifest.categories) - 1,
+        "MODEL.RETINANET.NUM_CLASSES" if retina else "MODEL.ROI_HEADS.NUM_CLASSES",
+        manifest.builder in (spec.CASCADE_BUILDER, spec.CASCADE_MASK_BUILDER))

@@ -75,14 +75,16 @@ def default_source(model: str, home: Path, offline: bool):
         return src
     from ...core.manifest import resolve
     try:
-        name = resolve(model).name
+        manifest = resolve(model)
     except UnknownModelError as e:  # a typo is the likelier story than a model of your own nobody built
         raise UnknownModelError(f"{e}; nor did `zoo import` or `zoo build` put a model of that name in {home}") from None
+    name, host = manifest.name, manifest.weights.get("url", "").split("/")[2:3] or ["its checkpoint's host"]
+    offline = (f"; with no network: `zoo build {name} --weights random:0`, seeded random weights whose detections are "
+               "meaningless" if manifest.random_weights else "")
     raise NotAvailableError(
         f"{name}: no source given, {not_pinned}, and neither an imported "
         f"bundle nor your local store {store_dir} has it. Build it there with one command: `zoo build {name}` "
-        f"(official weights, from download.pytorch.org; with no network: `zoo build {name} --weights random:0`, "
-        "seeded random weights whose detections are meaningless), or try `zoo demo`; or load from elsewhere: "
+        f"(official weights, from {host[0]}{offline}), or try `zoo demo`; or load from elsewhere: "
         "source= (a store directory, an http(s):// mirror or hf://ORG/REPO), ZOO_SOURCE, or ZOO_CHANNEL")
 
 
