@@ -214,3 +214,15 @@ def test_zoo_list_and_info_show_the_model_zoo(capsys):
     assert main(["info", "panoptic_fpn_R_50_3x"]) == 0
     out = capsys.readouterr().out
     assert "trusted on first use" in out and "pq 41.5" in out and "panoptic_fpn_R_50_3x.yaml" in out
+
+
+def test_a_detectron2_entry_may_not_take_a_name_the_directory_uses(tmp_path, monkeypatch):
+    from zoo.errors import ManifestError
+    d = tmp_path / "manifests"
+    (d / mf.D2_COLLECTION).mkdir(parents=True)
+    shutil.copy(REPO / "manifests" / "ssdlite320_mobilenet_v3_large.toml", d)
+    text = (SHIPPED / "mask_rcnn_r_50_fpn_3x.toml").read_text().replace('"mask_rcnn_R_50_FPN_3x"', '"ssdlite"')
+    (d / mf.D2_COLLECTION / "mask_rcnn_r_50_fpn_3x.toml").write_text(text)
+    monkeypatch.setenv("ZOO_MANIFESTS", str(d))
+    with pytest.raises(ManifestError, match=r"mask_rcnn_r_50_fpn_3x.toml: key 'aliases': expected a name no manifest"):
+        mf.resolve("mask_rcnn_r_50_fpn_3x")

@@ -495,14 +495,16 @@ def d2_manifests(directory: str | Path | None = None) -> dict[str, Manifest]:
 
 @lru_cache(maxsize=8)
 def _every(directory: str) -> dict[str, Manifest]:
-    found, d2 = _load_all(directory), _load_all(str(Path(directory) / D2_COLLECTION)) \
-        if (Path(directory) / D2_COLLECTION).is_dir() else {}
+    """Both collections, by name; a name or alias of a detectron2 entry that a manifest of the directory also uses
+    is refused."""
+    found, d2 = _load_all(directory), d2_manifests(directory)
     names = {n for m in found.values() for n in (m.name, *m.aliases)}
     for m in d2.values():
         for n in (m.name, *m.aliases):
             if n in names:
-                raise ManifestError(f"{m.path}: key {'name' if n == m.name else 'aliases'!r}: expected a name no "
-                                    f"manifest of {directory} uses, got {n!r}")
+                key = "name" if n == m.name else "aliases"
+                raise ManifestError(f"{m.path}: key '{key}': expected a name no manifest of {directory} uses, "
+                                    f"got {n!r}")
     return {**found, **d2}
 
 
@@ -543,7 +545,7 @@ def support_rows(directory: str | Path | None = None, collection: str | None = N
 
 
 def support_markdown(directory: str | Path | None = None, collection: str | None = None) -> str:
-    """The README's support table (kept in sync by a test); detectron2's, docs/detectron2.md's."""
+    """The README's support table (kept in sync by a test); ``collection``: as support_rows."""
     lines = ["| model | alias | method | runtime | format | batch | resolution | devices | loads as | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in support_rows(directory, collection):

@@ -78,9 +78,15 @@ SEEDED = {  # entry -> the classifier's background bias (RetinaNet: its bias), f
     "faster_rcnn_R_50_FPN_3x": -1.5, "mask_rcnn_R_50_FPN_3x": -1.5, "pointrend_rcnn_R_50_FPN_3x_coco": -1.5,
     "cascade_mask_rcnn_R_50_FPN_3x": -3.328125, "keypoint_rcnn_R_50_FPN_3x": -8.75,
     "retinanet_R_50_FPN_3x": -4.0, "faster_rcnn_R_101_FPN_3x": -3.125, "mask_rcnn_R_101_FPN_3x": -3.125,
-    "panoptic_fpn_R_50_3x": 10.0,  # with WIDE: scores up to 1, so that the merge (instances over 0.5) keeps things
+    "keypoint_rcnn_R_101_FPN_3x": -13.75, "faster_rcnn_X_101_32x8d_FPN_3x": -4.0, "mask_rcnn_X_101_32x8d_FPN_3x": -4.0,
+    "keypoint_rcnn_X_101_32x8d_FPN_3x": -4.0,
+    "panoptic_fpn_R_50_3x": 10.0, "panoptic_fpn_R_101_3x": 14.0, "retinanet_R_101_FPN_3x": -3.0,
 }
-WIDE = {"panoptic_fpn_R_50_3x": 1.0}  # entry -> the classifier's spread where it is not RCNN_RECIPE's
+# entry -> its classifier's (spread, weight_mean) where they are not the recipe's: Panoptic FPN's scores reach 1, so
+# that the merge (instances over 0.5) keeps things; RetinaNet R-101's at 1.5x torchvision's, or its top scores tie
+WIDE = {"panoptic_fpn_R_50_3x": (1.0, -0.1425), "panoptic_fpn_R_101_3x": (1.0, -0.1425),
+        "retinanet_R_101_FPN_3x": (9.1982025, -2.5584405)}
+RETINA_CLS = "head.classification_head.cls_logits"
 
 
 def seeded_recipe(entry: Entry, builder: str, template: dict) -> dict | None:
@@ -89,11 +95,12 @@ def seeded_recipe(entry: Entry, builder: str, template: dict) -> dict | None:
     if entry.name not in SEEDED:
         return None
     x = SEEDED[entry.name]
-    if builder == spec.RETINA_BUILDER:
-        return {**template, "bias": {"head.classification_head.cls_logits": x}}
-    table = {**RCNN_RECIPE, "background_bias": {CLS: x}}
+    retina = builder == spec.RETINA_BUILDER
+    layer = RETINA_CLS if retina else CLS
+    table = {**template, "bias": {layer: x}} if retina else {**RCNN_RECIPE, "background_bias": {layer: x}}
     if entry.name in WIDE:
-        table["spread"] = {**table["spread"], CLS: WIDE[entry.name]}
+        spread, mean = WIDE[entry.name]
+        table["spread"], table["weight_mean"] = {**table["spread"], layer: spread}, {layer: mean}
     if builder in (spec.CASCADE_BUILDER, spec.CASCADE_MASK_BUILDER):  # the same on each stage's classifier
         return {k: {n.replace("box_predictor.", f"box_predictor.{stage}."): v for n, v in value.items() for stage in
                     range(3)} if isinstance(value, dict) else value for k, value in table.items()}
