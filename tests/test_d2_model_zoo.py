@@ -226,3 +226,15 @@ def test_a_detectron2_entry_may_not_take_a_name_the_directory_uses(tmp_path, mon
     monkeypatch.setenv("ZOO_MANIFESTS", str(d))
     with pytest.raises(ManifestError, match=r"mask_rcnn_r_50_fpn_3x.toml: key 'aliases': expected a name no manifest"):
         mf.resolve("mask_rcnn_r_50_fpn_3x")
+
+
+def test_converting_a_panoptic_model_leaves_the_templates_as_they_were():
+    """The manifests a conversion starts from are cached and shared: a Panoptic FPN's tolerance keys written into
+    its own tables must not reach the Mask R-CNN template (nor every later conversion and build in the process)."""
+    before = json.dumps(mf.templates()["maskrcnn_resnet50_fpn"].raw, sort_keys=True)
+    doc = document("p", spec.from_config(config.load(FIXTURES / "small_panoptic_fpn_R_50.yaml")), "p.yaml")
+    assert all("panoptic_agree" in e["tolerance"] for e in doc["export"])
+    assert json.dumps(mf.templates()["maskrcnn_resnet50_fpn"].raw, sort_keys=True) == before
+    mask = next(e for e in modelzoo.ENTRIES if e.name == "mask_rcnn_R_50_FPN_3x")
+    plain = document("m", spec.from_config(config.load(modelzoo.config_path(mask, FIXTURES))), "m.yaml")
+    assert not any("panoptic_agree" in e["tolerance"] for e in plain["export"])

@@ -3,6 +3,7 @@ builder (or, for your own ``package.module:function``, from a small Faster R-CNN
 read from the model the builder makes (masks for a Mask R-CNN, keypoints for a Keypoint R-CNN)."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from ..errors import ManifestError
@@ -29,9 +30,10 @@ def manifest_doc(name: str, builder: str, num_classes: int | None = None, catego
     if num_classes is not None or builder_args:
         doc["builder_args"] = {**({"num_classes": num_classes} if num_classes is not None else {}), **(builder_args or {})}
     doc["weights"] = {"categories": categories}
-    doc.update({k: template.raw[k] for k in COPIED[2:] if k in template.raw})
+    # copies: the template is a cached manifest whose tables every later caller shares
+    doc.update({k: copy.deepcopy(template.raw[k]) for k in COPIED[2:] if k in template.raw})
     if builder in shipped:  # same architecture: its seeded-weights recipe applies (--weights random:SEED)
-        doc["random_weights"] = template.raw["random_weights"]
+        doc["random_weights"] = copy.deepcopy(template.raw["random_weights"])
     doc["eval"] = {"map_tolerance": 0.1}
     doc["outputs"] = inferred_outputs(doc)
     return doc

@@ -76,7 +76,7 @@ def read_pkl(path: Path) -> dict:
 
 
 def read_pth(path: Path) -> dict:
-    from ..weights import load_pth
+    from ..pth import load_pth
     data = load_pth(path, ConversionError)
     if isinstance(data, dict) and isinstance(data.get("model"), dict):  # detectron2's training checkpoint
         data = data["model"]

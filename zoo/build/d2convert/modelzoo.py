@@ -125,7 +125,7 @@ def manifest_doc(entry: Entry, d2_root: Path) -> dict:
                       "recipe": "https://github.com/facebookresearch/detectron2/blob/main/MODEL_ZOO.md",
                       "num_params": _parameters(doc), **doc["weights"], "metrics": metrics}
     from ...core.manifest import templates
-    recipe = seeded_recipe(entry, doc["builder"], templates()["retinanet_resnet50_fpn"].raw["random_weights"])
+    recipe = seeded_recipe(entry, doc["builder"], dict(templates()["retinanet_resnet50_fpn"].raw["random_weights"]))
     if recipe:
         doc["random_weights"] = recipe
     return doc
