@@ -57,6 +57,7 @@ def test_each_entry_resolves_by_detectron2s_name_with_its_published_ap():
     rows = mf.support_rows(collection=mf.D2_COLLECTION)
     assert {r["model"] for r in rows} == set(mf.d2_manifests())
     assert {r["method"] for r in rows if r["status"] == "supported"} == {"tracing", "scripting", "onnx"}
+    assert {r["devices"] for r in rows if r["method"] == "eager"} == {"cpu"}  # no detectron2 model was run on CUDA
 
 
 def test_each_entry_makes_its_architecture():
@@ -123,7 +124,7 @@ def test_official_detectron2_weights_are_downloaded_converted_and_trusted_on_fir
     w = index["models"][NAME]["weights"]
     assert w["kind"] == "official" and w["checkpoint"] == "detectron2" and w["checkpoint_sha256"] == sha
     assert w["sha256_expected"] is None  # first use: nothing to hold it to yet
-    assert json.loads((cache / "first-use.json").read_text()) == {w["url"]: sha}
+    assert json.loads((cache.parent / "trusted-checkpoints.json").read_text()) == {w["url"]: sha}
     assert lock_of(store)["models"][NAME]["checkpoint_sha256"] == sha
     # the stored weights are exactly what `zoo convert-d2` makes of the same checkpoint and config
     from safetensors.torch import load_file
@@ -157,7 +158,7 @@ def test_a_changed_detectron2_checkpoint_is_refused_after_first_use(official, tm
     with pytest.raises(IntegrityError) as e:
         models.official_model(mf.resolve(NAME), progress=False)
     text = str(e.value)
-    assert first in text and _sha(served) in text and "first-use.json" in text and "remove its line" in text
+    assert first in text and _sha(served) in text and "trusted-checkpoints.json" in text and "remove its line" in text
     assert not list(cache.glob("*.pkl*"))  # nothing half-written, nothing of the new file kept
     # a cached copy altered on disk is not used either: it is fetched again and held to the first digest
     shutil.copy(FIXTURES / f"{STEM}.pkl", served)
@@ -166,6 +167,32 @@ def test_a_changed_detectron2_checkpoint_is_refused_after_first_use(official, tm
     cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")
     assert models.official_model(mf.resolve(NAME), progress=False)[1]["checkpoint_sha256"] == first
     assert _sha(cached) == first
+
+
+def test_the_trust_on_first_use_outlives_zoo_cache_clear(official, tmp_path):
+    """`zoo cache clear` removes the cached checkpoints but not the digests trusted on first use: a file changed on the
+    server after a clear is still refused. A record at the older place (official/first-use.json) is read and moved; a
+    damaged record is a clear error, not a fresh trust."""
+    from conftest import run_zoo
+    from zoo.build import weights as models
+    served, cache = official
+    first = models.official_model(mf.resolve(NAME), progress=False)[1]["checkpoint_sha256"]
+    out = run_zoo("cache", "clear", "--cache-dir", cache.parent).stdout
+    assert not cache.exists(), out
+    shutil.copy(FIXTURES / "small_faster_rcnn_R_50_FPN.pkl", served)
+    with pytest.raises(IntegrityError, match=first):
+        models.official_model(mf.resolve(NAME), progress=False)
+    record = cache.parent / "trusted-checkpoints.json"
+    trusted = json.loads(record.read_text())
+    record.unlink()  # as an older zoo left it: under official/
+    cache.mkdir(exist_ok=True)
+    (cache / "first-use.json").write_text(json.dumps(trusted))
+    with pytest.raises(IntegrityError, match=first):
+        models.official_model(mf.resolve(NAME), progress=False)
+    assert json.loads(record.read_text()) == trusted
+    record.write_text("{not json")
+    with pytest.raises(IntegrityError, match="trusted on first use.*unreadable.*delete it"):
+        models.official_model(mf.resolve(NAME), progress=False)
 
 
 def test_a_rebuild_whose_official_checkpoint_changed_differs_from_its_lock():

@@ -143,27 +143,29 @@ def cached_download(url: str, filename: str, sha: str, cache_dir: str | Path | N
     return path
 
 
-FIRST_USE = "first-use.json"  # the cache's record of the digests trusted on first use: {url: sha256}
+OLD_TRUSTED = Path("official") / "first-use.json"  # where the record was before 2026-12-07 (core.store.TRUSTED_CHECKPOINTS)
 
 
 def detectron2_checkpoint(manifest: Manifest, cache_dir: str | Path | None = None,
                           progress: bool = True) -> tuple[Path, str, str | None]:
     """A detectron2 model zoo checkpoint in the cache, its sha256, and the digest it was held to (None on first use).
-    The first download's digest is recorded in official/first-use.json; every later use, of the cached copy or of
-    a new download, must have it (a changed file on the server is refused, naming both digests). A manifest's own
-    weights.sha256, where it has one, is checked as torchvision's are."""
-    import json
-
+    The first download's digest is recorded in the zoo home's trusted-checkpoints.json (kept by `zoo cache clear`);
+    every later use, of the cached copy or of a new download, must have it (a changed file on the server is refused,
+    naming both digests). A manifest's own weights.sha256, where it has one, is checked as torchvision's are."""
     from filelock import FileLock
 
-    from ..core.store import atomic_write, canonical_json
+    from ..core.store import TRUSTED_CHECKPOINTS, atomic_write, canonical_json, mark_home
     from ..errors import IntegrityError
     url = manifest.weights["url"]
-    cache = default_home(cache_dir) / "official"
-    cache.mkdir(parents=True, exist_ok=True)
-    record = cache / FIRST_USE
-    with FileLock(str(cache / (FIRST_USE + ".lock"))):
-        trusted = json.loads(record.read_text()) if record.is_file() else {}
+    home = default_home(cache_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    mark_home(home)
+    record = home / TRUSTED_CHECKPOINTS
+    with FileLock(str(home / (TRUSTED_CHECKPOINTS + ".lock"))):
+        recorded = _read_trusted(record)
+        trusted = {**_read_trusted(home / OLD_TRUSTED), **recorded}
+        if trusted != recorded:  # an older zoo's record moves to the new place (the old file is left alone)
+            atomic_write(record, canonical_json(trusted))
         pinned = manifest.weights.get("sha256") or trusted.get(url)
         try:
             path = cached_download(url, _file_name(manifest, url, parts=2), pinned or "", cache_dir, progress)
@@ -172,11 +174,28 @@ def detectron2_checkpoint(manifest: Manifest, cache_dir: str | Path | None = Non
                 raise
             raise IntegrityError(f"{e}. The expected digest is the one this cache trusted on first use ({record}): "
                                  "the file at that URL has changed since. If detectron2 replaced it on purpose, "
-                                 f"remove its line from {record.name} to trust the new file") from None
+                                 f"remove its line from {record} to trust the new file") from None
         digest = sha256_file(path)
         if url not in trusted:
             atomic_write(record, canonical_json({**trusted, url: digest}))
     return path, digest, pinned
+
+
+def _read_trusted(path: Path) -> dict:
+    import json
+
+    from ..errors import IntegrityError
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise IntegrityError(f"{path} (the checkpoint digests this cache trusted on first use) is unreadable: {e}. "
+                             "Restore it from a backup, or delete it to trust the next downloads anew") from None
+    if not (isinstance(data, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())):
+        raise IntegrityError(f"{path} must be a JSON object of checkpoint URL to sha256; restore it from a backup, or "
+                             "delete it to trust the next downloads anew")
+    return data
 
 
 def state_dict_for_store(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -96,5 +96,7 @@ def cmd_cache(a) -> int:
               f"in {len(gone)} blob(s) that no recorded index lists")
     else:
         freed = cache_admin.human(cache_admin.clear(home, dry_run=a.dry_run))
-        print(f"{'would free' if a.dry_run else 'freed'} {freed} from {home}")
+        kept = home / cache_admin.TRUSTED
+        print(f"{'would free' if a.dry_run else 'freed'} {freed} from {home}"
+              + (f" (kept {kept}: the checkpoint digests trusted on first use)" if kept.is_file() else ""))
     return 0

@@ -484,6 +484,7 @@ def templates() -> dict[str, Manifest]:
 
 
 D2_COLLECTION = "detectron2"  # manifests/detectron2/: detectron2's COCO model zoo, made by tools/d2_model_zoo.py
+D2_BUILDERS = "zoo.models.detectron2."  # the builders of detectron2's architectures (zoo convert-d2 writes them)
 
 
 def d2_manifests(directory: str | Path | None = None) -> dict[str, Manifest]:
@@ -524,6 +525,12 @@ def resolve(name: str, directory: str | Path | None = None) -> Manifest:
     raise UnknownModelError(f"unknown model {name!r}{hint} (known: {', '.join(known)})")
 
 
+def eager_devices(m: Manifest) -> tuple[str, ...]:
+    """Where the eager model was run: torchvision's on the CPU and CUDA (docs/gpu.md), detectron2's on the CPU only
+    (none was run on CUDA: their artifacts list the CPU too)."""
+    return ("cpu",) if m.builder.startswith(D2_BUILDERS) else ("cpu", "cuda")
+
+
 def support_rows(directory: str | Path | None = None, collection: str | None = None) -> list[dict]:
     """One row per model and method (eager included), for `zoo list` and the README table (torchvision's models;
     ``collection="detectron2"``: detectron2's model zoo entries)."""
@@ -531,7 +538,8 @@ def support_rows(directory: str | Path | None = None, collection: str | None = N
     found = d2_manifests(directory) if collection == D2_COLLECTION else all_manifests(directory)
     for m in found.values():
         rows.append(dict(model=m.name, alias=", ".join(m.aliases), method="eager", runtime="pytorch", format="state dict",
-                         batch="dynamic", devices="cpu, cuda", kind=trust.kind("eager"), status="reference"))
+                         batch="dynamic", devices=", ".join(eager_devices(m)), kind=trust.kind("eager"),
+                         status="reference"))
         for e in m.exports:
             rows.append(dict(model=m.name, alias=", ".join(m.aliases), method=e.method, runtime=e.runtime,
                              format=e.format_text, batch=e.batch_text,

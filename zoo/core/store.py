@@ -89,6 +89,9 @@ def atomic_write(path: str | Path, data: bytes) -> None:
 
 
 HOME_MARKER = ".zoo-home"
+# At the zoo home's top, the checkpoint digests zoo.build.weights trusted on first use, {url: sha256}: outside the
+# layout `zoo cache clear` removes (like ssh's known_hosts, a record of trust outlives the files it vouched for).
+TRUSTED_CHECKPOINTS = "trusted-checkpoints.json"
 
 
 def mark_home(home: Path) -> None:

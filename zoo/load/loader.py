@@ -8,7 +8,7 @@ from ..core import schema, store, trust
 from ..errors import (CpuFeatureWarning, InputError, IntegrityError, NotAvailableError, RuntimeFailure,
                       SeededWeightsWarning, UnknownModelError, UnsupportedError, ZooError, first_line)
 from ..core.cpu import missing_features
-from ..core.manifest import APPROXIMATE_METHODS, EXACT_OF, RUNTIMES, Manifest, from_dict, resolve
+from ..core.manifest import APPROXIMATE_METHODS, D2_BUILDERS, EXACT_OF, RUNTIMES, Manifest, from_dict, resolve
 from .runtimes import open_backend, require, thresholds
 from .runtimes.base import Detector
 from ..core.settings import default_home
@@ -125,7 +125,7 @@ INTERFACES = ("torchvision", "detectron2")
 def _detectron2_input_format(manifest) -> str:
     """The channel order detectron2's users hand a detectron2 model (its config's ``INPUT.FORMAT``); other models
     have no detectron2 interface: their labels are not detectron2's class ids."""
-    if not manifest.builder.startswith("zoo.models.detectron2."):
+    if not manifest.builder.startswith(D2_BUILDERS):
         raise InputError(f"interface='detectron2' is for detectron2 models (made by `zoo convert-d2` or detectron2's "
                          f"model-zoo manifests); {manifest.name} is built by {manifest.builder}: leave interface out "
                          "for torchvision's interface")

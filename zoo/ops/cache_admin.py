@@ -16,6 +16,7 @@ from ..errors import IntegrityError, ZooError
 from ..load.sources.cache import MARKER, Cache
 
 LAYOUT = ("blobs", "indexes", "official", "hub", "verified")  # the only directories clear removes
+TRUSTED = store.TRUSTED_CHECKPOINTS  # kept by clear
 
 
 def _require_zoo_home(home: Path) -> None:
@@ -109,7 +110,8 @@ def prune(home: Path, dry_run: bool = False) -> list[Blob]:
 
 def clear(home: Path, dry_run: bool = False) -> int:
     """Remove everything the cache holds (blobs, recorded indexes, stamps, official checkpoints, Hub copies), in a
-    marked zoo home only; returns the bytes freed (with ``dry_run``, that would be freed, removing nothing)."""
+    marked zoo home only, but the record of checkpoint digests trusted on first use (TRUSTED); returns the bytes
+    freed (with ``dry_run``, that would be freed, removing nothing)."""
     home = Path(home)
     if not home.is_dir():
         return 0
