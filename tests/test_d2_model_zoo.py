@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from zoo.build.d2convert import config, modelzoo, spec
-from zoo.build.d2convert.manifest import document
+from zoo.build.d2convert.manifest import EXPORTABLE, document
 from zoo.core import manifest as mf
 from zoo.errors import IntegrityError
 
@@ -56,7 +56,10 @@ def test_each_entry_resolves_by_detectron2s_name_with_its_published_ap():
     assert mf.resolve("panoptic_fpn_R_101_3x").outputs[-3:] == ("sem_seg", "panoptic_seg", "segments_info")
     rows = mf.support_rows(collection=mf.D2_COLLECTION)
     assert {r["model"] for r in rows} == set(mf.d2_manifests())
-    assert {r["method"] for r in rows if r["status"] == "supported"} == {"tracing", "scripting", "onnx"}
+    assert {r["method"] for r in rows if r["status"] == "supported"} == {"tracing", "scripting", "onnx", "export"}
+    exported = {r["model"] for r in rows if r["method"] == "export" and r["status"] == "supported"}
+    assert exported == {n for n, m in mf.d2_manifests().items() if m.builder in EXPORTABLE}  # not Keypoint R-CNN,
+    assert len(exported) == 10  # PointRend, Panoptic FPN
     assert {r["devices"] for r in rows if r["method"] == "eager"} == {"cpu"}  # no detectron2 model was run on CUDA
 
 

@@ -21,8 +21,10 @@ def mask_head(in_channels: int, num_conv: int, conv_dim: int) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-def paste_masks(masks: Tensor, boxes: Tensor, height: Tensor, width: Tensor) -> Tensor:
-    """``masks`` (N, 1, M, M) probabilities, ``boxes`` (N, 4) at the output size; returns (N, 1, height, width)."""
+def paste_masks(masks: Tensor, boxes: Tensor, height: int, width: int) -> Tensor:
+    """``masks`` (N, 1, M, M) probabilities, ``boxes`` (N, 4) at the output size; returns (N, 1, height, width).
+    The sizes are used as ``torch.arange``'s end only, so they stay what they are: ints (eager, scripting), traced
+    sizes (tracing) or symbolic ints (torch.export)."""
     n = masks.shape[0]
     x0, y0, x1, y1 = boxes[:, 0:1], boxes[:, 1:2], boxes[:, 2:3], boxes[:, 3:4]
     img_y = torch.arange(height, device=masks.device, dtype=torch.float32) + 0.5
@@ -35,8 +37,8 @@ def paste_masks(masks: Tensor, boxes: Tensor, height: Tensor, width: Tensor) -> 
     # detectron2 pastes each mask (on CPU) into the box's integer bounds widened by one pixel only
     left = torch.clamp(torch.floor(x0) - 1, min=0.0)
     top = torch.clamp(torch.floor(y0) - 1, min=0.0)
-    right = torch.minimum(torch.ceil(x1) + 1, width.to(torch.float32))
-    bottom = torch.minimum(torch.ceil(y1) + 1, height.to(torch.float32))
+    right = torch.minimum(torch.ceil(x1) + 1, img_x[-1:] + 0.5)  # the width, exactly (a float32 below 2**24)
+    bottom = torch.minimum(torch.ceil(y1) + 1, img_y[-1:] + 0.5)
     cols = (img_x[None, :] - 0.5 >= left) & (img_x[None, :] - 0.5 < right)  # (N, W)
     rows = (img_y[None, :] - 0.5 >= top) & (img_y[None, :] - 0.5 < bottom)  # (N, H)
     inside = rows[:, None, :, None] & cols[:, None, None, :]

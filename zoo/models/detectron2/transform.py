@@ -7,14 +7,17 @@ model zoo), resized by ``ResizeShortestEdge`` (short side to ``MIN_SIZE_TEST`` u
 of 32. Boxes go back to the input size scaled, clipped, and empty ones dropped (``detector_postprocess``); masks are
 pasted into the input size as detectron2 pastes them (``masks.paste_masks``); keypoints scaled like the boxes. Under
 tracing the sizes are computed from the image's shape as float64 tensors, so a traced model resizes like eager at
-every size; TorchScript (scripting) compiles the eager code itself (its floats are Python's doubles)."""
+every size; TorchScript (scripting) compiles the eager code itself (its floats are Python's doubles); under torch.export
+(``SymbolicD2Transform``) the sizes are symbolic ints and the same double arithmetic runs on them."""
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torchvision
 from torch import Tensor
+from torch.nn import functional as F
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import boxes as box_ops
 
@@ -45,6 +48,22 @@ def traced_size(hw: Tensor, short: float, longest: float) -> Tensor:
     newh = torch.where(big > longest, newh * scale, newh)
     neww = torch.where(big > longest, neww * scale, neww)
     return torch.floor(torch.cat([newh, neww]) + 0.5)
+
+
+def symbolic_resized_size(h, w, short: float, longest: float):
+    """``resized_size`` for torch.export, on symbolic ints: the same double arithmetic, with ``torch.sym_min`` /
+    ``torch.sym_ite`` for Python's ``min`` and ``if`` (which would guard on the example's orientation: the program
+    would then refuse the other one) and ``math.trunc`` for ``int`` (both truncate; only the first serialises). With
+    plain ints it returns ``resized_size``'s."""
+    hf, wf = torch.sym_float(h), torch.sym_float(w)
+    fixed = hf * 0.0 + short  # the short side, of the other branch's type (sym_ite wants one)
+    scale = short / torch.sym_min(hf, wf)
+    newh = torch.sym_ite(h < w, fixed, scale * hf)
+    neww = torch.sym_ite(h < w, scale * wf, fixed)
+    # detectron2 scales by longest / max(...) only where the long side passes it: where it does not, that ratio is
+    # >= 1 (IEEE division is monotonic), so the min with 1 is the same rule without a condition on the symbols
+    shrink = torch.sym_min(1.0, longest / torch.sym_max(newh, neww))
+    return math.trunc(newh * shrink + 0.5), math.trunc(neww * shrink + 0.5)
 
 
 def scaled_xy(xy: Tensor, size: Tuple[int, int], original: Tuple[int, int]) -> Tensor:
@@ -117,16 +136,41 @@ class D2Transform(GeneralizedRCNNTransform):
                 k = kept["keypoints"]
                 kept["keypoints"] = torch.cat([scaled_xy(k[..., :2], im_s, o_im_s), k[..., 2:]], dim=-1)
             if "masks" in kept:
-                kept["masks"] = paste_masks(kept["masks"], kept["boxes"], torch.as_tensor(o_im_s[0]),
-                                            torch.as_tensor(o_im_s[1]))
+                kept["masks"] = paste_masks(kept["masks"], kept["boxes"], o_im_s[0], o_im_s[1])
             out.append(kept)
         return out
 
     def export_transform(self, kind: str) -> "D2Transform":
         """The transform for an export (``zoo.export.common.exportable``): this one for tracing, the legacy ONNX
         exporter (its sizes follow the image under tracing) and scripting (TorchScript compiles the eager path);
-        torch.export's symbolic sizes are not supported."""
-        if kind != "exact":
-            raise NotImplementedError(f"the detectron2 transform has no {kind!r} export form (torch.export, the "
-                                      "dynamo ONNX exporter)")
-        return self
+        ``SymbolicD2Transform`` for torch.export. The dynamo ONNX exporter's form is not made."""
+        if kind == "exact":
+            return self
+        if kind == "symbolic":
+            new = SymbolicD2Transform(int(self.min_size[-1]), int(self.max_size), self.image_mean, self.image_std,
+                                      "BGR" if self.bgr else "RGB", self.size_divisible)
+            return new.train(self.training)
+        raise NotImplementedError(f"the detectron2 transform has no {kind!r} export form (the dynamo ONNX exporter)")
+
+
+class SymbolicD2Transform(D2Transform):
+    """``D2Transform`` for torch.export, where image sizes are symbolic ints: detectron2's size rule by
+    ``symbolic_resized_size``, PIL's resize by ``pilresize.symbolic_resize``, the batch padded by ``F.pad`` to an
+    integer ceiling (torchvision's ``float(size)`` would fix the example's padded size)."""
+
+    export_name = ("SymbolicD2Transform (detectron2's size rule and PIL's bilinear resize on torch.export's symbolic "
+                   "sizes)")
+
+    def resize_pixels(self, image: Tensor) -> Tensor:
+        dtype = image.dtype
+        pixels = torch.floor(image.to(torch.float64) + 0.5).clamp(0.0, 255.0)
+        h, w = image.shape[-2], image.shape[-1]
+        if int(self.min_size[-1]):
+            h, w = symbolic_resized_size(h, w, float(self.min_size[-1]), float(self.max_size))
+        return pilresize.symbolic_resize(pixels, h, w).to(dtype)
+
+    def batch_images(self, images: List[Tensor], size_divisible: int = 32) -> Tensor:
+        def ceil(side: int) -> int:
+            return (side + size_divisible - 1) // size_divisible * size_divisible
+        height, width = ceil(max(im.shape[1] for im in images)), ceil(max(im.shape[2] for im in images))
+        return torch.stack([F.pad(im, (0, width - im.shape[2], 0, height - im.shape[1])) for im in images])
