@@ -115,13 +115,13 @@ def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]
 KEYPOINT_ATOL = 8.0  # px, as torchvision's Keypoint R-CNN's ONNX entry (its template) allows for the same reason
 # torch.export (SymbolicD2Transform, the zoo's export patches): programs that give eager's outputs exactly
 # (docs/detectron2.md); the others, and why
-EXPORTABLE = (spec.RCNN_BUILDER, spec.MASK_BUILDER, spec.RETINA_BUILDER, spec.CASCADE_BUILDER, spec.CASCADE_MASK_BUILDER)
+EXPORTABLE = (spec.RCNN_BUILDER, spec.MASK_BUILDER, spec.RETINA_BUILDER, spec.CASCADE_BUILDER, spec.CASCADE_MASK_BUILDER,
+              spec.POINTREND_BUILDER)
 _LOOP = ("torch.export does not make the {} (a loop over the detections, which tracing records by "
          "torch.jit._script_if_tracing; torch.export would need it as torch.while_loop)")
 NOT_EXPORTABLE = {
     spec.KEYPOINT_BUILDER: _LOOP.format("keypoint decoding"),
     spec.PANOPTIC_BUILDER: _LOOP.format("panoptic merge"),
-    spec.POINTREND_BUILDER: "torch.export fails inside PointRend's point sampling (its grids of points)",
 }
 AOTI = "AOTInductor packages of detectron2 models (compiled from the export method's program) were not built or measured"
 

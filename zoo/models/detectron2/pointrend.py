@@ -57,14 +57,23 @@ def in_image(boxes: Tensor, points: Tensor) -> Tensor:
 def fine_grained(feature: Tensor, stride: int, boxes: List[Tensor], points: Tensor) -> Tensor:
     """``point_sample_fine_grained_features`` on one level: each image's boxes' points (R, P, 2), box-relative, as
     (R, C, P) features sampled from ``feature`` (N, C, H, W) (its size times its stride: the padded image's)."""
-    hw = torch._shape_as_tensor(feature)[-2:].to(torch.float32)
-    scale = torch.stack([hw[1], hw[0]]) * float(stride)  # detectron2's [w, h] / (1 / stride)
     pixels = in_image(torch.cat(boxes), points).split([b.shape[0] for b in boxes])  # (traced sizes: not len())
     out: List[Tensor] = []
     for i, p in enumerate(pixels):
-        sampled = F.grid_sample(feature[i:i + 1], 2.0 * (p / scale).unsqueeze(0) - 1.0, align_corners=False)
+        sampled = F.grid_sample(feature[i:i + 1], 2.0 * _relative(p, feature, stride).unsqueeze(0) - 1.0,
+                                align_corners=False)
         out.append(sampled.squeeze(0).transpose(1, 0))
     return torch.cat(out, dim=0)
+
+
+def _relative(p: Tensor, feature: Tensor, stride: int) -> Tensor:
+    """Points (R, P, 2) in image pixels over detectron2's [w, h] / (1 / stride), the padded image's size, in float32.
+    Under tracing that size is a traced tensor (an int would be the example's); elsewhere ints, or torch.export's
+    symbolic ints (a tensor made of those has no data while exporting): the same float32 divisions."""
+    if torch.jit.is_tracing():
+        hw = torch._shape_as_tensor(feature)[-2:].to(torch.float32)
+        return p / (torch.stack([hw[1], hw[0]]) * float(stride))
+    return torch.stack([p[:, :, 0] / (feature.shape[-1] * stride), p[:, :, 1] / (feature.shape[-2] * stride)], dim=2)
 
 
 class CoarseHead(nn.Sequential):
