@@ -94,18 +94,64 @@ def onnx_store(tmp_path_factory, pytestconfig):
     return out
 
 
+def build_full_store(out: Path):
+    """Build the full store into OUT (one build a set of methods: see full_store_skips); returns the BuildResult."""
+    from zoo.build.pipeline import BuildResult, build
+    from zoo.core.manifest import METHODS
+    groups: dict = {}
+    for name in heavy_models():
+        groups.setdefault(tuple(sorted(set(METHODS) - full_store_skips(name))), []).append(name)
+    result = BuildResult()
+    for methods, group in groups.items():
+        result.models += build(group, out, "random:0", methods=list(methods), progress=False).models
+    return result
+
+
+FULL_STORE = pytest.StashKey[tuple]()  # (store, build process, its log) once the build started
+
+
+def _uses_full_store(item) -> bool:
+    """The test names the fixture, or asks for it by request.getfixturevalue and says so by a mark."""
+    return "full_store" in getattr(item, "fixturenames", ()) or item.get_closest_marker("uses_full_store") is not None
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected what they deselect
+def pytest_collection_modifyitems(session, config, items):
+    """The tests of the full store run last, and its build starts now in a process of its own (tests/full_store.py):
+    it is most of the suite's CPU time, much of it single-threaded (torch.export, the dynamo ONNX exporter), so it
+    runs beside the other tests, which wait on servers, subprocesses and one core as often as not."""
+    full = [item for item in items if _uses_full_store(item)]
+    if not full or config.option.collectonly or os.environ.get("ZOO_TEST_FULL_STORE"):
+        return
+    items[:] = [item for item in items if not _uses_full_store(item)] + full
+    out = config._tmp_path_factory.mktemp("full") / "store"
+    log = open(out.parent / "build.log", "wb")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "full_store.py"), str(out)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    config.stash[FULL_STORE] = (out, proc, log)
+
+
+def pytest_sessionfinish(session):
+    started = session.config.stash.get(FULL_STORE, None)
+    if started and started[1].poll() is None:  # the session ended before a test waited for it
+        started[1].kill()
+        started[1].wait()
+
+
 @pytest.fixture(scope="session")
 def full_store(tmp_path_factory, pytestconfig):
     """The heavy models (heavy_models()), every method but full_store_skips(name), seeded weights: the build checks each
-    artifact's parity.
+    artifact's parity. Built in the background since collection (pytest_collection_modifyitems), else here.
 
     ZOO_TEST_FULL_STORE=DIR reuses a store built by `zoo build --out DIR --weights random:0` (a developer's shortcut:
     building takes ~40 minutes); what the build refused is then read from what its index lacks."""
-    from zoo.build.pipeline import BuildResult, ModelOutcome, build
+    import json
+
+    from zoo.build.pipeline import BuildResult, ModelOutcome
     from zoo.core.manifest import all_manifests
     prebuilt = os.environ.get("ZOO_TEST_FULL_STORE")
     if prebuilt:
-        import json
         index = json.loads((Path(prebuilt) / "index.json").read_text())["models"]
         result = BuildResult()
         for m in map(all_manifests().get, heavy_models()):
@@ -114,17 +160,20 @@ def full_store(tmp_path_factory, pytestconfig):
                                               built=[e for e in full_store_methods(m) if e in have],
                                               failed=[e for e in full_store_methods(m) if e not in have]))
         return Path(prebuilt), result
-    out = tmp_path_factory.mktemp("full") / "store"
-    names = heavy_models()
-    from zoo.core.manifest import METHODS
-    groups: dict = {}  # one build a set of methods, into the one store
-    for name in names:
-        groups.setdefault(tuple(sorted(set(METHODS) - full_store_skips(name))), []).append(name)
-    result = BuildResult()
-    with building(pytestconfig, f"full_store ({len(names)} models, seeded weights; about 2 minutes a model on 2 cores)"):
-        for methods, group in groups.items():
-            result.models += build(group, out, "random:0", methods=list(methods), progress=False).models
-    return out, result
+    started = pytestconfig.stash.get(FULL_STORE, None)
+    what = f"full_store ({len(heavy_models())} models, seeded weights; about 2 minutes a model on 2 cores)"
+    if started is None:
+        out = tmp_path_factory.mktemp("full") / "store"
+        with building(pytestconfig, what):
+            return out, build_full_store(out)
+    out, proc, log = started
+    with building(pytestconfig, f"{what}: waiting for its build, running since collection"):
+        code = proc.wait(timeout=3600)
+        log.close()
+    outcome = out.parent / "result.json"
+    if code or not outcome.is_file():
+        raise AssertionError(f"the full store's build exited {code}:\n{(out.parent / 'build.log').read_text()[-6000:]}")
+    return out, BuildResult([ModelOutcome(**m) for m in json.loads(outcome.read_text())])
 
 
 def manifests_with(root: Path, name: str, *replacements: tuple) -> Path:

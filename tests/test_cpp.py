@@ -41,7 +41,7 @@ def reference_png(store: Path, name: str, tag: str) -> Path:
 CASES = [("ssdlite320_mobilenet_v3_large", "scripting", "light"),
          ("fasterrcnn_mobilenet_v3_large_320_fpn", "tracing", "light"),
          ("fasterrcnn_mobilenet_v3_large_320_fpn", "scripting", "light"),
-         ("maskrcnn_resnet50_fpn", "scripting", "full")]
+         pytest.param("maskrcnn_resnet50_fpn", "scripting", "full", marks=pytest.mark.uses_full_store)]
 
 
 @pytest.mark.parametrize("name, method, which", CASES)
