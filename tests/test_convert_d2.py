@@ -201,6 +201,26 @@ def test_pil_resize_on_random_images():
         assert np.array_equal(x.permute(1, 2, 0).numpy().astype(np.uint8), pil), (h, w, nh, nw)
 
 
+def test_the_export_forms_of_the_resize_are_eagers_on_plain_ints():
+    """torch.export's forms of detectron2's size rule (the long-side rescale as a min with 1) and of PIL's resize
+    (symbolic clamps, the 33-tap window) give eager's sizes and pixels when handed ints: the sides either way of the
+    rescale, a long side landing exactly on MAX_SIZE, no resize (MIN_SIZE 0 keeps the size)."""
+    import torch
+
+    from zoo.models.detectron2 import pilresize
+    from zoo.models.detectron2.transform import resized_size, symbolic_resized_size
+    rng = np.random.default_rng(0)
+    sizes = [(int(h), int(w)) for h, w in rng.integers(2, 3000, (500, 2))]
+    sizes += [(800, 1333), (1333, 800), (600, 1000), (750, 1250), (480, 800), (800, 800), (2, 2999)]
+    for short, longest in [(800, 1333), (320, 512), (640, 1000), (1000, 1000)]:
+        for h, w in sizes:
+            assert symbolic_resized_size(h, w, float(short), float(longest)) == resized_size(h, w, short, longest)
+    for h, w, nh, nw in [(100, 130, 800, 1040), (1000, 1333, 333, 444), (57, 91, 58, 90), (64, 80, 64, 80)]:
+        x = torch.from_numpy(rng.integers(0, 256, (3, h, w))).double()
+        want = pilresize.resize(x, torch.tensor([nh, nw], dtype=torch.float64))
+        assert torch.equal(pilresize.symbolic_resize(x, nh, nw), want), (h, w, nh, nw)
+
+
 def test_proposals_are_detectron2s(model, reference, photos):
     """The RPN's first 50 proposals of the astronaut (anchors, top-k per level, NMS per level), within 1e-3 px
     (measured: 0 with one thread)."""
