@@ -107,36 +107,81 @@ def build_full_store(out: Path):
     return result
 
 
-FULL_STORE = pytest.StashKey[tuple]()  # (store, build process, its log) once the build started
+# Stores built in a process of their own (tests/background.py) from the end of collection, beside the rest of the
+# suite: fixture -> "module:function" that builds it into OUT and returns what its fixture needs besides OUT (JSON).
+# Their tests run last, in this order (the detectron2 fixtures' store is done long before the full store).
+BACKGROUND = {"d2_store": "test_convert_d2:build_d2_store", "full_store": "conftest:full_store_outcomes"}
+STARTED = pytest.StashKey[dict]()  # fixture -> (store, build process, its log), once its build started
 
 
-def _uses_full_store(item) -> bool:
-    """The test names the fixture, or asks for it by request.getfixturevalue and says so by a mark."""
-    return "full_store" in getattr(item, "fixturenames", ()) or item.get_closest_marker("uses_full_store") is not None
+def _uses(item, fixture: str) -> bool:
+    """The test needs the fixture, or asks for it by request.getfixturevalue and says so by a mark (uses_FIXTURE)."""
+    return fixture in getattr(item, "fixturenames", ()) or item.get_closest_marker(f"uses_{fixture}") is not None
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m have deselected what they deselect
 def pytest_collection_modifyitems(session, config, items):
-    """The tests of the full store run last, and its build starts now in a process of its own (tests/full_store.py):
-    it is most of the suite's CPU time, much of it single-threaded (torch.export, the dynamo ONNX exporter), so it
-    runs beside the other tests, which wait on servers, subprocesses and one core as often as not."""
-    full = [item for item in items if _uses_full_store(item)]
-    if not full or config.option.collectonly or os.environ.get("ZOO_TEST_FULL_STORE"):
+    """The tests of the background stores run last, and each store's build starts now in a process of its own
+    (tests/background.py): they are most of the suite's CPU time, much of it single-threaded (torch.export, the
+    dynamo ONNX exporter), so they run beside the other tests, which wait on servers, subprocesses and one core as
+    often as not."""
+    if config.option.collectonly:
         return
-    items[:] = [item for item in items if not _uses_full_store(item)] + full
-    out = config._tmp_path_factory.mktemp("full") / "store"
-    log = open(out.parent / "build.log", "wb")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "full_store.py"), str(out)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    config.stash[FULL_STORE] = (out, proc, log)
+    started = config.stash.setdefault(STARTED, {})
+    for fixture, builder in BACKGROUND.items():
+        users = [item for item in items if _uses(item, fixture)]
+        if not users or (fixture == "full_store" and os.environ.get("ZOO_TEST_FULL_STORE")):
+            continue
+        items[:] = [item for item in items if not _uses(item, fixture)] + users
+        out = config._tmp_path_factory.mktemp(fixture) / "store"
+        log = open(out.parent / "build.log", "wb")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "background.py"), builder, str(out)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        started[fixture] = (out, proc, log)
+
+
+NEEDS_DISK_GB = 8  # at peak: the session's stores (the full store 3.6 GB), a test's store copy, torch's caches (5.1 GB measured)
+
+
+def pytest_sessionstart(session):
+    """Say so at once when the temp dir's disk cannot hold the suite, rather than fail its last tests with ENOSPC."""
+    import tempfile
+    where = session.config.option.basetemp or tempfile.gettempdir()
+    free = shutil.disk_usage(Path(where).parent if not Path(where).exists() else where).free / 2**30
+    if free < NEEDS_DISK_GB:
+        session.config.get_terminal_writer().line(
+            f"WARNING: {free:.1f} GB free at {where}; the suite needs about {NEEDS_DISK_GB} GB there (set --basetemp "
+            "or TMPDIR to a larger disk)", yellow=True, bold=True)
 
 
 def pytest_sessionfinish(session):
-    started = session.config.stash.get(FULL_STORE, None)
-    if started and started[1].poll() is None:  # the session ended before a test waited for it
-        started[1].kill()
-        started[1].wait()
+    for _, proc, _ in session.config.stash.get(STARTED, {}).values():
+        if proc.poll() is None:  # the session ended before a test waited for it
+            proc.kill()
+            proc.wait()
+
+
+def built_in_background(config, fixture: str, what: str):
+    """(store, what its builder returned) once the background build of FIXTURE is done; None where none started."""
+    import json
+    started = config.stash.get(STARTED, {}).get(fixture)
+    if started is None:
+        return None
+    out, proc, log = started
+    with building(config, f"{what}: waiting for its build, running since collection"):
+        code = proc.wait(timeout=3600)
+        log.close()
+    outcome = out.parent / "result.json"
+    if code or not outcome.is_file():
+        raise AssertionError(f"the {fixture} build exited {code}:\n{(out.parent / 'build.log').read_text()[-6000:]}")
+    return out, json.loads(outcome.read_text())
+
+
+def full_store_outcomes(out: Path) -> list:
+    """Build the full store into OUT; its model outcomes, as JSON."""
+    import dataclasses
+    return [dataclasses.asdict(m) for m in build_full_store(out).models]
 
 
 @pytest.fixture(scope="session")
@@ -160,20 +205,14 @@ def full_store(tmp_path_factory, pytestconfig):
                                               built=[e for e in full_store_methods(m) if e in have],
                                               failed=[e for e in full_store_methods(m) if e not in have]))
         return Path(prebuilt), result
-    started = pytestconfig.stash.get(FULL_STORE, None)
     what = f"full_store ({len(heavy_models())} models, seeded weights; about 2 minutes a model on 2 cores)"
-    if started is None:
+    done = built_in_background(pytestconfig, "full_store", what)
+    if done is None:
         out = tmp_path_factory.mktemp("full") / "store"
         with building(pytestconfig, what):
             return out, build_full_store(out)
-    out, proc, log = started
-    with building(pytestconfig, f"{what}: waiting for its build, running since collection"):
-        code = proc.wait(timeout=3600)
-        log.close()
-    outcome = out.parent / "result.json"
-    if code or not outcome.is_file():
-        raise AssertionError(f"the full store's build exited {code}:\n{(out.parent / 'build.log').read_text()[-6000:]}")
-    return out, BuildResult([ModelOutcome(**m) for m in json.loads(outcome.read_text())])
+    out, outcomes = done
+    return out, BuildResult([ModelOutcome(**m) for m in outcomes])
 
 
 def manifests_with(root: Path, name: str, *replacements: tuple) -> Path:

@@ -205,14 +205,48 @@ def test_exported_batched_nms_equals_eager_for_none_one_and_many_boxes():
 
 
 def test_export_safe_restores_torchvision():
+    from torchvision.models.detection import roi_heads
     from torchvision.ops import poolers
     from zoo.export.patches import export_safe
-    before = (box_ops.batched_nms, poolers._multiscale_roi_align)
+    before = (box_ops.batched_nms, poolers._multiscale_roi_align, roi_heads.heatmaps_to_keypoints)
     kernel = lambda: torch._library.simple_registry.singleton.find("torchvision::nms").fake_impl.kernel.func  # noqa
     fake = kernel()
     with export_safe(2):
         assert kernel() is not fake and box_ops.batched_nms is not before[0]
-    assert (box_ops.batched_nms, poolers._multiscale_roi_align) == before and kernel() is fake
+        assert roi_heads.heatmaps_to_keypoints is not before[2]
+    assert (box_ops.batched_nms, poolers._multiscale_roi_align, roi_heads.heatmaps_to_keypoints) == before
+    assert kernel() is fake
+
+
+class SelectThenDecode(torch.nn.Module):
+    """torchvision's keypoint decoding (a Python loop over the detections, each heatmap resized to its box) on a
+    data-dependent number of detections."""
+
+    def forward(self, maps, rois, scores):
+        from torchvision.models.detection import roi_heads
+        keep = scores > 0.5
+        return roi_heads.heatmaps_to_keypoints(maps[keep], rois[keep])
+
+
+def test_exported_keypoint_decoding_equals_torchvisions_for_other_counts_and_box_sizes():
+    """The decoding as a torch.while_loop (export_safe's), exported on 12 detections, gives torchvision's keypoints
+    and scores exactly for 0, 1 and 40 detections, boxes from under a pixel (clamped to 1) to 300 px and ragged."""
+    def inputs(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        boxes, scores, _ = random_detections(n, 2, seed)
+        boxes[: n // 4, 2:] = boxes[: n // 4, :2] + torch.rand(n // 4, 2, generator=g) * 0.9  # slivers
+        boxes[n // 4: n // 2, 2:] += torch.rand(n // 2 - n // 4, 2, generator=g) * 240  # large
+        return torch.randn(n, 17, 56, 56, generator=g), boxes, scores
+
+    n = torch.export.Dim("n", min=2, max=1000)
+    exported = export_program(SelectThenDecode(), inputs(12, 0), ({0: n}, {0: n}, {0: n}))
+    for count, seed in [(40, 1), (1, 2), (0, 3)]:
+        maps, boxes, scores = inputs(max(count, 8), seed)
+        if count < 2:
+            scores = torch.where(scores >= scores.max(), scores, torch.zeros_like(scores)) * count
+        want = SelectThenDecode()(maps, boxes, scores)
+        got = exported(maps, boxes, scores)
+        assert len(got) == 2 and all(g.shape == w.shape and torch.equal(g, w) for g, w in zip(got, want)), count
 
 
 class SelectThenPool(torch.nn.Module):

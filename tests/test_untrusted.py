@@ -156,6 +156,19 @@ def test_verify_does_not_run_a_stores_code_without_consent(code_store):
     assert not marker.exists()
 
 
+def test_bench_runs_a_stores_code_only_with_consent(code_store):
+    root, marker = code_store
+    args = ("bench", SSD, "--source", root, "--method", "export", "--repeat", "1", "--warmup", "0", "--size", "128x160")
+    proc = run_zoo(*args, env={"ZOO_TRUSTED_SOURCES": ""})
+    assert f"{SSD} export: skipped, code from a source you did not say you trust" in proc.stdout
+    rows = [line.split()[:3] for line in proc.stdout.splitlines()]
+    assert "--trust-code" in proc.stdout and [SSD, "pytorch", "eager"] in rows  # the eager reference still measured
+    assert not any(r[2:] == ["export"] for r in rows)
+    proc = run_zoo(*args, "--trust-code", env={"ZOO_TRUSTED_SOURCES": ""}, check=False)
+    assert proc.returncode == 2 and "asks for 'w' to be unpickled" in proc.stderr, proc.stderr  # consent, still scanned
+    assert not marker.exists()
+
+
 def _external_model(kind: str, location: str) -> bytes:
     """A tiny ONNX graph whose output is a tensor stored externally at ``location`` (an initializer, a Constant's
     attribute, or a Constant inside an If's branch)."""

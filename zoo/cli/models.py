@@ -31,14 +31,17 @@ def cmd_list(a) -> int:
     if not rows:
         print("no combination matches (zoo list with no filter shows them all)")
         return 0
-    for r in rows:  # one short cell: the reason is in `zoo info NAME`
+    refused = False
+    for r in rows:  # one short cell: the reason is in `zoo info MODEL`
         if r["status"].startswith("unsupported"):
-            r["status"] = f"unsupported (zoo info {r['alias'].split(', ')[0] or r['model']})"
+            r["status"], refused = "unsupported (zoo info)", True
         elif r["status"].startswith("supported (built when asked"):
             r["status"] = "supported (when asked)"
         r["format"] = r["format"].replace(" (opset ", " ").replace(", dynamo exporter)", "").replace(
             ", legacy exporter)", " legacy")
     print(table(rows, ["model", "alias", "method", "runtime", "format", "batch", "devices", "status"]))
+    if refused:
+        print("\nwhy a combination is unsupported, with the figures: zoo info MODEL")
     return 0
 
 

@@ -54,6 +54,8 @@ def add_bench(sub) -> None:
     s.add_argument("--json", help="also write the figures as JSON here")
     s.add_argument("--plot", metavar="FILE.png", help="also draw latency against agreement AP50, one point per "
                                                       "artifact (the `plot` extra: matplotlib)")
+    s.add_argument("--trust-code", action="store_true", help="also bench the code artifacts (tracing, scripting, export, "
+                   "aoti) of a source you trust (docs/security.md); without it they are skipped, and said")
     s.set_defaults(fn=cmd_bench)
 
 
@@ -61,7 +63,7 @@ def cmd_bench(a) -> int:
     from ..ops.bench import bench
     from ..core.manifest import all_manifests
     bench(a.names or list(all_manifests()), a.source, a.runtime, a.method, a.warmup, a.repeat, a.threads, a.size,
-          a.json, explicit=bool(a.names), plot_out=a.plot)
+          a.json, explicit=bool(a.names), plot_out=a.plot, trust_code=a.trust_code)
     return 0
 
 

@@ -360,8 +360,47 @@ def _fake_nms(dets: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     return dets.new_empty(ctx.new_dynamic_size(), dtype=torch.long)
 
 
+def _keypoints_by_while_loop(maps: Tensor, rois: Tensor) -> Tuple[Tensor, Tensor]:
+    """torchvision's ``heatmaps_to_keypoints`` with its loop over the detections as a ``torch.while_loop`` (a Python
+    loop stops torch.export at the data-dependent count): each box's ceiled size read as fresh symbols inside the
+    body, the same arithmetic per detection, the same values."""
+    widths = (rois[:, 2] - rois[:, 0]).clamp(min=1)
+    heights = (rois[:, 3] - rois[:, 1]).clamp(min=1)
+    # one tensor each for the sizes and the box terms: a loop takes no aliased inputs
+    sizes = torch.stack([heights.ceil(), widths.ceil()], 1).to(torch.int64)
+    terms = torch.stack([widths, heights, rois[:, 0], rois[:, 1]], 1)
+    num_keypoints = maps.shape[1]
+    count = torch.scalar_tensor(rois.shape[0], dtype=torch.int64, device=maps.device)  # (a symbol is no loop input)
+
+    def body(i: Tensor, xy: Tensor, scores: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        at = i.reshape(1)
+        height, width = (side.item() for side in sizes.index_select(0, at)[0].unbind())
+        for side in (height, width):
+            torch._check(side >= 1)
+            torch._check(side <= MAX_SIDE_CHECK)
+        box_w, box_h, offset_x, offset_y = terms.index_select(0, at)[0].unbind()
+        roi_map = torch.nn.functional.interpolate(maps.index_select(0, at)[0][:, None], size=(height, width),
+                                                  mode="bicubic", align_corners=False)[:, 0]
+        pos = roi_map.reshape(num_keypoints, -1).argmax(dim=1)
+        x_int = pos % width
+        y_int = torch.div(pos - x_int, width, rounding_mode="floor")
+        x = (x_int.float() + 0.5) * (box_w / width) + offset_x
+        y = (y_int.float() + 0.5) * (box_h / height) + offset_y
+        row = torch.stack([x, y, torch.ones_like(x)])[None]  # (1, 3, K)
+        score = roi_map[torch.arange(num_keypoints, device=roi_map.device), y_int, x_int][None]
+        return i + 1, xy.index_copy(0, at, row), scores.index_copy(0, at, score)
+
+    start = torch.zeros((), dtype=torch.int64, device=maps.device)
+    xy = torch.zeros((rois.shape[0], 3, num_keypoints), dtype=torch.float32, device=maps.device)
+    scores = torch.zeros((rois.shape[0], num_keypoints), dtype=torch.float32, device=maps.device)
+    _, xy, scores = torch.while_loop(lambda i, xy, scores: i < count, body, (start, xy, scores))
+    return xy.permute(0, 2, 1), scores
+
+
+MAX_SIDE_CHECK = 1 << 16  # a bound on a box's ceiled side, for torch.export's checks
+
 EXPORT_SAFE = ("SymbolicResizeTransform, batched_nms without its box-count branch, RoI pooling without len(rois), "
-               "nms fake kernel with 0+ kept boxes")
+               "nms fake kernel with 0+ kept boxes, the keypoint decoding as a while_loop")
 
 
 @contextlib.contextmanager
@@ -371,16 +410,17 @@ def export_safe(groups: int):
     (see ``_export_nms``): torchvision's picks its implementation by ``boxes.numel() > 4000``, a guard on a
     data-dependent size."""
     from torchvision.ops import poolers
-    saved = (box_ops.batched_nms, poolers._multiscale_roi_align)
+    saved = (box_ops.batched_nms, poolers._multiscale_roi_align, roi_heads.heatmaps_to_keypoints)
     library = torch.library.Library("torchvision", "FRAGMENT")
     with trace_safe(groups):
         try:
             torch.library.register_fake("torchvision::nms", _fake_nms, lib=library)
             box_ops.batched_nms = _export_nms(groups)
             poolers._multiscale_roi_align = _multiscale_roi_align
+            roi_heads.heatmaps_to_keypoints = _keypoints_by_while_loop
             yield
         finally:
-            box_ops.batched_nms, poolers._multiscale_roi_align = saved
+            box_ops.batched_nms, poolers._multiscale_roi_align, roi_heads.heatmaps_to_keypoints = saved
             library._destroy()  # torchvision's own fake kernel is back
 
 

@@ -112,10 +112,11 @@ def measure(load, image, warmup: int, repeat: int, photos: list | None = None) -
 
 def bench(names: list[str], source: str, runtime: str | None = None, method: str | None = None, warmup: int = 1,
           repeat: int = 5, threads: int = 2, size: tuple[int, int] = (480, 640), json_out: str | None = None,
-          explicit: bool = False, plot_out: str | None = None) -> list[dict]:
+          explicit: bool = False, plot_out: str | None = None, trust_code: bool = False) -> list[dict]:
     """Bench ``names`` found in ``source`` (those it lacks are skipped, and named when ``explicit``): one row per
     artifact and the eager reference, each model's rows sorted by median latency; with ``plot_out``, a PNG of latency
-    against agreement AP50 (one point per artifact)."""
+    against agreement AP50 (one point per artifact). Code artifacts (tracing, scripting, export, aoti) of a source not
+    trusted (docs/security.md) are skipped, and said, unless ``trust_code``."""
     import torch
     from tqdm.auto import tqdm
 
@@ -126,7 +127,7 @@ def bench(names: list[str], source: str, runtime: str | None = None, method: str
     rows, unpinned = [], []
     with tqdm(total=len(names), desc="zoo bench", unit="model", file=sys.stderr) as tq, Stages(tq) as bar:
         _bench_models(names, source, runtime, method, warmup, repeat, threads, (image, photos), explicit, bar, rows,
-                      unpinned)
+                      unpinned, trust_code)
     if not rows and unpinned:
         raise unpinned[0]
     print(table(rows, size, threads))
@@ -150,7 +151,8 @@ def _has_pycocotools() -> bool:
     return True
 
 
-def _bench_models(names, source, runtime, method, warmup, repeat, threads, images, explicit, bar, rows, unpinned):
+def _bench_models(names, source, runtime, method, warmup, repeat, threads, images, explicit, bar, rows, unpinned,
+                  trust_code):
     """Measure each model's eager reference and artifacts into ``rows``, saying on ``bar`` which one runs."""
     from ..load.sources import open_source
 
@@ -159,7 +161,7 @@ def _bench_models(names, source, runtime, method, warmup, repeat, threads, image
     for name in names:
         found = _find(name, shared, shared_index, explicit, bar, unpinned)
         if found:
-            rows += sorted(_bench_model(*found, source, runtime, method, warmup, repeat, threads, images, bar),
+            rows += sorted(_bench_model(*found, source, runtime, method, warmup, repeat, threads, images, bar, trust_code),
                            key=lambda r: r["median_s"])
         bar.update(1)
 
@@ -193,14 +195,15 @@ def _find(name, shared, shared_index, explicit, bar, unpinned):
     return manifest, src, entry
 
 
-def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, threads, images, bar) -> list[dict]:
+def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, threads, images, bar,
+                 trust_code) -> list[dict]:
     """The eager reference's row, then one row per artifact (``runtime`` / ``method`` only, when given)."""
     image, photos = images
     from ..core import trust
     from ..load.loader import load
 
     def open_model(runtime_: str, method_: str):
-        return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads)
+        return load(manifest.name, runtime=runtime_, method=method_, source=source, threads=threads, trust_code=trust_code)
 
     bar.set_postfix_str(f"{manifest.name} pytorch/eager")
     eager = measure(lambda: open_model("pytorch", "eager"), image, warmup, repeat, photos)
@@ -209,7 +212,7 @@ def _bench_model(manifest, src, entry, source, runtime, method, warmup, repeat, 
     for artifact in entry["artifacts"]:
         if artifact["method"] == "eager" or (runtime and artifact["runtime"] != runtime) or (method and artifact["method"] != method):
             continue
-        if trust.is_code(artifact["method"]) and not trust.trusted(src):
+        if trust.is_code(artifact["method"]) and not trust.trusted(src, trust_code):
             bar.write(f"{manifest.name} {artifact['method']}: skipped, code from a source you did not say you trust "
                       f"({trust.consent_hint(src)})")
             continue

@@ -95,34 +95,25 @@ def document(name: str, s: spec.Spec, source: str) -> dict:
 
 
 def exports(template: list[dict], builder: str) -> tuple[list[dict], list[dict]]:
-    """The methods the detectron2 model exports with (tracing, scripting, ONNX by the legacy exporter, which traces;
-    torch.export for the architectures in EXPORTABLE), from the template's tables, and why the others are left out."""
+    """The methods the detectron2 model exports with (tracing, scripting, ONNX by the legacy exporter, which traces,
+    and torch.export: programs that give eager's outputs exactly, docs/detectron2.md), from the template's tables,
+    and why AOTInductor is left out."""
     by_method = {e["method"]: e for e in template}
     scripting = dict(by_method["scripting"], devices=["cpu"])  # measured on CPU only (torchvision's also on CUDA)
     onnx = {k: v for k, v in by_method["onnx"].items() if k != "exporter"}
     onnx["opset"], onnx["devices"] = 17, ["cpu"]  # (likewise: never run on CUDA here)
-    done = [by_method["tracing"], scripting, onnx]
-    if builder in EXPORTABLE:
-        done.append(dict(by_method["export"], devices=["cpu"]))
+    # torch.export: the template's entry (torchvision's Keypoint R-CNN has none: its decoding loop does not export
+    # there, while the zoo's detectron2 models write theirs as torch.while_loop), else the tracing entry's settings
+    program = by_method.get("export") or dict(by_method["tracing"], method="export", format="pt2")
+    done = [by_method["tracing"], scripting, onnx, dict(program, devices=["cpu"])]
     if builder == spec.KEYPOINT_BUILDER:
         # a keypoint is the argmax of its heatmap resized to its box: an artifact's rounding can swap two near-tied
         # peaks (measured: 1 keypoint of 748 on a parity image, 5.8 px, logits within 1e-5)
         done = [dict(e, tolerance=dict(e["tolerance"], keypoint_atol=KEYPOINT_ATOL)) for e in done]
-    unsupported = {"aoti": AOTI} if builder in EXPORTABLE else {"export": NOT_EXPORTABLE[builder], "aoti": AOTI}
-    return done, [{"method": m, "runtime": METHODS[m][0], "reason": why} for m, why in unsupported.items()]
+    return done, [{"method": "aoti", "runtime": METHODS["aoti"][0], "reason": AOTI}]
 
 
 KEYPOINT_ATOL = 8.0  # px, as torchvision's Keypoint R-CNN's ONNX entry (its template) allows for the same reason
-# torch.export (SymbolicD2Transform, the zoo's export patches): programs that give eager's outputs exactly
-# (docs/detectron2.md); the others, and why
-EXPORTABLE = (spec.RCNN_BUILDER, spec.MASK_BUILDER, spec.RETINA_BUILDER, spec.CASCADE_BUILDER, spec.CASCADE_MASK_BUILDER,
-              spec.POINTREND_BUILDER)
-_LOOP = ("torch.export does not make the {} (a loop over the detections, which tracing records by "
-         "torch.jit._script_if_tracing; torch.export would need it as torch.while_loop)")
-NOT_EXPORTABLE = {
-    spec.KEYPOINT_BUILDER: _LOOP.format("keypoint decoding"),
-    spec.PANOPTIC_BUILDER: _LOOP.format("panoptic merge"),
-}
 AOTI = "AOTInductor packages of detectron2 models (compiled from the export method's program) were not built or measured"
 
 

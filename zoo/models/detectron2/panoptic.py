@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
+from .modes import exporting, loop_over
 from .rcnn import FPN_STRIDES, mask_rcnn
 
 SEGMENT_COLUMNS = ("id", "category", "isthing", "instance", "area")  # segments_info's columns
@@ -39,7 +40,19 @@ class ConvNormReLU(nn.Conv2d):
         self.norm = nn.GroupNorm(32, out_channels) if norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.norm(self._conv_forward(x, self.weight, self.bias)))
+        x = self._conv_forward(x, self.weight, self.bias)
+        if not torch.jit.is_scripting() and exporting():
+            more_than_one_pixel(x)
+        return F.relu(self.norm(x))
+
+
+@torch.jit.unused
+def more_than_one_pixel(x: Tensor) -> None:
+    """Tell torch.export that a feature map has more than one value per channel, as GroupNorm checks (a guard on
+    the fresh symbols of the resized size, ``transform.fresh_size``, that it could not decide): true of any image
+    detectron2's size rule resizes, whose long side is at least min(MIN_SIZE_TEST, MAX_SIZE_TEST), far above the
+    coarsest level's stride."""
+    torch._check(x.shape[0] * x.shape[-2] * x.shape[-1] > 1)
 
 
 class SemSegFPNHead(nn.Module):
@@ -97,27 +110,52 @@ def sem_seg_postprocess(logits: Tensor, size: Tuple[int, int], original: Tuple[i
     return F.interpolate(cropped, size=(original[0], original[1]), mode="bilinear", align_corners=False)[0]
 
 
+def _place(mask: Tensor, kept: Tensor, at: Tensor, order: Tensor, panoptic: Tensor, ids: Tensor, count: Tensor,
+           overlap: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """One step of the merge's instance loop: instance ``at`` (its ``mask`` (H, W) bool, ``kept`` its score at the
+    threshold or more) is placed when kept, not empty and overlapping the segments placed before it by at most
+    ``overlap`` of its area; it gets the pixels still free. Returns the new ``panoptic``, ``ids`` and ``count``."""
+    area = mask.sum()
+    taken = (mask & (panoptic > 0)).sum()
+    # detectron2: intersect_area * 1.0 / mask_area > overlap (in Python floats: float64)
+    fits = taken.to(torch.float64) / area.clamp(min=1).to(torch.float64) <= overlap
+    placed = kept & (area > 0) & fits
+    count = count + placed.to(torch.int32)
+    return torch.where(mask & placed & (panoptic == 0), count, panoptic), torch.where((order == at) & placed, count,
+                                                                                    ids), count
+
+
+def _start(masks: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The loop's state before the first instance: segment ids (H, W), instance ids (N,), their order and count."""
+    n = masks.shape[0]
+    return (torch.zeros([masks.shape[1], masks.shape[2]], dtype=torch.int32, device=masks.device),
+            torch.zeros([n], dtype=torch.int32, device=masks.device), torch.arange(n, device=masks.device),
+            torch.zeros([], dtype=torch.int32, device=masks.device))
+
+
 @torch.jit._script_if_tracing
 def place_things(masks: Tensor, keep: Tensor, overlap: float) -> Tuple[Tensor, Tensor]:
     """The instance half of the merge: ``masks`` (N, H, W) bool in score order, ``keep`` (N,) bool (the score at the
     threshold or more). Returns the (H, W) int32 segment ids and each instance's id (N,) int32 (0: not placed).
-    detectron2's loop, branch-free: an instance is placed when kept, not empty and overlapping the segments placed
-    before it by at most ``overlap`` of its area; it gets the pixels still free."""
-    n = masks.shape[0]
-    panoptic = torch.zeros([masks.shape[1], masks.shape[2]], dtype=torch.int32, device=masks.device)
-    ids = torch.zeros([n], dtype=torch.int32, device=masks.device)
-    order = torch.arange(n, device=masks.device)
-    count = torch.zeros([], dtype=torch.int32, device=masks.device)
-    for i in range(n):
-        mask = masks[i]
-        area = mask.sum()
-        taken = (mask & (panoptic > 0)).sum()
-        # detectron2: intersect_area * 1.0 / mask_area > overlap (in Python floats: float64)
-        fits = taken.to(torch.float64) / area.clamp(min=1).to(torch.float64) <= overlap
-        placed = keep[i] & (area > 0) & fits
-        count = count + placed.to(torch.int32)
-        panoptic = torch.where(mask & placed & (panoptic == 0), count, panoptic)
-        ids = torch.where((order == i) & placed, count, ids)
+    detectron2's loop, branch-free (``_place``); torch.export takes ``things_by_while_loop``."""
+    panoptic, ids, order, count = _start(masks)
+    for i in range(masks.shape[0]):
+        panoptic, ids, count = _place(masks[i], keep[i], order[i], order, panoptic, ids, count, overlap)
+    return panoptic, ids
+
+
+@torch.jit.unused
+def things_by_while_loop(masks: Tensor, keep: Tensor, overlap: float) -> Tuple[Tensor, Tensor]:
+    """``place_things`` for torch.export: the same loop as ``torch.while_loop`` (a Python loop would unroll at the
+    example's count of detections, a data-dependent size); the same values."""
+    panoptic, ids, order, count = _start(masks)
+
+    def body(i: Tensor, panoptic: Tensor, ids: Tensor, count: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        at = i.reshape(1)
+        return _place(masks.index_select(0, at)[0], keep.index_select(0, at)[0], i, order, panoptic, ids, count,
+                      overlap)
+
+    panoptic, ids, _ = loop_over(masks.shape[0], body, (panoptic, ids, count))
     return panoptic, ids
 
 
@@ -134,7 +172,10 @@ def combine(masks: Tensor, scores: Tensor, labels: Tensor, semantic: Tensor, num
     ``panoptic_seg`` and ``segments_info``: the things in placing order, then the stuff classes in ascending order
     (detectron2's order, and its consecutive ids)."""
     order = torch.argsort(-scores)
-    panoptic, ids = place_things(masks[order] >= 0.5, scores[order] >= score_thresh, overlap)
+    if not torch.jit.is_scripting() and exporting():
+        panoptic, ids = things_by_while_loop(masks[order] >= 0.5, scores[order] >= score_thresh, overlap)
+    else:
+        panoptic, ids = place_things(masks[order] >= 0.5, scores[order] >= score_thresh, overlap)
     things = ids.to(torch.int64)
     placed = torch.nonzero(things > 0).squeeze(1)
     thing_area = pixel_counts(panoptic.to(torch.int64), things.shape[0] + 1)

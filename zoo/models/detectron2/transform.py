@@ -22,6 +22,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform, res
 from torchvision.ops import boxes as box_ops
 
 from . import pilresize
+from .modes import fresh
 from .masks import paste_masks
 
 
@@ -66,10 +67,20 @@ def symbolic_resized_size(h, w, short: float, longest: float):
     return math.trunc(newh * shrink + 0.5), math.trunc(neww * shrink + 0.5)
 
 
+def fresh_size(side, bound: int):
+    """A resized side as a fresh symbol (``modes.fresh``), checked to lie in [1, ``bound``]: the same value, but what
+    follows the resize (every feature map's size) is then written in terms of one symbol rather than the size rule's
+    whole expression, which the saved program would spell out in each of its thousands of tensor shapes (measured:
+    most of a minute of sympy parsing to load a small model's program)."""
+    return fresh(torch.scalar_tensor(side, dtype=torch.int64), bound)
+
+
 def scaled_xy(xy: Tensor, size: Tuple[int, int], original: Tuple[int, int]) -> Tensor:
     """Points (..., 2) from the resized image to the input's size, with the ratios ``resize_boxes`` uses."""
-    ratio_h = torch.as_tensor(original[0], dtype=torch.float32) / torch.as_tensor(size[0], dtype=torch.float32)
-    ratio_w = torch.as_tensor(original[1], dtype=torch.float32) / torch.as_tensor(size[1], dtype=torch.float32)
+    ratio_h = torch.tensor(original[0], dtype=torch.float32, device=xy.device) / torch.tensor(
+        size[0], dtype=torch.float32, device=xy.device)  # (torch.tensor, as there: it takes torch.export's symbols)
+    ratio_w = torch.tensor(original[1], dtype=torch.float32, device=xy.device) / torch.tensor(
+        size[1], dtype=torch.float32, device=xy.device)
     return xy * torch.stack([ratio_w, ratio_h]).to(xy)
 
 
@@ -167,6 +178,8 @@ class SymbolicD2Transform(D2Transform):
         h, w = image.shape[-2], image.shape[-1]
         if int(self.min_size[-1]):
             h, w = symbolic_resized_size(h, w, float(self.min_size[-1]), float(self.max_size))
+            bound = max(int(self.min_size[-1]), int(self.max_size)) + 1
+            h, w = fresh_size(h, bound), fresh_size(w, bound)
         return pilresize.symbolic_resize(pixels, h, w).to(dtype)
 
     def batch_images(self, images: List[Tensor], size_divisible: int = 32) -> Tensor:
