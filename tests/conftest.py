@@ -74,8 +74,11 @@ def building(config, what: str):
 
 @pytest.fixture(scope="session")
 def light_store(tmp_path_factory, pytestconfig):
-    """Two small models (an SSD and an R-CNN), every method, seeded weights."""
+    """Two small models (an SSD and an R-CNN), every method, seeded weights. ZOO_TEST_LIGHT_STORE=DIR reuses a copy of
+    one an earlier session built (BASETEMP/light0/store): a developer's shortcut for running a few test files."""
     from zoo.build.pipeline import build
+    if os.environ.get("ZOO_TEST_LIGHT_STORE"):
+        return Path(os.environ["ZOO_TEST_LIGHT_STORE"])
     out = tmp_path_factory.mktemp("light") / "store"
     with building(pytestconfig, f"light_store ({', '.join(LIGHT)}, every method; minutes)"):
         result = build(LIGHT, out, "random:0", progress=False)
@@ -256,26 +259,32 @@ def zoo_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def hashes(monkeypatch):
-    """The paths hashed (zoo.core.store.sha256_file, or zoo.load.verified.hash_loaded for a load), in order, while the test runs."""
+    """The paths hashed (zoo.core.store.sha256_file, or zoo.load.verified.hash_loaded / hash_descriptor for a load), in
+    order, while the test runs."""
     from zoo.core import store
     from zoo.load import verified
     calls, read = [], []
     real_file, real_read, real_loaded = store.sha256_file, verified.read_whole, verified.hash_loaded
+    real_descriptor = verified.hash_descriptor
 
     def counting_file(path):
         calls.append(Path(path))
         return real_file(path)
 
-    def reading(path):  # a load reads its file, then hashes what it read
+    def reading(path, *f):  # a load reads its file, then hashes what it read
         read.append(Path(path))
-        return real_read(path)
+        return real_read(path, *f)
 
     def counting_loaded(data):
         calls.append(read[-1])
         return real_loaded(data)
     monkeypatch.setattr(store, "sha256_file", counting_file)
     monkeypatch.setattr(verified, "read_whole", reading)
+    def counting_descriptor(f):  # a load by the open file's name (TorchScript) hashes from the descriptor
+        calls.append(Path(f.name))
+        return real_descriptor(f)
     monkeypatch.setattr(verified, "hash_loaded", counting_loaded)
+    monkeypatch.setattr(verified, "hash_descriptor", counting_descriptor)
     return calls
 
 

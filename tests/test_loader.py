@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -149,6 +150,29 @@ def test_a_verified_artifact_is_hashed_again_only_when_asked(light_store, tmp_pa
     assert [p.name for p in hashes].count("model.onnx") == (3 if always else 1)
     assert (tmp_path / "home" / "verified").exists() != always
 
+
+
+@pytest.mark.parametrize("runtime, method", [("pytorch", "scripting"), ("pytorch", "tracing"), ("onnxruntime", "onnx"),
+                                             ("openvino", "openvino")])
+def test_torchscript_and_onnxruntime_read_the_verified_open_file_by_name_and_the_rest_its_bytes(
+        light_store, tmp_path, monkeypatch, runtime, method):
+    """torch.jit.load and onnxruntime read a file by its name faster than from bytes (runtimes.reads_by_name): zoo.load
+    hands them /proc/self/fd/N of the file it verifies; OpenVINO gets the bytes."""
+    import importlib
+    loader = importlib.import_module("zoo.load.loader")  # the module (zoo.load is the function)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    from zoo.load import stamps
+    newest = max(f.stat().st_ctime for f in light_store.rglob("*") if f.is_file())
+    time.sleep(max(0.0, newest + stamps.RACY_S - time.time()))  # a file written just now is read from its bytes
+    handed = []
+    real = loader.open_backend
+    monkeypatch.setattr(loader, "open_backend", lambda m, me, rt, path, *a: handed.append(path) or real(m, me, rt, path, *a))
+    for _ in range(2):  # hashed and stamped, then stamped
+        model = zoo.load(SSD, runtime=runtime, method=method, source=light_store, trust_code=True)
+        assert len(model([image(240, 320)])) == 1
+    by_name = runtime != "openvino"
+    assert [isinstance(p, str) and p.startswith("/proc/self/fd/") for p in handed] == [by_name] * 2, handed
+    assert all(isinstance(p, bytes) for p in handed) != by_name
 
 FRESH = """
 import sys, json, torch, zoo

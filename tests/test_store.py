@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -25,6 +26,28 @@ def test_index_with_escaping_path_is_refused(tmp_path):
         store.load_index(tmp_path)
     assert "index.json" in str(e.value) and "models.m.artifacts[0].files.weights.path" in str(e.value)
     assert "a relative path inside the store" in str(e.value) and '"../evil"' in str(e.value)
+
+
+def test_an_index_is_checked_once_per_process_for_the_same_bytes_and_other_bytes_are_checked_again(monkeypatch):
+    """zoo.load reads the index on every load; checking the same bytes again cannot change the verdict."""
+    from zoo.core import schema
+    record = {"path": "models/m/weights.safetensors", "size": 1, "sha256": "0" * 64}
+    index = {"format": store.FORMAT, "models": {"m": {
+        "name": "m", "categories": ["bg"], "outputs": ["boxes"], "weights": {"kind": "random", "file": record},
+        "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
+                       "devices": ["cpu"], "files": {"weights": record}}]}}, "nonce": os.urandom(8).hex()}
+    checked = []
+    real = schema.check
+    monkeypatch.setattr(schema, "check", lambda kind, doc, where, *a: checked.append(kind) or real(kind, doc, where, *a))
+    good = json.dumps(index).encode()
+    assert store.read_index_bytes(good, "index.json") == index
+    assert store.read_index_bytes(good, "index.json") == index
+    assert checked == ["index"]
+    bad = json.dumps({**index, "models": {"m": {**index["models"]["m"], "outputs": "boxes"}}}).encode()
+    for _ in range(2):  # a refusal is not remembered: the same bad bytes are checked, and refused, every time
+        with pytest.raises(IntegrityError, match="models.m.outputs"):
+            store.read_index_bytes(bad, "index.json")
+    assert checked == ["index"] * 3
 
 
 def test_digest_mismatch_names_file_and_both_digests(tmp_path):

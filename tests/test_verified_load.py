@@ -108,3 +108,89 @@ def test_a_file_truncated_while_it_is_hashed_reads_short_instead_of_crashing(tmp
     assert proc.stdout.strip() != want and path.stat().st_size == 10
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
         store.check_digest(path, want, "model.bin")
+
+
+
+def by_name(path, digest, runtime, **kwargs):
+    return verified.load_verified(path, digest, "model.bin", runtime, by_name=True, **kwargs)
+
+
+def read_name(name):
+    """A runtime that reads a file by its name, as torch.jit.load does, and that says how it was handed the file."""
+    if isinstance(name, bytes):
+        return "bytes", name
+    assert name.startswith("/proc/self/fd/"), name  # the open descriptor's name, not the store's
+    with open(name, "rb") as f:
+        return "name", f.read()
+
+
+def test_a_runtime_that_reads_by_name_is_handed_the_open_file_verified_and_stamped(tmp_path, hashes):
+    home, path = tmp_path / "home", tmp_path / "model.bin"
+    digest = settled(path, GOOD)
+    assert by_name(path, digest, read_name, stamp_home=home) == ("name", GOOD)
+    assert hashes == [path] and stamps.is_verified(home, path, digest)
+    assert by_name(path, digest, read_name, stamp_home=home) == ("name", GOOD)
+    assert hashes == [path]  # stamped: not hashed again
+    with pytest.raises(IntegrityError, match=f"sha256 mismatch for model.bin: index says {'0' * 64}"):
+        by_name(path, "0" * 64, read_name)
+
+
+def test_a_name_swapped_while_a_runtime_reads_it_by_name_leaves_the_verified_file(tmp_path):
+    """The swap unlinks the verified file's name: its ctime moves, so the load is dropped and done again from the
+    bytes of the same descriptor: the verified file's, not the attacker's."""
+    path = tmp_path / "model.bin"
+    digest = settled(path, GOOD)
+    calls = []
+
+    def runtime(data):
+        if not calls:
+            swap(path, BAD)  # the attacker wins the race for the store's name
+        calls.append(read_name(data))
+        return calls[-1]
+    assert by_name(path, digest, runtime) == ("bytes", GOOD)
+    assert [how for how, _ in calls] == ["name", "bytes"]
+    with pytest.raises(IntegrityError, match=f"sha256 mismatch for model.bin: index says {digest}"):
+        by_name(path, digest, read_name)  # the name now holds BAD
+
+
+@pytest.mark.parametrize("stamped", [False, True])
+def test_a_file_written_while_a_runtime_reads_it_by_name_is_refused(tmp_path, stamped):
+    """A write in place reaches the descriptor: its ctime moves, the load by name is dropped, and the bytes read
+    again are the written ones: refused, also where the file was stamped before (no hash on the load by name)."""
+    home, path = tmp_path / "home", tmp_path / "model.bin"
+    digest = settled(path, GOOD)
+    if stamped:
+        by_name(path, digest, read_name, stamp_home=home)
+        assert stamps.is_verified(home, path, digest)
+    calls = []
+
+    def runtime(data):
+        calls.append(read_name(data))
+        if len(calls) == 1:
+            with open(path, "r+b") as f:  # the same inode, written in place after the runtime read it
+                f.write(b"evil")
+        return calls[-1]
+    with pytest.raises(IntegrityError, match=f"sha256 mismatch for model.bin: index says {digest}"):
+        by_name(path, digest, runtime, stamp_home=home)
+    assert calls[0] == ("name", GOOD)
+
+
+def test_a_file_truncated_while_a_runtime_reads_it_by_name_is_refused_not_blamed_on_the_runtime(tmp_path):
+    path = tmp_path / "model.bin"
+    digest = settled(path, GOOD)
+
+    def runtime(data):
+        if isinstance(data, str):
+            os.truncate(path, 100)
+            raise RuntimeError("PytorchStreamReader failed reading zip archive")
+        return data
+    with pytest.raises(IntegrityError, match=f"sha256 mismatch for model.bin: index says {digest}"):
+        by_name(path, digest, runtime)
+
+
+def test_a_file_written_just_now_is_loaded_from_its_bytes_even_by_a_runtime_that_reads_by_name(tmp_path):
+    """Within stamps.RACY_S of a write, a second write could leave ctime as it was: the bytes route, whose bytes are
+    the ones hashed, is the safe one."""
+    path = tmp_path / "model.bin"
+    path.write_bytes(GOOD)
+    assert by_name(path, store.sha256_bytes(GOOD), read_name) == ("bytes", GOOD)

@@ -9,7 +9,7 @@ from ..errors import (CpuFeatureWarning, InputError, IntegrityError, NotAvailabl
                       SeededWeightsWarning, UnknownModelError, UnsupportedError, ZooError, first_line)
 from ..core.cpu import missing_features
 from ..core.manifest import APPROXIMATE_METHODS, D2_BUILDERS, EXACT_OF, RUNTIMES, Manifest, from_dict, resolve
-from .runtimes import open_backend, require, thresholds
+from .runtimes import open_backend, reads_by_name, require, thresholds
 from .runtimes.base import Detector
 from ..core.settings import default_home
 from .sources import open_source
@@ -108,7 +108,8 @@ def load(name: str, runtime: str = "onnxruntime", method: str | None = None, dev
     _warn_isa(manifest.name, artifact["method"], info.get("metadata", {}))
     record = store.payload(artifact)
     what = f"{record['path']} from {src.description}"
-    backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir)
+    backend = _open_verified(src, record, what, _opener(manifest, artifact, info, what, device, threads), cache_dir,
+                             by_name=reads_by_name(artifact["runtime"], artifact["method"]))
     reopen = functools.partial(load, name, runtime, artifact["method"], source=source, revision=revision,
                                offline=offline, cache_dir=cache_dir, threads=threads, trust_code=trust_code, **wanted)
     detector = Detector(backend, entry["outputs"], info, entry["categories"], entry.get("settings"), limits, device,
@@ -167,7 +168,7 @@ def _origin(src, source) -> str:
 def _opener(manifest, artifact: dict, info: dict, what: str, device: str, threads: int | None):
     """The runtime's loader of an artifact's verified bytes; its own failures become a RuntimeFailure saying what to
     do (load_verified still reports an IntegrityError first where the bytes were bad)."""
-    def open_bytes(data: bytes):
+    def open_bytes(data: bytes | str):
         try:
             return open_backend(manifest, artifact["method"], artifact["runtime"], data, artifact["batch"], device,
                                 threads)
@@ -182,13 +183,13 @@ def _opener(manifest, artifact: dict, info: dict, what: str, device: str, thread
     return open_bytes
 
 
-def _open_verified(src, record: dict, what: str, open_bytes, cache_dir):
+def _open_verified(src, record: dict, what: str, open_bytes, cache_dir, by_name: bool):
     """The backend made from ``record``'s bytes, hashed while the runtime reads them (unless stamped as verified). A
     damaged copy in the download cache is removed and fetched once more (online); anything else is an IntegrityError."""
     stamp_home = home_for_stamps(default_home(cache_dir))
     path = src.fetch(record, verify=False)
     try:
-        return load_verified(path, record["sha256"], what, open_bytes, stamp_home=stamp_home)
+        return load_verified(path, record["sha256"], what, open_bytes, stamp_home=stamp_home, by_name=by_name)
     except IntegrityError:
         cache = getattr(src, "cache", None)
         if cache is None or not cache.holds(path):
@@ -198,4 +199,5 @@ def _open_verified(src, record: dict, what: str, open_bytes, cache_dir):
             raise IntegrityError(f"{what}: the cached copy at {path} did not match its sha256 {record['sha256']} and "
                                  "was removed; offline, it cannot be fetched again: go online and load again") from None
         cache.evict(record, src.description)  # fetched once more, verified as it arrives
-        return load_verified(src.fetch(record, verify=False), record["sha256"], what, open_bytes, stamp_home=stamp_home)
+        return load_verified(src.fetch(record, verify=False), record["sha256"], what, open_bytes, stamp_home=stamp_home,
+                             by_name=by_name)

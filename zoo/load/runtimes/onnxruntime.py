@@ -24,16 +24,17 @@ class OnnxRuntimeBackend:
     wants = "numpy"
 
     def __init__(self, path: str | bytes, batch: int, device: str = "cpu", threads: int | None = None,
-                 session_providers: list | None = None):
-        """``session_providers``: onnxruntime's provider list, when a runtime chooses its own (tensorrt)."""
+                 session_providers: list | None = None, what: str | None = None):
+        """``session_providers``: onnxruntime's provider list, when a runtime chooses its own (tensorrt); ``what``: the
+        file's name in errors (zoo.load hands the bytes, or the name of the open file: /proc/self/fd/N)."""
         import onnxruntime as ort
 
         from .onnxscan import check_model
-        if isinstance(path, bytes):  # from a path onnxruntime itself confines external data to the file's folder
-            check_model(path, "the ONNX file")
-        else:
+        if isinstance(path, bytes):
+            check_model(path, what or "the ONNX file")
+        else:  # what onnxruntime reads next: zoo.load drops the session if the file was written meanwhile
             with open(path, "rb") as f:
-                check_model(f.read(), str(path))
+                check_model(f.read(), what or str(path))
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
