@@ -152,8 +152,7 @@ def test_a_verified_artifact_is_hashed_again_only_when_asked(light_store, tmp_pa
 
 
 
-@pytest.mark.parametrize("runtime, method", [("pytorch", "scripting"), ("pytorch", "tracing"), ("onnxruntime", "onnx"),
-                                             ("openvino", "openvino")])
+@pytest.mark.parametrize("runtime, method", [("pytorch", "scripting"), ("onnxruntime", "onnx"), ("openvino", "openvino")])
 def test_torchscript_and_onnxruntime_read_the_verified_open_file_by_name_and_the_rest_its_bytes(
         light_store, tmp_path, monkeypatch, runtime, method):
     """torch.jit.load and onnxruntime read a file by its name faster than from bytes (runtimes.reads_by_name): zoo.load

@@ -2,6 +2,8 @@
 
 Usage: python tools/openvino_size_rule.py [MIN_SIZE MAX_SIZE N]   (default 800 1333 4096: every HxW up to NxN)
 Measured 2026-12-07 (docs/openvino.md, "The size rule in float32"). Needs numpy, onnx, onnxruntime, openvino.
+Also measures why OpenVINO differs: its float32 division of MIN_SIZE by every side up to 65,535, and the same graph
+with eager's scale given as an input (no division in it).
 
 eager: s = min(800/min(h,w), 1333/max(h,w)) in float32; out = floor(float64(x) * float64(s)) for x in (h, w).
 f32 form: p = x*s (f32), e = the exact error of that product (Dekker's TwoProduct, Veltkamp split), out = floor(p),
@@ -70,17 +72,34 @@ def side_nodes(x):
         n("Sub", [x + "_fi", x + "_fixi"], "_out")]
 
 
-def size_rule_onnx(lo, hi, path):
+def size_rule_onnx(lo, hi, path, scale_given=False):
+    """The graph of h, w (int64) -> eager's resized sides; with ``scale_given``, s is an input (float32) instead of
+    divided out in the graph."""
     nodes = [H.make_node("Cast", ["h"], ["hf"], to=TensorProto.FLOAT), H.make_node("Cast", ["w"], ["wf"], to=TensorProto.FLOAT),
-             constant("cmin", lo), constant("cmax", hi), constant("k", 4097.0),
-             H.make_node("Min", ["hf", "wf"], ["mn"]), H.make_node("Max", ["hf", "wf"], ["mx"]),
-             H.make_node("Div", ["cmin", "mn"], ["s1"]), H.make_node("Div", ["cmax", "mx"], ["s2"]),
-             H.make_node("Min", ["s1", "s2"], ["s"])] + split_nodes("s") + side_nodes("hf") + side_nodes("wf")
-    g = H.make_graph(nodes, "size", [H.make_tensor_value_info(v, TensorProto.INT64, ["n"]) for v in ("h", "w")],
-                     [H.make_tensor_value_info(o, TensorProto.INT64, ["n"]) for o in ("hf_out", "wf_out")])
+             constant("k", 4097.0)]
+    if not scale_given:
+        nodes += [constant("cmin", lo), constant("cmax", hi),
+                  H.make_node("Min", ["hf", "wf"], ["mn"]), H.make_node("Max", ["hf", "wf"], ["mx"]),
+                  H.make_node("Div", ["cmin", "mn"], ["s1"]), H.make_node("Div", ["cmax", "mx"], ["s2"]),
+                  H.make_node("Min", ["s1", "s2"], ["s"])]
+    nodes += split_nodes("s") + side_nodes("hf") + side_nodes("wf")
+    inputs = [H.make_tensor_value_info(v, TensorProto.INT64, ["n"]) for v in ("h", "w")]
+    inputs += [H.make_tensor_value_info("s", TensorProto.FLOAT, ["n"])] if scale_given else []
+    g = H.make_graph(nodes, "size", inputs, [H.make_tensor_value_info(o, TensorProto.INT64, ["n"]) for o in ("hf_out", "wf_out")])
     model = H.make_model(g, opset_imports=[H.make_opsetid("", 18)], ir_version=8)
     onnx.checker.check_model(model)
     onnx.save(model, path)
+
+
+def openvino_division_wrong(lo: float, path: str) -> int:
+    """How many of lo / m (float32, m = 1..65,535) OpenVINO's CPU plugin computes unlike IEEE division."""
+    m = np.arange(1, 1 << 16, dtype=f32)
+    g = H.make_graph([constant("c", lo), H.make_node("Div", ["c", "m"], ["q"])], "div",
+                     [H.make_tensor_value_info("m", TensorProto.FLOAT, ["n"])],
+                     [H.make_tensor_value_info("q", TensorProto.FLOAT, ["n"])])
+    onnx.save(H.make_model(g, opset_imports=[H.make_opsetid("", 18)], ir_version=8), path)
+    got = list(ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({"m": m}).values())[0]
+    return int((got != f32(lo) / m).sum())
 
 
 def main(argv):
@@ -113,6 +132,12 @@ def main(argv):
     for j in np.flatnonzero(bad & big)[:3]:
         print(int(h[j]), int(w[j]), "eager", [int(r[j]) for r in ref], "openvino", [int(g[j]) for g in got],
               "naive f32", [int(n[j]) for n in naive])
+
+    print(f"openvino {lo:g} / m wrong for m = 1..65535:", openvino_division_wrong(lo, path + ".div.onnx"))
+    size_rule_onnx(lo, hi, path, scale_given=True)
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = list(compiled({"h": h, "w": w, "s": s}).values())
+    print("openvino wrong with eager's scale given (no division in the graph):", wrong(got, ref))
 
 
 if __name__ == "__main__":
