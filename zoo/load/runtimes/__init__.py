@@ -38,8 +38,8 @@ def open_backend(manifest, method: str, runtime: str, path, batch: int | None, d
                  threads: int | None = None):
     """The backend that runs ``path`` (a file name, or the file's bytes as zoo.load passes them once verified, or the
     name of the verified open file where ``reads_by_name``; the torch.export backend also takes a binary file-like
-    object): eager weights, an ONNX file, a TorchScript file or a
-    torch.export program, or an ONNX file for OpenVINO (each imports its runtime)."""
+    object): eager weights, an ONNX file, a TorchScript file or a torch.export program, or an ONNX file for OpenVINO
+    (each imports its runtime)."""
     if method == "eager":
         from .eager import EagerBackend
         return EagerBackend(manifest, path, device)
