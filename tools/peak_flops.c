@@ -28,35 +28,20 @@ static __m512i xi, yi;
 #define DPBF16(a) _mm512_dpbf16_ps(a, xb, yb)
 #define DPBUSD(a) _mm512_dpbusd_epi32(a, xi, yi)
 
-__attribute__((noinline)) static double f32(long steps) {  /* 12 x 16 lanes x (multiply + add) a step */
-    __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;
-    START(_mm512_set1_ps, (float))
-    double t = now();
-    for (long k = 0; k < steps; k++) { STEP(FMA) }
-    t = now() - t;
-    if (SUM(_mm512_reduce_add_ps) == 12345.f) printf("?");
-    return (double)steps * 12 * 16 * 2 / t;
-}
-
-__attribute__((noinline)) static double bf16(long steps) {  /* 12 x 32 bf16 pairs x (multiply + add) a step */
-    __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;
-    START(_mm512_set1_ps, (float))
-    double t = now();
-    for (long k = 0; k < steps; k++) { STEP(DPBF16) }
-    t = now() - t;
-    if (SUM(_mm512_reduce_add_ps) == 12345.f) printf("?");
-    return (double)steps * 12 * 32 * 2 / t;
-}
-
-__attribute__((noinline)) static double int8(long steps) {  /* 12 x 64 u8*s8 products x (multiply + add) a step */
-    __m512i a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;
-    START(_mm512_set1_epi32, (int))
-    double t = now();
-    for (long k = 0; k < steps; k++) { STEP(DPBUSD) }
-    t = now() - t;
-    if (SUM(_mm512_reduce_add_epi32) == 12345) printf("?");
-    return (double)steps * 12 * 64 * 2 / t;
-}
+/* a kernel NAME: TYPE accumulators started by START(SET, CAST), each stepped by OP, LANES multiply-adds a step each */
+#define KERNEL(name, type, set, cast, op, reduce, lanes)                        \
+    __attribute__((noinline)) static double name(long steps) {                  \
+        type a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;                  \
+        START(set, cast)                                                        \
+        double t = now();                                                       \
+        for (long k = 0; k < steps; k++) { STEP(op) }                           \
+        t = now() - t;                                                          \
+        if (SUM(reduce) == 12345) printf("?");                                  \
+        return (double)steps * 12 * (lanes) * 2 / t;                            \
+    }
+KERNEL(f32, __m512, _mm512_set1_ps, (float), FMA, _mm512_reduce_add_ps, 16)          /* 16 float32 lanes */
+KERNEL(bf16, __m512, _mm512_set1_ps, (float), DPBF16, _mm512_reduce_add_ps, 32)      /* 32 bfloat16 pairs */
+KERNEL(int8, __m512i, _mm512_set1_epi32, (int), DPBUSD, _mm512_reduce_add_epi32, 64) /* 64 u8 x s8 products */
 
 __attribute__((noinline)) static double clock_ghz(long steps) {  /* four dependent adds a step: one a cycle */
     long v = 0;
