@@ -35,12 +35,13 @@ PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")   # one path component (the i
 def sha256_file(path: str | Path) -> str:
     """The file's sha256, read with read() (never mmap: a file truncated meanwhile would kill the process with
     SIGBUS; with read() it only reads short, and the digest then differs)."""
-    digest, buf = hashlib.sha256(), bytearray(1 << 20)
-    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-    return digest.hexdigest()
+        return sha256_open(f)
+
+
+def sha256_open(f) -> str:
+    """The sha256 of the open binary file ``f`` from its position on, read with readinto (as sha256_file)."""
+    return hashlib.file_digest(f, hashlib.sha256).hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

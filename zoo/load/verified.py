@@ -26,7 +26,7 @@ from typing import Callable, TypeVar
 
 from . import stamps
 from ..errors import IntegrityError
-from ..core.store import compare_digest
+from ..core.store import compare_digest, sha256_open
 
 T = TypeVar("T")
 
@@ -51,16 +51,11 @@ def hash_loaded(data: bytes) -> str:
 
 
 def hash_descriptor(f) -> str:
-    """The sha256 of the open file ``f``, read with pread (the runtime reading the same file meanwhile keeps its own
-    offset); ``f.name`` is the file's path (tests count hashes by it)."""
-    h, offset = hashlib.sha256(), 0
-    while chunk := os.pread(f.fileno(), CHUNK, offset):
-        h.update(chunk)
-        offset += len(chunk)
-    return h.hexdigest()
+    """The sha256 of the open file ``f``, just opened (the runtime reads the same file through an open of its own, with
+    its own offset); ``f.name`` is the file's path (tests count hashes by it)."""
+    return sha256_open(f)
 
 
-CHUNK = 8 << 20
 FD_NAMES = Path("/proc/self/fd")
 
 
