@@ -15,12 +15,17 @@ def test_paths_leaving_the_store_are_refused(bad):
         store.safe_relpath(bad)
 
 
-def test_index_with_escaping_path_is_refused(tmp_path):
-    record = {"path": "../evil", "size": 1, "sha256": "0" * 64}
-    index = {"format": store.FORMAT, "models": {"m": {
+def one_model_index(record: dict) -> dict:
+    """An index of one model "m" whose weights and eager artifact are ``record``."""
+    return {"format": store.FORMAT, "models": {"m": {
         "name": "m", "categories": ["bg"], "outputs": ["boxes"], "weights": {"kind": "random", "file": record},
         "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
                        "devices": ["cpu"], "files": {"weights": record}}]}}}
+
+
+def test_index_with_escaping_path_is_refused(tmp_path):
+    record = {"path": "../evil", "size": 1, "sha256": "0" * 64}
+    index = one_model_index(record)
     (tmp_path / "index.json").write_text(json.dumps(index))
     with pytest.raises(IntegrityError) as e:
         store.load_index(tmp_path)
@@ -32,10 +37,7 @@ def test_an_index_is_checked_once_per_process_for_the_same_bytes_and_other_bytes
     """zoo.load reads the index on every load; checking the same bytes again cannot change the verdict."""
     from zoo.core import schema
     record = {"path": "models/m/weights.safetensors", "size": 1, "sha256": "0" * 64}
-    index = {"format": store.FORMAT, "models": {"m": {
-        "name": "m", "categories": ["bg"], "outputs": ["boxes"], "weights": {"kind": "random", "file": record},
-        "artifacts": [{"method": "eager", "runtime": "pytorch", "format": "safetensors", "batch": None,
-                       "devices": ["cpu"], "files": {"weights": record}}]}}, "nonce": os.urandom(8).hex()}
+    index = {**one_model_index(record), "nonce": os.urandom(8).hex()}
     checked = []
     real = schema.check
     monkeypatch.setattr(schema, "check", lambda kind, doc, where, *a: checked.append(kind) or real(kind, doc, where, *a))

@@ -75,16 +75,12 @@ def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def photos(h: int, w: int) -> list:
-    from importlib.resources import files
-
-    from PIL import Image
-    out = []
-    for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
-        with Image.open(files("zoo") / "data" / name) as im:
-            rgb = np.asarray(im.convert("RGB").resize((w, h)), dtype=np.float32) / 255
-        mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
-        out.append(np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1)[None]))
-    return out
+    """The package's photos as the backbone's input: resized to h x w (zoo bench's sample_image), normalized as
+    torchvision's detectors normalize, batch of one."""
+    from zoo.ops.bench import PHOTOS, sample_image
+    mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
+    std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+    return [np.ascontiguousarray(((sample_image((h, w), photo) - mean) / std)[None]) for photo in PHOTOS]
 
 
 def main():
